@@ -1,0 +1,139 @@
+"""The applier: carries out a plan's actions, verifying every byte before it becomes visible.
+
+Idempotent: each file is checked against what the registry already holds before it is touched,
+so the plan is its own todo list and an apply killed half way is finished by the next one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reconciler.errors import ReconcilerError
+from reconciler.model import Action, ActionKind, ActualState, Plan, PlannedFile
+from reconciler.progress import ApplyProgress
+from reconciler.registry import Registry
+from reconciler.upstream import UpstreamIndex
+
+
+class HashMismatchError(ReconcilerError):
+    """Downloaded bytes do not hash to upstream's sha256; the file was discarded."""
+
+
+@dataclass
+class ApplyResult:
+    """What an apply did; `errors` name each file that could not be placed."""
+
+    uploaded: int = 0
+    deleted: int = 0
+    skipped: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def apply(
+    plan: Plan,
+    registry: Registry,
+    upstream: UpstreamIndex,
+    actual: ActualState,
+    progress: ApplyProgress,
+) -> ApplyResult:
+    """Carry out every action; a file that fails is reported and the rest go on."""
+    held = {(f.name, f.version, f.filename): f.sha256 for f in actual.files}
+    result = ApplyResult()
+    progress.begin(sum(len(a.files) for a in plan.actions))
+    try:
+        with registry.staging() as staging:
+            for action in plan.actions:
+                if action.action is ActionKind.UPLOAD:
+                    for planned in action.files:
+                        _upload_one(action, planned, held, registry, upstream, staging, progress,
+                                    result)
+                else:
+                    _delete(action, held, registry, progress, result)
+    finally:
+        progress.end()
+    return result
+
+
+def _upload_one(
+    action: Action,
+    planned: PlannedFile,
+    held: dict[tuple[str, str, str], str],
+    registry: Registry,
+    upstream: UpstreamIndex,
+    staging: Path,
+    progress: ApplyProgress,
+    result: ApplyResult,
+) -> None:
+    progress.file_started(f"upload {planned.filename}", planned.size)
+    if held.get((action.name, action.version, planned.filename)) == planned.sha256:
+        result.skipped += 1
+        progress.file_done("already in the registry")
+        return
+    try:
+        local = download_verified(upstream, planned, staging, progress)
+        registry.upload(action.name, action.version, planned, local)
+    except ReconcilerError as error:
+        result.errors.append(str(error))
+        progress.file_done(f"FAILED: {error}")
+        return
+    result.uploaded += 1
+    progress.file_done("uploaded")
+
+
+def _delete(
+    action: Action,
+    held: dict[tuple[str, str, str], str],
+    registry: Registry,
+    progress: ApplyProgress,
+    result: ApplyResult,
+) -> None:
+    present = [
+        f.filename for f in action.files if (action.name, action.version, f.filename) in held
+    ]
+    for planned in action.files:
+        progress.file_started(f"delete {planned.filename}", None)
+        progress.file_done("deleted" if planned.filename in present else "already gone")
+    if present:
+        registry.delete(action.name, action.version, present)
+    result.deleted += len(present)
+    result.skipped += len(action.files) - len(present)
+
+
+def download_verified(
+    upstream: UpstreamIndex, planned: PlannedFile, staging: Path, progress: ApplyProgress
+) -> Path:
+    """Stream a file into `staging`, hashing as it arrives; only a matching file is returned.
+
+    Memory stays flat: chunks go straight to disk and into the hash.
+    """
+    if planned.url is None:
+        raise ReconcilerError(f"{planned.filename}: the plan has no download URL for it")
+    target = staging / planned.filename
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with upstream.open_file(planned.url) as chunks, target.open("wb") as stream:
+            for chunk in chunks:
+                stream.write(chunk)
+                digest.update(chunk)
+                size += len(chunk)
+                progress.advance(len(chunk))
+            stream.flush()
+            os.fsync(stream.fileno())
+        if digest.hexdigest() != planned.sha256:
+            raise HashMismatchError(
+                f"{planned.filename}: sha256 mismatch: upstream index says {planned.sha256}, "
+                f"the downloaded bytes hash to {digest.hexdigest()}; file discarded"
+            )
+        if planned.size is not None and size != planned.size:
+            raise HashMismatchError(
+                f"{planned.filename}: size mismatch: upstream index says {planned.size} bytes, "
+                f"downloaded {size}; file discarded"
+            )
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+    return target

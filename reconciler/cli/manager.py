@@ -1,0 +1,85 @@
+"""`mirror-manager`: the older interface, kept. sync = a plan's uploads, audit = its deletions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from reconciler import operations, report, wiring
+from reconciler.cli.console import make_progress, report_result
+from reconciler.cli.options import (
+    Common,
+    DebugOption,
+    DesiredStateOption,
+    NowOption,
+    RegistryOption,
+    run,
+)
+from reconciler.http import default_cache_dir
+from reconciler.model import ActionKind
+
+app = typer.Typer(
+    name="mirror-manager",
+    help="The older interface: sync uploads, audit deletes (quarantines and prunes).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Only print what would change.")]
+
+
+def _run_part(kind: ActionKind, common: Common, dry_run: bool, allow_mass_delete: bool) -> None:
+    def body() -> int:
+        desired = common.desired()
+        target = wiring.make_registry(desired, common.registry)
+        upstream = wiring.make_upstream(desired, default_cache_dir())
+        services = wiring.make_services(desired, default_cache_dir())
+        if dry_run:
+            the_plan = operations.make_plan(
+                desired, target.list_actual(), upstream, services, common.now()
+            ).only(kind)
+            typer.echo(report.TableFormat().render(the_plan), nl=False)
+            return 0
+        _, outcome = operations.plan_and_apply(
+            desired, target, upstream, services, common.now(),
+            approve=lambda _plan: True, progress=make_progress(),
+            allow_mass_delete=allow_mass_delete, only=kind,
+        )
+        if outcome is None:
+            typer.echo("Nothing to do.")
+            return 0
+        return report_result(outcome)
+
+    run(common, body)
+
+
+@app.command()
+def sync(
+    dry_run: DryRunOption = False,
+    desired_state: DesiredStateOption = Path("desired-state"),
+    registry: RegistryOption = None,
+    now: NowOption = None,
+    debug: DebugOption = False,
+) -> None:
+    """Upload what the plan uploads (no deletions)."""
+    _run_part(ActionKind.UPLOAD, Common(desired_state, registry, now, debug), dry_run, False)
+
+
+@app.command()
+def audit(
+    dry_run: DryRunOption = False,
+    allow_mass_delete: Annotated[
+        bool, typer.Option("--allow-mass-delete", help="Allow more than policy.max_deletions.")
+    ] = False,
+    desired_state: DesiredStateOption = Path("desired-state"),
+    registry: RegistryOption = None,
+    now: NowOption = None,
+    debug: DebugOption = False,
+) -> None:
+    """Delete what the plan deletes: quarantines and versions no longer desired."""
+    _run_part(
+        ActionKind.DELETE, Common(desired_state, registry, now, debug), dry_run, allow_mass_delete
+    )

@@ -1,0 +1,181 @@
+"""The `mirror` command: plan, apply, show, force-unlock."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from reconciler import operations, planfile, report, wiring
+from reconciler.cli.console import is_terminal, make_progress, report_result
+from reconciler.cli.options import (
+    Common,
+    DebugOption,
+    DesiredStateOption,
+    NowOption,
+    RegistryOption,
+    run,
+)
+from reconciler.errors import UserError
+from reconciler.http import default_cache_dir
+from reconciler.model import Plan
+
+app = typer.Typer(
+    name="mirror",
+    help="Keep a quarantined PyPI mirror in the state desired-state/ describes.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+FormatOption = Annotated[
+    report.FormatName, typer.Option("--format", help="How to render the plan.")
+]
+AllowMassDeleteOption = Annotated[
+    bool,
+    typer.Option("--allow-mass-delete", help="Allow more deletions than policy.max_deletions."),
+]
+
+
+@app.command()
+def plan(
+    out: Annotated[Path | None, typer.Option("--out", help="Save the plan file here.")] = None,
+    format: FormatOption = report.FormatName.TABLE,
+    detailed_exitcode: Annotated[
+        bool, typer.Option("--detailed-exitcode", help="Exit 2 when there are changes.")
+    ] = False,
+    allow_mass_delete: AllowMassDeleteOption = False,
+    desired_state: DesiredStateOption = Path("desired-state"),
+    registry: RegistryOption = None,
+    now: NowOption = None,
+    debug: DebugOption = False,
+) -> None:
+    """Compute the plan: what apply would upload, delete and quarantine, and what is blocked."""
+    common = Common(desired_state, registry, now, debug)
+
+    def body() -> int:
+        desired = common.desired()
+        target = wiring.make_registry(desired, common.registry)
+        the_plan = operations.make_plan(
+            desired,
+            target.list_actual(),
+            wiring.make_upstream(desired, default_cache_dir()),
+            wiring.make_services(desired, default_cache_dir()),
+            common.now(),
+        )
+        if out is not None:
+            _write_plan(out, the_plan)
+        typer.echo(report.make_format(format, color=is_terminal()).render(the_plan), nl=False)
+        operations.check_deletion_limit(
+            the_plan, desired.config.policy.max_deletions, allow_mass_delete
+        )
+        return 2 if detailed_exitcode and the_plan.has_changes else 0
+
+    run(common, body)
+
+
+@app.command()
+def apply(
+    plan_file: Annotated[
+        Path | None, typer.Argument(metavar="[PLAN]", help="A plan saved by `mirror plan --out`.")
+    ] = None,
+    auto_approve: Annotated[
+        bool, typer.Option("--auto-approve", help="Apply without asking.")
+    ] = False,
+    allow_mass_delete: AllowMassDeleteOption = False,
+    desired_state: DesiredStateOption = Path("desired-state"),
+    registry: RegistryOption = None,
+    now: NowOption = None,
+    debug: DebugOption = False,
+) -> None:
+    """Apply a saved plan (refusing a stale one), or plan and apply in one go."""
+    common = Common(desired_state, registry, now, debug)
+
+    def body() -> int:
+        desired = common.desired()
+        target = wiring.make_registry(desired, common.registry)
+        upstream = wiring.make_upstream(desired, default_cache_dir())
+        if plan_file is not None:
+            saved = planfile.read_plan(plan_file)
+            operations.check_deletion_limit(
+                saved, desired.config.policy.max_deletions, allow_mass_delete
+            )
+            result = operations.apply_saved(saved, desired, target, upstream, make_progress())
+            return report_result(result)
+        if not auto_approve and not sys.stdin.isatty():
+            raise UserError(
+                "refusing to apply without confirmation: no terminal to ask on; "
+                "pass --auto-approve or apply a saved plan"
+            )
+        the_plan, outcome = operations.plan_and_apply(
+            desired,
+            target,
+            upstream,
+            wiring.make_services(desired, default_cache_dir()),
+            common.now(),
+            approve=lambda p: auto_approve or _confirm(p),
+            progress=make_progress(),
+            allow_mass_delete=allow_mass_delete,
+        )
+        if outcome is None:
+            if not the_plan.has_changes:
+                typer.echo(report.TableFormat(color=is_terminal()).render(the_plan), nl=False)
+            else:
+                typer.echo("Apply cancelled; nothing changed.")
+            return 0
+        return report_result(outcome)
+
+    run(common, body)
+
+
+@app.command()
+def show(
+    plan_file: Annotated[Path, typer.Argument(metavar="PLAN", help="A saved plan file.")],
+    format: FormatOption = report.FormatName.TABLE,
+    debug: DebugOption = False,
+) -> None:
+    """Render a saved plan."""
+    common = Common(Path("desired-state"), None, None, debug)
+
+    def body() -> int:
+        rendered = report.make_format(format, color=is_terminal()).render(
+            planfile.read_plan(plan_file)
+        )
+        typer.echo(rendered, nl=False)
+        return 0
+
+    run(common, body)
+
+
+@app.command("force-unlock")
+def force_unlock(
+    lock_id: Annotated[str, typer.Argument(metavar="LOCK_ID", help="The id the lock error named.")],
+    desired_state: DesiredStateOption = Path("desired-state"),
+    registry: RegistryOption = None,
+    debug: DebugOption = False,
+) -> None:
+    """Remove a stuck lock left by an apply that died."""
+    common = Common(desired_state, registry, None, debug)
+
+    def body() -> int:
+        target = wiring.make_registry(common.desired(), common.registry)
+        holder = target.force_unlock(lock_id)
+        typer.echo(f"Removed lock {holder.id} held by {holder.owner}.")
+        return 0
+
+    run(common, body)
+
+
+def _write_plan(path: Path, the_plan: Plan) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(planfile.to_json(the_plan), encoding="utf-8")
+    except OSError as error:
+        raise UserError(f"cannot write the plan: {error.strerror}", path=path) from None
+
+
+def _confirm(the_plan: Plan) -> bool:
+    typer.echo(report.TableFormat(color=is_terminal()).render(the_plan), nl=False)
+    return typer.confirm("Apply these changes?", default=False)

@@ -1,0 +1,76 @@
+"""Options every command accepts after its name, and the one error boundary."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from reconciler.desired import load_desired_state
+from reconciler.errors import ReconcilerError, UserError
+from reconciler.model import DesiredState, RegistryType
+
+DesiredStateOption = Annotated[
+    Path, typer.Option("--desired-state", help="Directory with requirements.txt and config.yaml.")
+]
+RegistryOption = Annotated[
+    RegistryType | None, typer.Option("--registry", help="Override registry.type from config.")
+]
+NowOption = Annotated[
+    str | None,
+    typer.Option("--now", help="Evaluate policy at this ISO-8601 instant (default: now)."),
+]
+DebugOption = Annotated[
+    bool, typer.Option("--debug", help="Tracebacks and request logs (never a token).")
+]
+
+
+@dataclass(frozen=True)
+class Common:
+    """The common options, resolved."""
+
+    desired_state: Path
+    registry: RegistryType | None
+    now_text: str | None
+    debug: bool
+
+    def now(self) -> datetime:
+        """`--now` as an aware UTC datetime (naive input is taken as UTC)."""
+        if self.now_text is None:
+            return datetime.now(timezone.utc)
+        try:
+            moment = datetime.fromisoformat(self.now_text.replace("Z", "+00:00"))
+        except ValueError:
+            raise UserError(
+                f"not an ISO-8601 instant: {self.now_text!r}", key="--now"
+            ) from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        return moment.astimezone(timezone.utc)
+
+    def desired(self) -> DesiredState:
+        """The validated desired state."""
+        return load_desired_state(self.desired_state)
+
+
+def run(common: Common, body: Callable[[], int]) -> None:
+    """Run a command body; expected errors become one line on stderr and exit 1."""
+    if common.debug:
+        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
+    try:
+        code = body()
+    except ReconcilerError as error:
+        if common.debug:
+            raise
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        typer.echo("error: interrupted", err=True)
+        raise typer.Exit(130) from None
+    raise typer.Exit(code)

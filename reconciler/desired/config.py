@@ -1,0 +1,277 @@
+"""Read `config.yaml` into a frozen `Config`; every unknown key or bad value names its line."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import YAMLError
+
+from reconciler.errors import UserError
+from reconciler.model import (
+    Config,
+    FilesPolicy,
+    IgnoredAdvisory,
+    Policy,
+    PolicyException,
+    RegistryConfig,
+    RegistryType,
+    UpstreamConfig,
+    YankedPolicy,
+)
+
+T = TypeVar("T")
+
+# Services this release implements; `pypi` and `safety` arrive with the audit issue.
+KNOWN_SERVICES = ("osv",)
+
+
+class _Reader:
+    """Typed access to a YAML mapping that reports file, line and dotted key on every error."""
+
+    def __init__(self, display: str, mapping: CommentedMap, prefix: str, line: int) -> None:
+        self.display = display
+        self.mapping = mapping
+        self.prefix = prefix
+        self.line = line
+
+    def error(self, key: str | None, message: str) -> UserError:
+        """A UserError located at `key` (or at the mapping itself)."""
+        dotted = f"{self.prefix}{key}" if key else self.prefix.rstrip(".")
+        return UserError(message, path=self.display, line=self.key_line(key), key=dotted or None)
+
+    def key_line(self, key: str | None) -> int:
+        """1-based line of a key, or of the mapping when the key is absent."""
+        if key is not None and key in self.mapping:
+            return int(self.mapping.lc.key(key)[0]) + 1
+        return self.line
+
+    def check_keys(self, allowed: set[str]) -> None:
+        """Refuse keys we do not know: a typo must not silently weaken policy."""
+        for key in self.mapping:
+            if key not in allowed:
+                known = ", ".join(sorted(allowed))
+                raise self.error(str(key), f"unknown key (expected one of: {known})")
+
+    def get(self, key: str, kind: type[T], default: T) -> T:
+        """The value of `key` checked against `kind`, or `default` when absent."""
+        if key not in self.mapping or self.mapping[key] is None:
+            return default
+        value = self.mapping[key]
+        # bool is an int in Python; a `true` where a number belongs is still a mistake.
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise self.error(key, f"expected {kind.__name__}, got {value!r}")
+        return value
+
+    def choice(self, key: str, choices: tuple[str, ...], default: str) -> str:
+        """A string that must be one of `choices`."""
+        value = self.get(key, str, default)
+        if value not in choices:
+            raise self.error(key, f"must be one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def child(self, key: str) -> _Reader | None:
+        """A reader for a nested mapping, or None when the key is absent."""
+        if key not in self.mapping or self.mapping[key] is None:
+            return None
+        value = self.mapping[key]
+        if not isinstance(value, CommentedMap):
+            raise self.error(key, "expected a mapping")
+        return _Reader(self.display, value, f"{self.prefix}{key}.", self.key_line(key))
+
+    def items(self, key: str) -> list[_Reader]:
+        """Readers for a list of mappings."""
+        if key not in self.mapping or self.mapping[key] is None:
+            return []
+        value = self.mapping[key]
+        if not isinstance(value, CommentedSeq):
+            raise self.error(key, "expected a list")
+        readers = []
+        for index, item in enumerate(value):
+            line = int(value.lc.item(index)[0]) + 1
+            if not isinstance(item, CommentedMap):
+                raise UserError(
+                    "expected a mapping", path=self.display, line=line,
+                    key=f"{self.prefix}{key}[{index}]",
+                )
+            readers.append(_Reader(self.display, item, f"{self.prefix}{key}[{index}].", line))
+        return readers
+
+    def required_str(self, key: str) -> str:
+        """A non-empty string that must be present."""
+        value = self.get(key, str, "")
+        if not value.strip():
+            raise self.error(key, "is required")
+        return value
+
+    def optional_date(self, key: str) -> date | None:
+        """A YAML date (2027-03-01); ruamel parses unquoted ISO dates itself."""
+        value = self.mapping.get(key)
+        if value is None:
+            return None
+        if isinstance(value, datetime):
+            return value.date()
+        if isinstance(value, date):
+            return value
+        if isinstance(value, str):
+            try:
+                return date.fromisoformat(value)
+            except ValueError:
+                pass
+        raise self.error(key, f"expected a date like 2027-03-01, got {value!r}")
+
+
+def load_config(path: Path, display: str) -> Config:
+    """Parse and validate `config.yaml`; a missing file means every default."""
+    if not path.exists():
+        return Config()
+    try:
+        document = YAML(typ="rt").load(path.read_text(encoding="utf-8"))
+    except YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise UserError(f"invalid YAML: {problem}", path=display, line=line) from error
+    if document is None:
+        return Config()
+    if not isinstance(document, CommentedMap):
+        raise UserError("expected a mapping at the top level", path=display, line=1)
+    root = _Reader(display, document, "", 1)
+    root.check_keys({"policy", "exceptions", "upstream", "registry"})
+    return Config(
+        policy=_policy(root.child("policy")),
+        exceptions=tuple(_exception(item) for item in root.items("exceptions")),
+        upstream=_upstream(root.child("upstream")),
+        registry=_registry(root.child("registry")),
+    )
+
+
+def _policy(reader: _Reader | None) -> Policy:
+    if reader is None:
+        return Policy()
+    reader.check_keys(
+        {"min_age_days", "yanked", "prune", "max_deletions", "vulnerabilities", "dependencies",
+         "files"}
+    )
+    defaults = Policy()
+    min_age_days = reader.get("min_age_days", int, defaults.min_age_days)
+    if min_age_days < 0:
+        raise reader.error("min_age_days", "must be 0 or more")
+    max_deletions = reader.get("max_deletions", int, defaults.max_deletions)
+    if max_deletions < 0:
+        raise reader.error("max_deletions", "must be 0 or more")
+    dependencies = reader.choice("dependencies", ("listed", "closure"), "listed")
+    if dependencies == "closure":
+        raise reader.error(
+            "dependencies", "closure is not available in this release yet; use listed"
+        )
+    services, ignore = _vulnerabilities(reader.child("vulnerabilities"))
+    return Policy(
+        min_age_days=min_age_days,
+        yanked=YankedPolicy(
+            reader.choice("yanked", tuple(p.value for p in YankedPolicy), "block")
+        ),
+        prune=reader.get("prune", bool, defaults.prune),
+        max_deletions=max_deletions,
+        services=services,
+        ignore=ignore,
+        dependencies=dependencies,
+        files=_files(reader.child("files")),
+    )
+
+
+def _vulnerabilities(
+    reader: _Reader | None,
+) -> tuple[tuple[str, ...], tuple[IgnoredAdvisory, ...]]:
+    if reader is None:
+        return Policy().services, ()
+    reader.check_keys({"services", "ignore"})
+    raw_services = reader.mapping.get("services", ["osv"])
+    if not isinstance(raw_services, list) or not raw_services:
+        raise reader.error("services", "expected a non-empty list, e.g. [osv]")
+    for service in raw_services:
+        if service not in KNOWN_SERVICES:
+            raise reader.error(
+                "services",
+                f"unknown service {service!r} (available: {', '.join(KNOWN_SERVICES)})",
+            )
+    ignore = tuple(
+        IgnoredAdvisory(
+            id=item.required_str("id").strip(),
+            reason=item.required_str("reason"),
+            expires=item.optional_date("expires"),
+        )
+        for item in _checked(reader.items("ignore"), {"id", "reason", "expires"})
+    )
+    return tuple(dict.fromkeys(raw_services)), ignore
+
+
+def _files(reader: _Reader | None) -> FilesPolicy:
+    if reader is None:
+        return FilesPolicy()
+    reader.check_keys({"sdist", "wheels"})
+    wheels = reader.mapping.get("wheels", "all")
+    if wheels == "all":
+        tags = None
+    elif isinstance(wheels, list) and all(isinstance(tag, str) for tag in wheels):
+        tags = tuple(wheels)
+    else:
+        raise reader.error("wheels", "expected 'all' or a list of tags")
+    return FilesPolicy(sdist=reader.get("sdist", bool, True), wheel_tags=tags)
+
+
+def _exception(reader: _Reader) -> PolicyException:
+    reader.check_keys({"package", "version", "reason", "expires"})
+    raw_version = reader.mapping.get("version")
+    try:
+        version = Version(str(raw_version))
+    except InvalidVersion:
+        raise reader.error("version", f"not a valid version: {raw_version!r}") from None
+    return PolicyException(
+        package=canonicalize_name(reader.required_str("package")),
+        version=version,
+        reason=reader.required_str("reason"),
+        expires=reader.optional_date("expires"),
+    )
+
+
+def _upstream(reader: _Reader | None) -> UpstreamConfig:
+    if reader is None:
+        return UpstreamConfig()
+    reader.check_keys({"index_url", "json_url", "osv_url"})
+    defaults = UpstreamConfig()
+    urls = {
+        key: _url(reader, key, getattr(defaults, key))
+        for key in ("index_url", "json_url", "osv_url")
+    }
+    return UpstreamConfig(**urls)
+
+
+def _registry(reader: _Reader | None) -> RegistryConfig:
+    if reader is None:
+        return RegistryConfig()
+    reader.check_keys({"type", "path"})
+    kind = reader.choice("type", tuple(t.value for t in RegistryType), "directory")
+    return RegistryConfig(type=RegistryType(kind), path=reader.get("path", str, "registry"))
+
+
+def _url(reader: _Reader, key: str, default: str) -> str:
+    value = reader.get(key, str, default).rstrip("/")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise reader.error(key, f"expected an http(s) URL, got {value!r}")
+    if parts.username or parts.password:
+        raise reader.error(key, "credentials in URLs are refused: they would end up in plans")
+    return value
+
+
+def _checked(readers: list[_Reader], allowed: set[str]) -> list[_Reader]:
+    for reader in readers:
+        reader.check_keys(allowed)
+    return readers

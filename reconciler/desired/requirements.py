@@ -1,0 +1,160 @@
+"""Read `requirements.txt` (and its `-r` includes) into validated requirements.
+
+Anything that could redirect where packages come from is refused before any network call:
+editables, URLs, VCS references, local paths, index and find-links options, includes outside
+the desired-state directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
+from pip_requirements_parser import RequirementsFile
+
+from reconciler.errors import UserError
+from reconciler.model import Requirement, SourceLocation
+
+# Options that point pip at another source of packages (pip's requirements-file format).
+_REDIRECTING_OPTIONS = {
+    "index_url": "--index-url",
+    "extra_index_url": "--extra-index-url",
+    "find_links": "--find-links",
+    "trusted_host": "--trusted-host",
+    "no_index": "--no-index",
+}
+
+
+def read_requirements(path: Path, root: Path, seen_files: list[Path]) -> list[Requirement]:
+    """Parse one requirements file and its includes; `seen_files` collects every file read."""
+    display = _display_path(path, root)
+    if not path.is_file():
+        raise UserError("requirements file not found", path=display)
+    seen_files.append(path)
+    try:
+        parsed = RequirementsFile.from_file(str(path), include_nested=False)
+    except Exception as error:  # the parser raises bare exceptions on unreadable input
+        raise UserError(f"cannot parse requirements: {error}", path=display) from error
+
+    for invalid in parsed.invalid_lines:
+        message = str(invalid.error_message).splitlines()[0]
+        raise UserError(message, path=display, line=invalid.requirement_line.line_number)
+
+    requirements: list[Requirement] = []
+    for option_line in parsed.options:
+        line = option_line.requirement_line.line_number
+        for option, value in option_line.options.items():
+            if option in _REDIRECTING_OPTIONS:
+                raise UserError(
+                    f"{_REDIRECTING_OPTIONS[option]} is refused: the mirror only reads the "
+                    "upstream index from config.yaml",
+                    path=display,
+                    line=line,
+                )
+            if option != "requirements":
+                flag = "--" + option.replace("_", "-")
+                raise UserError(f"option {flag} is not supported", path=display, line=line)
+            for include in value:
+                requirements.extend(_read_include(path, include, root, display, line, seen_files))
+
+    requirements.extend(_to_requirement(r, display) for r in parsed.requirements)
+    return requirements
+
+
+def _read_include(
+    parent: Path, include: str, root: Path, display: str, line: int, seen: list[Path]
+) -> list[Requirement]:
+    """Follow `-r FILE`, which must stay inside the desired-state directory."""
+    if "://" in include:
+        raise UserError(f"-r {include}: remote includes are refused", path=display, line=line)
+    target = (parent.parent / include).resolve()
+    if not target.is_relative_to(root.resolve()):
+        raise UserError(
+            f"-r {include}: includes outside {root} are refused", path=display, line=line
+        )
+    if target in seen:
+        raise UserError(f"-r {include}: include cycle", path=display, line=line)
+    return read_requirements(target, root, seen)
+
+
+def _to_requirement(install_req: object, display: str) -> Requirement:
+    """Validate one parsed line; refuse anything that is not a plain index requirement."""
+    line_number = install_req.requirement_line.line_number  # type: ignore[attr-defined]
+    text = install_req.requirement_line.line.strip()  # type: ignore[attr-defined]
+
+    def refuse(what: str) -> UserError:
+        return UserError(f"{what} are refused: {text!r}", path=display, line=line_number)
+
+    if install_req.is_editable:  # type: ignore[attr-defined]
+        raise refuse("editable installs")
+    if install_req.is_vcs_url:  # type: ignore[attr-defined]
+        raise refuse("VCS references")
+    if install_req.is_url or install_req.link is not None:  # type: ignore[attr-defined]
+        if install_req.is_local_path:  # type: ignore[attr-defined]
+            raise refuse("local paths")
+        raise refuse("URLs")
+    if install_req.is_local_path or not install_req.name:  # type: ignore[attr-defined]
+        raise refuse("local paths")
+
+    hashes: set[str] = set()
+    for option in install_req.hash_options:  # type: ignore[attr-defined]
+        algorithm, _, digest = option.partition(":")
+        if algorithm != "sha256" or len(digest) != 64:
+            raise UserError(
+                f"--hash={option}: only sha256 hashes can be checked against upstream",
+                path=display,
+                line=line_number,
+            )
+        hashes.add(digest.lower())
+
+    marker = install_req.marker  # type: ignore[attr-defined]
+    return Requirement(
+        name=canonicalize_name(install_req.name),  # type: ignore[attr-defined]
+        specifier=SpecifierSet(str(install_req.specifier or "")),  # type: ignore[attr-defined]
+        text=str(install_req.req),  # type: ignore[attr-defined]
+        source=SourceLocation(display, line_number),
+        extras=frozenset(install_req.extras or ()),  # type: ignore[attr-defined]
+        marker=str(marker) if marker else None,
+        hashes=frozenset(hashes),
+    )
+
+
+def merge_duplicates(requirements: list[Requirement]) -> tuple[Requirement, ...]:
+    """One requirement per project: identical repeats fold, conflicting pins are refused.
+
+    Repeated non-conflicting lines combine as pip combines them: specifiers intersect.
+    """
+    merged: dict[str, Requirement] = {}
+    for requirement in requirements:
+        earlier = merged.get(requirement.name)
+        if earlier is None:
+            merged[requirement.name] = requirement
+            continue
+        pins = (earlier.pinned_version, requirement.pinned_version)
+        if None not in pins and pins[0] != pins[1]:
+            raise UserError(
+                f"conflicting pins for {requirement.name}: {earlier.text} "
+                f"(at {earlier.source}) and {requirement.text}",
+                path=requirement.source.path,
+                line=requirement.source.line,
+            )
+        merged[requirement.name] = Requirement(
+            name=earlier.name,
+            specifier=earlier.specifier & requirement.specifier,
+            text=f"{earlier.text}, {requirement.text}" if earlier.text != requirement.text
+            else earlier.text,
+            source=earlier.source,
+            extras=earlier.extras | requirement.extras,
+            marker=earlier.marker,
+            hashes=earlier.hashes | requirement.hashes,
+        )
+    return tuple(merged.values())
+
+
+def _display_path(path: Path, root: Path) -> str:
+    """The path as users know it: relative to the desired-state directory's parent."""
+    try:
+        return str(path.resolve().relative_to(root.resolve().parent))
+    except ValueError:
+        return str(path)

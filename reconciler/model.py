@@ -1,0 +1,339 @@
+"""Frozen values that flow between the edges (upstream, registry, desired state) and the core."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from enum import Enum
+
+from packaging.specifiers import SpecifierSet
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+from packaging.version import InvalidVersion, Version
+
+
+@dataclass(frozen=True)
+class SourceLocation:
+    """Where a line of desired state came from, for error messages and plan reasons."""
+
+    path: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}"
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """One requirement of the desired state, validated and with its canonical name."""
+
+    name: str
+    specifier: SpecifierSet
+    text: str
+    source: SourceLocation
+    extras: frozenset[str] = frozenset()
+    marker: str | None = None
+    hashes: frozenset[str] = frozenset()
+
+    @property
+    def pinned_version(self) -> Version | None:
+        """The version of an `==X` pin (no wildcard), else None."""
+        specs = list(self.specifier)
+        if len(specs) == 1 and specs[0].operator in ("==", "===") and "*" not in specs[0].version:
+            try:
+                return Version(specs[0].version)
+            except InvalidVersion:
+                return None
+        return None
+
+
+class YankedPolicy(str, Enum):
+    """What to do with yanked releases (PEP 592)."""
+
+    BLOCK = "block"
+    ALLOW_PINNED = "allow-pinned"
+
+
+class RegistryType(str, Enum):
+    """The registries the mirror can keep."""
+
+    DIRECTORY = "directory"
+    GITLAB = "gitlab"
+
+
+@dataclass(frozen=True)
+class IgnoredAdvisory:
+    """An advisory id the policy ignores, with a reason and an optional expiry."""
+
+    id: str
+    reason: str
+    expires: date | None = None
+
+
+@dataclass(frozen=True)
+class PolicyException:
+    """An explicit admission of one version despite maturity, yank and advisories."""
+
+    package: str
+    version: Version
+    reason: str
+    expires: date | None = None
+
+    def active(self, now: datetime) -> bool:
+        """True while the exception has not expired (it lapses after its expiry day)."""
+        return self.expires is None or now.date() <= self.expires
+
+
+@dataclass(frozen=True)
+class FilesPolicy:
+    """Which distribution files of a release are mirrored."""
+
+    sdist: bool = True
+    wheel_tags: tuple[str, ...] | None = None  # None: every wheel
+
+    def keeps(self, filename: str) -> bool:
+        """Whether a file is mirrored: sdists by flag, wheels by any python/abi/platform tag."""
+        if filename.endswith(".whl"):
+            if self.wheel_tags is None:
+                return True
+            try:
+                _, _, _, tags = parse_wheel_filename(filename)
+            except InvalidWheelFilename:
+                return False
+            wanted = set(self.wheel_tags)
+            return any({t.interpreter, t.abi, t.platform} & wanted for t in tags)
+        return self.sdist
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The admission policy from `config.yaml`'s `policy:` section."""
+
+    min_age_days: int = 14
+    yanked: YankedPolicy = YankedPolicy.BLOCK
+    prune: bool = True
+    max_deletions: int = 25
+    services: tuple[str, ...] = ("osv",)
+    ignore: tuple[IgnoredAdvisory, ...] = ()
+    dependencies: str = "listed"
+    files: FilesPolicy = field(default_factory=FilesPolicy)
+
+
+@dataclass(frozen=True)
+class UpstreamConfig:
+    """Where upstream metadata and advisories come from."""
+
+    index_url: str = "https://pypi.org/simple"
+    json_url: str = "https://pypi.org/pypi"
+    osv_url: str = "https://api.osv.dev"
+
+
+@dataclass(frozen=True)
+class RegistryConfig:
+    """Which registry holds the mirror."""
+
+    type: RegistryType = RegistryType.DIRECTORY
+    path: str = "registry"
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole validated `config.yaml`."""
+
+    policy: Policy = field(default_factory=Policy)
+    exceptions: tuple[PolicyException, ...] = ()
+    upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
+    registry: RegistryConfig = field(default_factory=RegistryConfig)
+
+
+@dataclass(frozen=True)
+class DesiredState:
+    """Requirements plus config, with a digest of every file they were read from."""
+
+    requirements: tuple[Requirement, ...]
+    config: Config
+    digest: str
+    root: str
+
+
+@dataclass(frozen=True)
+class UpstreamFile:
+    """One distribution file as the upstream simple API describes it (PEP 691/700/592)."""
+
+    filename: str
+    url: str
+    version: str
+    sha256: str | None
+    upload_time: datetime | None
+    yanked: bool = False
+    yanked_reason: str | None = None
+    size: int | None = None
+    requires_python: str | None = None
+
+
+@dataclass(frozen=True)
+class UpstreamProject:
+    """A project page from upstream; `status` is the PEP 792 project status, if any."""
+
+    name: str
+    files: tuple[UpstreamFile, ...]
+    status: str | None = None
+
+    def releases(self) -> dict[Version, tuple[UpstreamFile, ...]]:
+        """Files grouped by parsed version; files whose version cannot be parsed are left out."""
+        grouped: dict[Version, list[UpstreamFile]] = {}
+        for upstream_file in self.files:
+            try:
+                version = Version(upstream_file.version)
+            except InvalidVersion:
+                continue
+            grouped.setdefault(version, []).append(upstream_file)
+        return {version: tuple(files) for version, files in grouped.items()}
+
+
+@dataclass(frozen=True)
+class Advisory:
+    """A known vulnerability (or malicious-package report) affecting one version."""
+
+    id: str
+    aliases: tuple[str, ...] = ()
+    summary: str = ""
+    link: str = ""
+    fixed_in: tuple[str, ...] = ()
+
+    def matches(self, advisory_id: str) -> bool:
+        """Whether an id names this advisory, directly or through an alias."""
+        return advisory_id == self.id or advisory_id in self.aliases
+
+
+@dataclass(frozen=True)
+class RegistryFile:
+    """A file the registry holds, with the sha256 of its actual bytes."""
+
+    name: str
+    version: str
+    filename: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ActualState:
+    """Everything the registry holds right now."""
+
+    files: tuple[RegistryFile, ...]
+
+    def by_version(self) -> Mapping[tuple[str, str], dict[str, RegistryFile]]:
+        """Files keyed by (canonical name, version), then by filename."""
+        grouped: dict[tuple[str, str], dict[str, RegistryFile]] = {}
+        for registry_file in self.files:
+            key = (registry_file.name, registry_file.version)
+            grouped.setdefault(key, {})[registry_file.filename] = registry_file
+        return grouped
+
+
+def version_sort_key(version: str) -> tuple[int, Version | str]:
+    """Sort key putting PEP 440 versions in order and unparsable ones first."""
+    try:
+        return (1, Version(version))
+    except InvalidVersion:
+        return (0, version)
+
+
+def parse_distribution_filename(filename: str) -> tuple[str, str] | None:
+    """(canonical project name, normalised version) of a wheel or sdist, else None."""
+    try:
+        if filename.endswith(".whl"):
+            name, version, _, _ = parse_wheel_filename(filename)
+        else:
+            name, version = parse_sdist_filename(filename)
+    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
+        return None
+    return canonicalize_name(name), str(version)
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """A requirement that cannot be served now, and why; a decision, not an error."""
+
+    name: str
+    requirement: str
+    reason: str
+    detail: str
+    eligible_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PlannedFile:
+    """One file an action touches: its sha256 before the action (None: absent) and after."""
+
+    filename: str
+    sha256: str
+    before_sha256: str | None = None
+    url: str | None = None
+    size: int | None = None
+    upload_time: datetime | None = None
+    requires_python: str | None = None
+    yanked: bool = False
+    yanked_reason: str | None = None
+
+
+class ActionKind(str, Enum):
+    """What an action does to the registry."""
+
+    UPLOAD = "upload"
+    DELETE = "delete"
+
+
+@dataclass(frozen=True)
+class Action:
+    """One change to the registry: upload or delete files of one version, with its reason."""
+
+    action: ActionKind
+    name: str
+    version: str
+    reason: str
+    files: tuple[PlannedFile, ...]
+    quarantine: bool = False
+    advisories: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AdvisorySource:
+    """When a vulnerability service answered, for the audit trail."""
+
+    service: str
+    answered_at: datetime
+    queried: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The diff between desired and actual state, as saved by `mirror plan --out`."""
+
+    created_at: datetime
+    evaluated_at: datetime
+    desired_digest: str
+    actual_digest: str
+    actions: tuple[Action, ...]
+    blocked: tuple[Blocked, ...]
+    warnings: tuple[str, ...] = ()
+    advisory_sources: tuple[AdvisorySource, ...] = ()
+
+    def count(self, kind: ActionKind) -> int:
+        """How many actions of one kind the plan holds."""
+        return sum(1 for action in self.actions if action.action is kind)
+
+    def only(self, kind: ActionKind) -> Plan:
+        """The same plan with only the actions of one kind (`mirror-manager sync`/`audit`)."""
+        return replace(self, actions=tuple(a for a in self.actions if a.action is kind))
+
+    @property
+    def has_changes(self) -> bool:
+        """Whether applying the plan would change the registry."""
+        return bool(self.actions)

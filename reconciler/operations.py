@@ -1,0 +1,122 @@
+"""The use cases the commands run: plan, apply a saved plan, plan-and-apply, force-unlock."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from reconciler import applier, planfile, planner
+from reconciler.errors import MassDeleteError
+from reconciler.model import (
+    ActionKind,
+    ActualState,
+    Advisory,
+    AdvisorySource,
+    DesiredState,
+    Plan,
+)
+from reconciler.progress import ApplyProgress
+from reconciler.registry import Registry
+from reconciler.upstream import UpstreamIndex
+from reconciler.vulns import PackageVersion, VulnerabilityService
+
+
+def make_plan(
+    desired: DesiredState,
+    actual: ActualState,
+    upstream: UpstreamIndex,
+    services: Sequence[VulnerabilityService],
+    now: datetime,
+) -> Plan:
+    """Fetch what the plan needs (pages concurrently, advisories batched) and plan."""
+    projects = upstream.projects(planner.projects_to_fetch(desired, actual))
+    pairs = planner.versions_to_audit(desired, projects, actual, now)
+    findings: dict[PackageVersion, list[Advisory]] = {}
+    sources = []
+    for service in services:
+        answer = service.query(pairs)
+        sources.append(AdvisorySource(service.name, answer.answered_at, len(pairs)))
+        for package, advisories in answer.findings.items():
+            merge_advisories(findings.setdefault(package, []), advisories)
+    return planner.plan(
+        planner.PlanInputs(
+            desired=desired,
+            projects=projects,
+            advisories=findings,
+            actual=actual,
+            now=now,
+            advisory_sources=tuple(sources),
+        )
+    )
+
+
+def merge_advisories(known: list[Advisory], new: Sequence[Advisory]) -> None:
+    """Add advisories not yet known; a CVE, its GHSA and its PYSEC count once."""
+    for advisory in new:
+        names = {advisory.id, *advisory.aliases}
+        if not any(names & {k.id, *k.aliases} for k in known):
+            known.append(advisory)
+
+
+def check_deletion_limit(plan: Plan, max_deletions: int, allow_mass_delete: bool) -> None:
+    """Refuse a plan that deletes more than `policy.max_deletions` unless explicitly allowed."""
+    deletions = plan.count(ActionKind.DELETE)
+    if deletions > max_deletions and not allow_mass_delete:
+        raise MassDeleteError(
+            f"the plan deletes {deletions} versions, more than policy.max_deletions "
+            f"({max_deletions}); review it and pass --allow-mass-delete to go ahead"
+        )
+
+
+def apply_saved(
+    plan: Plan,
+    desired: DesiredState,
+    registry: Registry,
+    upstream: UpstreamIndex,
+    progress: ApplyProgress,
+) -> applier.ApplyResult:
+    """Apply a saved plan under the lock, after checking it is not stale."""
+    with registry.lock(lock_owner()):
+        actual = registry.list_actual()
+        planfile.check_fresh(plan, desired.digest, actual)
+        return applier.apply(plan, registry, upstream, actual, progress)
+
+
+def plan_and_apply(
+    desired: DesiredState,
+    registry: Registry,
+    upstream: UpstreamIndex,
+    services: Sequence[VulnerabilityService],
+    now: datetime,
+    approve: Callable[[Plan], bool],
+    progress: ApplyProgress,
+    allow_mass_delete: bool,
+    only: ActionKind | None = None,
+) -> tuple[Plan, applier.ApplyResult | None]:
+    """Plan and apply in one go under the lock; `approve` sees the plan first.
+
+    `only` keeps the actions of one kind (the `mirror-manager` commands).
+    """
+    with registry.lock(lock_owner()):
+        actual = registry.list_actual()
+        plan = make_plan(desired, actual, upstream, services, now)
+        if only is not None:
+            plan = plan.only(only)
+        check_deletion_limit(plan, desired.config.policy.max_deletions, allow_mass_delete)
+        if not plan.has_changes or not approve(plan):
+            return plan, None
+        return plan, applier.apply(plan, registry, upstream, actual, progress)
+
+
+def lock_owner() -> str:
+    """Who is applying: user@host and pid, and the CI job URL when there is one."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    owner = f"{user}@{socket.gethostname()} (pid {os.getpid()})"
+    job_url = os.environ.get("CI_JOB_URL")
+    return f"{owner}, {job_url}" if job_url else owner

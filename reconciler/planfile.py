@@ -1,0 +1,202 @@
+"""The plan file (JSON, `format_version: 1`): serialisation, digests and the staleness check."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from reconciler.errors import StalePlanError, UserError
+from reconciler.model import (
+    Action,
+    ActionKind,
+    ActualState,
+    AdvisorySource,
+    Blocked,
+    Plan,
+    PlannedFile,
+)
+
+FORMAT_VERSION = 1
+_Listing = dict[tuple[str, str, str], str]
+
+
+def actual_digest(actual: ActualState) -> str:
+    """A digest of the registry listing: every (name, version, filename, sha256)."""
+    return _listing_digest({(f.name, f.version, f.filename): f.sha256 for f in actual.files})
+
+
+def _listing_digest(listing: _Listing) -> str:
+    digest = hashlib.sha256()
+    for (name, version, filename), sha256 in sorted(listing.items()):
+        digest.update(f"{name}\0{version}\0{filename}\0{sha256}\n".encode())
+    return f"sha256:{digest.hexdigest()}"
+
+
+def check_fresh(plan: Plan, desired_digest: str, actual: ActualState) -> None:
+    """Refuse a plan made against other desired state or another registry.
+
+    The registry may hold the plan's own work done in part (an apply killed half way): every
+    file the plan touches is rolled back to its before-state when it is in its after-state, and
+    the result must match the digest the plan was made against. Anything else is a change made
+    by someone else since, and the plan is stale.
+    """
+    if desired_digest != plan.desired_digest:
+        raise StalePlanError(
+            "the plan is stale: desired-state/ changed since it was made; run `mirror plan` again"
+        )
+    listing: _Listing = {(f.name, f.version, f.filename): f.sha256 for f in actual.files}
+    for action in plan.actions:
+        for planned in action.files:
+            key = (action.name, action.version, planned.filename)
+            after = planned.sha256 if action.action is ActionKind.UPLOAD else None
+            if listing.get(key) == after and after != planned.before_sha256:
+                if planned.before_sha256 is None:
+                    listing.pop(key, None)
+                else:
+                    listing[key] = planned.before_sha256
+    if _listing_digest(listing) != plan.actual_digest:
+        raise StalePlanError(
+            "the plan is stale: the registry changed since it was made; run `mirror plan` again"
+        )
+
+
+def to_json(plan: Plan) -> str:
+    """The plan file's text."""
+    document = {
+        "format_version": FORMAT_VERSION,
+        "created_at": _time(plan.created_at),
+        "evaluated_at": _time(plan.evaluated_at),
+        "desired_digest": plan.desired_digest,
+        "actual_digest": plan.actual_digest,
+        "actions": [_action(a) for a in plan.actions],
+        "blocked": [
+            {
+                "name": b.name,
+                "requirement": b.requirement,
+                "reason": b.reason,
+                "detail": b.detail,
+                "eligible_at": _time(b.eligible_at),
+            }
+            for b in plan.blocked
+        ],
+        "warnings": list(plan.warnings),
+        "summary": {
+            "upload": plan.count(ActionKind.UPLOAD),
+            "delete": plan.count(ActionKind.DELETE),
+            "blocked": len(plan.blocked),
+        },
+        "advisory_sources": [
+            {"service": s.service, "answered_at": _time(s.answered_at), "queried": s.queried}
+            for s in plan.advisory_sources
+        ],
+    }
+    return json.dumps(document, indent=2) + "\n"
+
+
+def read_plan(path: Path) -> Plan:
+    """Load a saved plan; a missing or malformed file is a user error naming it."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError("plan file not found", path=path) from None
+    except (OSError, ValueError) as error:
+        raise UserError(f"not a plan file: {error}", path=path) from None
+    if not isinstance(document, dict) or document.get("format_version") != FORMAT_VERSION:
+        raise UserError(f"not a plan file of format_version {FORMAT_VERSION}", path=path)
+    try:
+        return Plan(
+            created_at=_parse_time(document["created_at"]),
+            evaluated_at=_parse_time(document["evaluated_at"]),
+            desired_digest=document["desired_digest"],
+            actual_digest=document["actual_digest"],
+            actions=tuple(_read_action(a) for a in document["actions"]),
+            blocked=tuple(
+                Blocked(
+                    name=b["name"],
+                    requirement=b["requirement"],
+                    reason=b["reason"],
+                    detail=b["detail"],
+                    eligible_at=_parse_optional_time(b.get("eligible_at")),
+                )
+                for b in document["blocked"]
+            ),
+            warnings=tuple(document.get("warnings", [])),
+            advisory_sources=tuple(
+                AdvisorySource(s["service"], _parse_time(s["answered_at"]), s["queried"])
+                for s in document.get("advisory_sources", [])
+            ),
+        )
+    except (KeyError, TypeError, ValueError) as error:
+        raise UserError(f"malformed plan file ({error!r})", path=path) from None
+
+
+def _action(action: Action) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "action": action.action.value,
+        "name": action.name,
+        "version": action.version,
+        "reason": action.reason,
+        "files": [_file(f) for f in action.files],
+    }
+    if action.quarantine:
+        data["quarantine"] = True
+        data["advisories"] = list(action.advisories)
+    return data
+
+
+def _file(planned: PlannedFile) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "filename": planned.filename,
+        "sha256": planned.sha256,
+        "before_sha256": planned.before_sha256,
+    }
+    if planned.url is not None:
+        data.update(
+            url=planned.url,
+            size=planned.size,
+            upload_time=_time(planned.upload_time),
+            requires_python=planned.requires_python,
+            yanked=planned.yanked,
+            yanked_reason=planned.yanked_reason,
+        )
+    return data
+
+
+def _read_action(data: dict[str, Any]) -> Action:
+    return Action(
+        action=ActionKind(data["action"]),
+        name=data["name"],
+        version=data["version"],
+        reason=data["reason"],
+        files=tuple(
+            PlannedFile(
+                filename=f["filename"],
+                sha256=f["sha256"],
+                before_sha256=f.get("before_sha256"),
+                url=f.get("url"),
+                size=f.get("size"),
+                upload_time=_parse_optional_time(f.get("upload_time")),
+                requires_python=f.get("requires_python"),
+                yanked=bool(f.get("yanked", False)),
+                yanked_reason=f.get("yanked_reason"),
+            )
+            for f in data["files"]
+        ),
+        quarantine=bool(data.get("quarantine", False)),
+        advisories=tuple(data.get("advisories", [])),
+    )
+
+
+def _time(moment: datetime | None) -> str | None:
+    return moment.isoformat().replace("+00:00", "Z") if moment is not None else None
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _parse_optional_time(text: str | None) -> datetime | None:
+    return _parse_time(text) if text else None

@@ -1,0 +1,6 @@
+"""Registries: where the mirror's packages live."""
+
+from reconciler.registry.directory import DirectoryRegistry
+from reconciler.registry.interface import LockInfo, Registry, RegistryError
+
+__all__ = ["DirectoryRegistry", "LockInfo", "Registry", "RegistryError"]

@@ -1,0 +1,267 @@
+"""The embedded registry: a directory any static web server (or `file://`) can serve.
+
+Layout: `simple/index.html` and `simple/<name>/index.html` (PEP 503) with `index.json` beside
+each (PEP 691), files under `files/<name>/`, and the mirror's own state under `.mirror/`
+(lock, staging area, hash cache). Every write is atomic: temp file, fsync, rename.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+from reconciler.errors import LockHeldError, UserError
+from reconciler.model import ActualState, PlannedFile, RegistryFile, parse_distribution_filename
+from reconciler.registry import simple_pages
+from reconciler.registry.interface import LockInfo, Registry, RegistryError, iter_chunks
+
+# Relative link from simple/<name>/ to files/<name>/ (works for file:// and any web server).
+_FILE_URL = "../../files/{name}/"
+
+
+class DirectoryRegistry(Registry):
+    """A static PEP 503/691 index in a local directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.simple = root / "simple"
+        self.files = root / "files"
+        self.state = root / ".mirror"
+
+    def describe(self) -> str:
+        """The directory's path."""
+        return f"directory registry {self.root}"
+
+    def list_actual(self) -> ActualState:
+        """Files listed on a project page whose bytes are on disk, with their real sha256.
+
+        A listed file missing on disk is not held (the next plan uploads it again); hashes are
+        cached by size and mtime so unchanged files are not read again.
+        """
+        if not self.root.exists():
+            return ActualState(files=())
+        if not self.root.is_dir():
+            raise RegistryError(f"{self.root} is not a directory")
+        cache = self._load_hash_cache()
+        fresh_cache: dict[str, list[Any]] = {}
+        held = []
+        try:
+            for name in self._project_names():
+                for record in self._records(name):
+                    parsed = parse_distribution_filename(record.filename)
+                    path = self.files / name / record.filename
+                    if parsed is None or not path.is_file():
+                        continue
+                    relative = f"{name}/{record.filename}"
+                    sha256 = self._cached_sha256(path, cache.get(relative))
+                    fresh_cache[relative] = [*_stat_key(path), sha256]
+                    held.append(RegistryFile(name, parsed[1], record.filename, sha256))
+        except OSError as error:
+            raise RegistryError(f"cannot read {self.root}: {error}") from error
+        if fresh_cache != cache:
+            self.state.mkdir(parents=True, exist_ok=True)
+            _atomic_write(self.state / "hashes.json", json.dumps(fresh_cache).encode())
+        return ActualState(files=tuple(held))
+
+    @contextlib.contextmanager
+    def staging(self) -> Iterator[Path]:
+        """A private directory under `.mirror/staging`, on the registry's filesystem."""
+        base = self.state / "staging"
+        base.mkdir(parents=True, exist_ok=True)
+        directory = Path(tempfile.mkdtemp(dir=base))
+        try:
+            yield directory
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+
+    def upload(self, name: str, version: str, planned: PlannedFile, local_path: Path) -> None:
+        """Rename the verified file into place, then list it on the project's pages."""
+        target_dir = self.files / name
+        target_dir.mkdir(parents=True, exist_ok=True)
+        _fsync_file(local_path)
+        os.replace(local_path, target_dir / planned.filename)
+        _fsync_dir(target_dir)
+        records = {r.filename: r for r in self._records(name)}
+        records[planned.filename] = planned
+        self._write_project(name, list(records.values()))
+
+    def delete(self, name: str, version: str, filenames: Sequence[str]) -> None:
+        """Unlist the files first, then remove their bytes: a page never links a missing file."""
+        records = [r for r in self._records(name) if r.filename not in set(filenames)]
+        self._write_project(name, records)
+        for filename in filenames:
+            with contextlib.suppress(FileNotFoundError):
+                (self.files / name / filename).unlink()
+        if not records:
+            shutil.rmtree(self.files / name, ignore_errors=True)
+
+    @contextlib.contextmanager
+    def lock(self, owner: str) -> Iterator[LockInfo]:
+        """An OS file lock (released by the kernel if the holder dies) plus who holds it."""
+        self.state.mkdir(parents=True, exist_ok=True)
+        file_lock = FileLock(self.state / "lock", timeout=0)
+        try:
+            file_lock.acquire()
+        except Timeout:
+            holder = self._read_lock_info()
+            if holder is None:
+                raise LockHeldError(f"{self.describe()} is locked by another apply") from None
+            raise LockHeldError(
+                f"{self.describe()} is locked by {holder.owner} since "
+                f"{holder.created_at:%Y-%m-%d %H:%M:%S} UTC (lock ID {holder.id}); if that "
+                f"apply is dead, run `mirror force-unlock {holder.id}`"
+            ) from None
+        info = LockInfo(id=str(uuid.uuid4()), owner=owner, created_at=datetime.now(timezone.utc))
+        try:
+            _atomic_write(
+                self.state / "lock.json",
+                json.dumps(
+                    {"id": info.id, "owner": info.owner, "created_at": info.created_at.isoformat()}
+                ).encode(),
+            )
+            # Downloads left by a killed apply are never visible; clear them now we hold the lock.
+            shutil.rmtree(self.state / "staging", ignore_errors=True)
+            yield info
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                (self.state / "lock.json").unlink()
+            file_lock.release()
+
+    def force_unlock(self, lock_id: str) -> LockInfo:
+        """Remove the lock with this id, even from a holder that is still alive."""
+        holder = self._read_lock_info()
+        if holder is None:
+            raise UserError(f"{self.describe()} is not locked")
+        if holder.id != lock_id:
+            raise UserError(
+                f"lock ID {lock_id} does not match the lock held by {holder.owner} "
+                f"(lock ID {holder.id})"
+            )
+        for name in ("lock.json", "lock"):
+            with contextlib.suppress(FileNotFoundError):
+                (self.state / name).unlink()
+        return holder
+
+    def _read_lock_info(self) -> LockInfo | None:
+        try:
+            data = json.loads((self.state / "lock.json").read_text(encoding="utf-8"))
+            return LockInfo(data["id"], data["owner"], datetime.fromisoformat(data["created_at"]))
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def _project_names(self) -> list[str]:
+        if not self.simple.is_dir():
+            return []
+        return sorted(p.name for p in self.simple.iterdir() if (p / "index.json").is_file())
+
+    def _records(self, name: str) -> list[PlannedFile]:
+        """The files a project page lists, with the metadata kept from upstream."""
+        path = self.simple / name / "index.json"
+        try:
+            page = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return []
+        except (OSError, ValueError) as error:
+            raise RegistryError(f"cannot read {path}: {error}") from error
+        records = []
+        for entry in page.get("files", []):
+            yanked = entry.get("yanked", False)
+            upload_time = entry.get("upload-time")
+            records.append(
+                PlannedFile(
+                    filename=entry["filename"],
+                    sha256=entry["hashes"]["sha256"],
+                    size=entry.get("size"),
+                    upload_time=datetime.fromisoformat(upload_time.replace("Z", "+00:00"))
+                    if upload_time
+                    else None,
+                    requires_python=entry.get("requires-python"),
+                    yanked=bool(yanked),
+                    yanked_reason=yanked if isinstance(yanked, str) else None,
+                    url=entry.get("url"),
+                )
+            )
+        return records
+
+    def _write_project(self, name: str, records: list[PlannedFile]) -> None:
+        """Rewrite a project's pages (JSON first: it is what the listing reads) and the root."""
+        directory = self.simple / name
+        if records:
+            directory.mkdir(parents=True, exist_ok=True)
+            file_url = _FILE_URL.format(name=name)
+            _atomic_write(
+                directory / "index.json",
+                simple_pages.render_project_json(name, records, file_url).encode(),
+            )
+            _atomic_write(
+                directory / "index.html",
+                simple_pages.render_project_html(name, records, file_url).encode(),
+            )
+        elif directory.exists():
+            shutil.rmtree(directory)
+        names = self._project_names()
+        _atomic_write(self.simple / "index.html", simple_pages.render_root_html(names).encode())
+        _atomic_write(self.simple / "index.json", simple_pages.render_root_json(names).encode())
+
+    def _load_hash_cache(self) -> dict[str, list[Any]]:
+        try:
+            data = json.loads((self.state / "hashes.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    @staticmethod
+    def _cached_sha256(path: Path, cached: list[Any] | None) -> str:
+        if cached and cached[:2] == list(_stat_key(path)):
+            return str(cached[2])
+        digest = hashlib.sha256()
+        for chunk in iter_chunks(path):
+            digest.update(chunk)
+        return digest.hexdigest()
+
+
+def _stat_key(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write to a temp file beside `path`, fsync, rename: readers see old or new, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(descriptor, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temp_name, 0o644)
+        os.replace(temp_name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp_name)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_file(path: Path) -> None:
+    with path.open("rb") as stream:
+        os.fsync(stream.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

@@ -1,0 +1,66 @@
+"""The registry interface: what the mirror holds, and the only ways to change it."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from reconciler.errors import ReconcilerError
+from reconciler.model import ActualState, PlannedFile
+
+
+class RegistryError(ReconcilerError):
+    """The registry could not be read or changed."""
+
+
+@dataclass(frozen=True)
+class LockInfo:
+    """Who holds the registry lock, since when, under which id."""
+
+    id: str
+    owner: str
+    created_at: datetime
+
+
+class Registry(ABC):
+    """Where mirrored packages live; reads its actual state, uploads and deletes files."""
+
+    @abstractmethod
+    def describe(self) -> str:
+        """A one-line, credential-free description for messages."""
+
+    @abstractmethod
+    def list_actual(self) -> ActualState:
+        """Every file held, with the sha256 of its bytes; a failed listing raises."""
+
+    @abstractmethod
+    def staging(self) -> AbstractContextManager[Path]:
+        """A directory for downloads in progress, private to the caller (same filesystem
+        as the registry where that makes placing a file an atomic rename)."""
+
+    @abstractmethod
+    def upload(self, name: str, version: str, planned: PlannedFile, local_path: Path) -> None:
+        """Make a verified local file visible in the registry, with its index metadata."""
+
+    @abstractmethod
+    def delete(self, name: str, version: str, filenames: Sequence[str]) -> None:
+        """Remove files of one version; files already gone are not an error."""
+
+    @abstractmethod
+    def lock(self, owner: str) -> AbstractContextManager[LockInfo]:
+        """Hold the registry's lock for a whole apply; raises LockHeldError at once if held."""
+
+    @abstractmethod
+    def force_unlock(self, lock_id: str) -> LockInfo:
+        """Remove a stuck lock, given its id; returns what it removed."""
+
+
+def iter_chunks(path: Path, size: int = 1024 * 1024) -> Iterator[bytes]:
+    """A file's bytes in chunks, for streaming hashes and uploads."""
+    with path.open("rb") as stream:
+        while chunk := stream.read(size):
+            yield chunk

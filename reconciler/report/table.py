@@ -1,0 +1,56 @@
+"""A rich table for people at a terminal (the only module that renders with rich)."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+from rich.console import Console
+from rich.table import Table
+
+from reconciler.model import ActionKind, Plan
+from reconciler.report.interface import PlanFormat
+from reconciler.report.text import action_line, blocked_line, summary_line
+
+
+class TableFormat(PlanFormat):
+    """Actions, blocked requirements and warnings as tables; colour only for a terminal."""
+
+    def __init__(self, color: bool = False, width: int = 120) -> None:
+        self.color = color
+        self.width = width
+
+    def render(self, plan: Plan) -> str:
+        """The tables as text (with ANSI colour when `color`)."""
+        buffer = StringIO()
+        console = Console(
+            file=buffer, force_terminal=self.color, no_color=not self.color, width=self.width
+        )
+        if plan.actions:
+            table = Table(title="Changes", show_lines=False)
+            for column in ("", "package", "version", "files", "reason"):
+                table.add_column(column, overflow="fold")
+            for action in plan.actions:
+                if action.quarantine:
+                    sign = "[bold red]! quarantine[/]"
+                elif action.action is ActionKind.UPLOAD:
+                    sign = "[green]+ upload[/]"
+                else:
+                    sign = "[red]- delete[/]"
+                table.add_row(
+                    sign, action.name, action.version, str(len(action.files)),
+                    action_line(action),
+                )
+            console.print(table)
+        else:
+            console.print("No changes. The registry matches the desired state.")
+        if plan.blocked:
+            table = Table(title="Blocked")
+            for column in ("requirement", "reason", "detail"):
+                table.add_column(column, overflow="fold")
+            for blocked in plan.blocked:
+                table.add_row(blocked.requirement, blocked.reason, blocked_line(blocked))
+            console.print(table)
+        for warning in plan.warnings:
+            console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        console.print(summary_line(plan), highlight=False)
+        return buffer.getvalue()

@@ -1,0 +1,137 @@
+"""The upstream index: project pages over the simple API (PEP 691 JSON, PEP 503 HTML fallback)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from urllib.parse import urljoin, urlsplit
+
+import requests
+from pypi_simple import ACCEPT_JSON_PREFERRED, ProjectPage
+from pypi_simple.errors import UnsupportedContentTypeError, UnsupportedRepoVersionError
+
+from reconciler.errors import UpstreamError
+from reconciler.http import redact
+from reconciler.model import UpstreamFile, UpstreamProject, parse_distribution_filename
+
+_MAX_REDIRECTS = 5
+DOWNLOAD_CHUNK = 1024 * 1024
+
+
+class UpstreamIndex:
+    """Reads project pages from one simple index, concurrently over one pooled session."""
+
+    def __init__(
+        self,
+        index_url: str,
+        session: requests.Session,
+        download_session: requests.Session | None = None,
+        workers: int = 16,
+        timeout: float = 30.0,
+    ) -> None:
+        self.index_url = index_url.rstrip("/") + "/"
+        self.session = session
+        # Downloads bypass the HTTP cache: a 200 MB body must stream, not be cached.
+        self.download_session = download_session or session
+        self.workers = workers
+        self.timeout = timeout
+
+    def projects(self, names: Iterable[str]) -> dict[str, UpstreamProject | None]:
+        """Each project's page by canonical name; None where upstream has no such project."""
+        unique = sorted(set(names))
+        if not unique:
+            return {}
+        with ThreadPoolExecutor(max_workers=min(self.workers, len(unique))) as pool:
+            return dict(zip(unique, pool.map(self.project, unique), strict=True))
+
+    def project(self, name: str) -> UpstreamProject | None:
+        """One project's page (PEP 691 JSON preferred); None on 404."""
+        url = urljoin(self.index_url, f"{name}/")
+        # max-age=0 makes the cache revalidate with If-None-Match every time: always fresh,
+        # and an unchanged page costs a 304 (RFC 9111 section 5.2.1.1).
+        response = self._get(
+            url, headers={"Accept": ACCEPT_JSON_PREFERRED, "Cache-Control": "max-age=0"}
+        )
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise UpstreamError(
+                f"upstream index answered {response.status_code} for {redact(url)} "
+                f"(project {name})"
+            )
+        try:
+            page = ProjectPage.from_response(response, name)
+        except (UnsupportedContentTypeError, UnsupportedRepoVersionError, ValueError) as error:
+            raise UpstreamError(f"cannot read upstream page for {name}: {error}") from error
+        return _to_project(name, page)
+
+    @contextmanager
+    def open_file(self, url: str) -> Iterator[Iterator[bytes]]:
+        """Stream a file's bytes in chunks; memory stays flat whatever the file's size.
+
+        Files may live on another host (PyPI serves them from its CDN) and may redirect: the
+        applier checks every byte against the index's sha256 before anything is visible.
+        """
+        try:
+            response = self.download_session.get(url, stream=True, timeout=self.timeout)
+        except requests.RequestException as error:
+            raise UpstreamError(f"cannot download {redact(url)}: {error}") from error
+        try:
+            if response.status_code != 200:
+                raise UpstreamError(f"upstream answered {response.status_code} for {redact(url)}")
+            yield response.iter_content(DOWNLOAD_CHUNK)
+        finally:
+            response.close()
+
+    def _get(self, url: str, headers: dict[str, str]) -> requests.Response:
+        """GET that follows redirects only while they stay on the index's own host.
+
+        A redirect elsewhere could hand us packages from a source nobody reviewed.
+        """
+        for _ in range(_MAX_REDIRECTS + 1):
+            try:
+                response = self.session.get(
+                    url, headers=headers, timeout=self.timeout, allow_redirects=False
+                )
+            except requests.RequestException as error:
+                raise UpstreamError(f"cannot reach upstream {redact(url)}: {error}") from error
+            if not response.is_redirect:
+                return response
+            target = urljoin(url, response.headers["Location"])
+            response.close()
+            if not self._same_origin(target):
+                raise UpstreamError(
+                    f"upstream redirected {redact(url)} to another host ({redact(target)}); "
+                    "refusing to follow"
+                )
+            url = target
+        raise UpstreamError(f"too many redirects from {redact(url)}")
+
+    def _same_origin(self, url: str) -> bool:
+        index, target = urlsplit(self.index_url), urlsplit(url)
+        return (index.scheme, index.netloc) == (target.scheme, target.netloc)
+
+
+def _to_project(name: str, page: ProjectPage) -> UpstreamProject:
+    """Typed values from a parsed page; files that are not wheels or sdists are left out."""
+    files = []
+    for package in page.packages:
+        parsed = parse_distribution_filename(package.filename)
+        if parsed is None or parsed[0] != name:
+            continue
+        files.append(
+            UpstreamFile(
+                filename=package.filename,
+                url=package.url,
+                version=parsed[1],
+                sha256=package.digests.get("sha256"),
+                upload_time=package.upload_time,
+                yanked=package.is_yanked,
+                yanked_reason=package.yanked_reason or None,
+                size=package.size,
+                requires_python=package.requires_python,
+            )
+        )
+    status = page.status.value if page.status is not None else None
+    return UpstreamProject(name=name, files=tuple(files), status=status)

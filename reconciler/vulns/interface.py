@@ -1,0 +1,37 @@
+"""The vulnerability-service interface every advisory source implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from reconciler.errors import ReconcilerError
+from reconciler.model import Advisory
+
+PackageVersion = tuple[str, str]
+"""(canonical project name, normalised version)."""
+
+
+class ServiceError(ReconcilerError):
+    """A vulnerability service could not answer: the plan stops, failing closed."""
+
+
+@dataclass(frozen=True)
+class ServiceAnswer:
+    """What one service said about a batch, and when, for the plan's audit trail."""
+
+    service: str
+    answered_at: datetime
+    findings: Mapping[PackageVersion, tuple[Advisory, ...]]
+
+
+class VulnerabilityService(ABC):
+    """A source of advisories for (name, version) pairs."""
+
+    name: str
+
+    @abstractmethod
+    def query(self, packages: Sequence[PackageVersion]) -> ServiceAnswer:
+        """Advisories (withdrawn ones left out) for every pair; raises ServiceError."""

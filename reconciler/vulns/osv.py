@@ -1,0 +1,139 @@
+"""OSV (osv.dev): `/v1/querybatch` for ids, then `/v1/vulns/{id}` for each id it returned.
+
+API: https://google.github.io/osv.dev/post-v1-querybatch/ and .../get-v1-vulns/.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from typing import Any
+
+import requests
+from packaging.utils import canonicalize_name
+
+from reconciler.model import Advisory
+from reconciler.vulns.interface import (
+    PackageVersion,
+    ServiceAnswer,
+    ServiceError,
+    VulnerabilityService,
+)
+
+# OSV accepts at most 1000 queries per batch request.
+BATCH_SIZE = 1000
+
+
+class OsvService(VulnerabilityService):
+    """Advisories from an OSV server, batched: N versions cost N/1000 requests plus one per id."""
+
+    name = "osv"
+
+    def __init__(
+        self, base_url: str, session: requests.Session, workers: int = 16, timeout: float = 30.0
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.session = session
+        self.workers = workers
+        self.timeout = timeout
+
+    def query(self, packages: Sequence[PackageVersion]) -> ServiceAnswer:
+        """Advisories for every (name, version); withdrawn records are left out."""
+        unique = list(dict.fromkeys(packages))
+        ids_by_package: dict[PackageVersion, list[str]] = {}
+        for start in range(0, len(unique), BATCH_SIZE):
+            ids_by_package.update(self._batch(unique[start : start + BATCH_SIZE]))
+        all_ids = sorted({vuln_id for ids in ids_by_package.values() for vuln_id in ids})
+        records: dict[str, dict[str, Any]] = {}
+        if all_ids:
+            with ThreadPoolExecutor(max_workers=min(self.workers, len(all_ids))) as pool:
+                records = dict(zip(all_ids, pool.map(self._record, all_ids), strict=True))
+        findings = {
+            package: tuple(
+                _advisory(records[vuln_id], package[0])
+                for vuln_id in ids
+                if not records[vuln_id].get("withdrawn")
+            )
+            for package, ids in ids_by_package.items()
+        }
+        return ServiceAnswer(
+            service=self.name, answered_at=datetime.now(timezone.utc), findings=findings
+        )
+
+    def _batch(self, batch: Sequence[PackageVersion]) -> dict[PackageVersion, list[str]]:
+        """One querybatch call, following each query's `next_page_token`."""
+        pending = dict.fromkeys(range(len(batch)))
+        ids: dict[PackageVersion, list[str]] = {package: [] for package in batch}
+        while pending:
+            queries = []
+            for index, token in pending.items():
+                name, version = batch[index]
+                query: dict[str, Any] = {
+                    "package": {"name": name, "ecosystem": "PyPI"},
+                    "version": version,
+                }
+                if token:
+                    query["page_token"] = token
+                queries.append(query)
+            data = self._post("/v1/querybatch", {"queries": queries})
+            results = data.get("results")
+            if not isinstance(results, list) or len(results) != len(queries):
+                raise ServiceError("OSV querybatch answered with a malformed result list")
+            next_pending = {}
+            for index, result in zip(pending, results, strict=True):
+                ids[batch[index]].extend(v["id"] for v in (result or {}).get("vulns", []))
+                if (result or {}).get("next_page_token"):
+                    next_pending[index] = result["next_page_token"]
+            pending = next_pending
+        return ids
+
+    def _record(self, vuln_id: str) -> dict[str, Any]:
+        url = f"{self.base_url}/v1/vulns/{vuln_id}"
+        try:
+            response = self.session.get(url, timeout=self.timeout)
+        except requests.RequestException as error:
+            raise ServiceError(f"OSV could not be reached for {vuln_id}: {error}") from error
+        if response.status_code != 200:
+            raise ServiceError(f"OSV answered {response.status_code} for {vuln_id}")
+        return _json_object(response, f"OSV record {vuln_id}")
+
+    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        url = f"{self.base_url}{path}"
+        try:
+            response = self.session.post(url, json=body, timeout=self.timeout)
+        except requests.RequestException as error:
+            raise ServiceError(f"OSV could not be reached at {url}: {error}") from error
+        if response.status_code != 200:
+            raise ServiceError(f"OSV answered {response.status_code} at {url}")
+        return _json_object(response, "OSV querybatch")
+
+
+def _json_object(response: requests.Response, what: str) -> dict[str, Any]:
+    try:
+        data = response.json()
+    except ValueError as error:
+        raise ServiceError(f"{what} is not JSON") from error
+    if not isinstance(data, dict):
+        raise ServiceError(f"{what} is not a JSON object")
+    return data
+
+
+def _advisory(record: dict[str, Any], name: str) -> Advisory:
+    """An Advisory from an OSV record, with the versions that fix it for this package."""
+    fixed: list[str] = []
+    for affected in record.get("affected", []):
+        package = affected.get("package", {})
+        if package.get("ecosystem") != "PyPI" or canonicalize_name(package.get("name", "")) != name:
+            continue
+        for version_range in affected.get("ranges", []):
+            fixed.extend(
+                event["fixed"] for event in version_range.get("events", []) if "fixed" in event
+            )
+    return Advisory(
+        id=record["id"],
+        aliases=tuple(record.get("aliases", [])),
+        summary=record.get("summary") or record.get("details", "")[:200],
+        link=f"https://osv.dev/vulnerability/{record['id']}",
+        fixed_in=tuple(dict.fromkeys(fixed)),
+    )
