@@ -19,9 +19,9 @@ from reconciler.model import Requirement, SourceLocation
 # Options that point pip at another source of packages (pip's requirements-file format).
 _REDIRECTING_OPTIONS = {
     "index_url": "--index-url",
-    "extra_index_url": "--extra-index-url",
+    "extra_index_urls": "--extra-index-url",
     "find_links": "--find-links",
-    "trusted_host": "--trusted-host",
+    "trusted_hosts": "--trusted-host",
     "no_index": "--no-index",
 }
 
@@ -53,7 +53,7 @@ def read_requirements(path: Path, root: Path, seen_files: list[Path]) -> list[Re
                     line=line,
                 )
             if option != "requirements":
-                flag = "--" + option.replace("_", "-")
+                flag = "--" + option.removesuffix("s").replace("_", "-")
                 raise UserError(f"option {flag} is not supported", path=display, line=line)
             for include in value:
                 requirements.extend(_read_include(path, include, root, display, line, seen_files))
@@ -90,10 +90,11 @@ def _to_requirement(install_req: object, display: str) -> Requirement:
         raise refuse("editable installs")
     if install_req.is_vcs_url:  # type: ignore[attr-defined]
         raise refuse("VCS references")
-    if install_req.is_url or install_req.link is not None:  # type: ignore[attr-defined]
-        if install_req.is_local_path:  # type: ignore[attr-defined]
-            raise refuse("local paths")
-        raise refuse("URLs")
+    link = install_req.link  # type: ignore[attr-defined]
+    if link is not None:
+        if str(link.url).split(":", 1)[0] in ("http", "https", "ftp"):
+            raise refuse("URLs")
+        raise refuse("local paths")
     if install_req.is_local_path or not install_req.name:  # type: ignore[attr-defined]
         raise refuse("local paths")
 

@@ -1,0 +1,162 @@
+"""Shared factories and fixtures: plain-data builders for the pure core, real local servers."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
+from typer.testing import CliRunner, Result
+
+from reconciler.cli import manager_app, mirror_app
+from reconciler.model import (
+    Config,
+    DesiredState,
+    Policy,
+    Requirement,
+    SourceLocation,
+    UpstreamFile,
+    UpstreamProject,
+)
+from tests.servers.osv import FakeOsv
+from tests.servers.upstream import FakeUpstream
+
+FROZEN_NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
+NOW_ARG = "2026-11-24T12:00:00Z"
+
+
+def days_ago(days: float) -> datetime:
+    return FROZEN_NOW - timedelta(days=days)
+
+
+def make_requirement(text: str, hashes: tuple[str, ...] = ()) -> Requirement:
+    """A requirement from `name<specifier>` text."""
+    index = next((i for i, c in enumerate(text) if c in "<>=!~"), len(text))
+    name = text[:index].strip()
+    return Requirement(
+        name=canonicalize_name(name),
+        specifier=SpecifierSet(text[index:]),
+        text=text,
+        source=SourceLocation("desired-state/requirements.txt", 1),
+        hashes=frozenset(hashes),
+    )
+
+
+def make_file(
+    name: str,
+    version: str,
+    uploaded: datetime | None,
+    kind: str = "wheel",
+    yanked: bool = False,
+    sha256: str | None = None,
+) -> UpstreamFile:
+    module = name.replace("-", "_")
+    filename = (
+        f"{module}-{version}-py3-none-any.whl" if kind == "wheel" else f"{module}-{version}.tar.gz"
+    )
+    return UpstreamFile(
+        filename=filename,
+        url=f"https://files.example/{filename}",
+        version=version,
+        sha256=sha256 or hashlib.sha256(filename.encode()).hexdigest(),
+        upload_time=uploaded,
+        yanked=yanked,
+        size=100,
+    )
+
+
+def make_project(name: str, *files: UpstreamFile, status: str | None = None) -> UpstreamProject:
+    return UpstreamProject(name=name, files=tuple(files), status=status)
+
+
+def make_config(**policy: Any) -> Config:
+    exceptions = policy.pop("exceptions", ())
+    return Config(policy=Policy(**policy), exceptions=tuple(exceptions))
+
+
+def make_desired(*requirements: Requirement, config: Config | None = None) -> DesiredState:
+    return DesiredState(
+        requirements=requirements, config=config or make_config(), digest="sha256:d", root="/x"
+    )
+
+
+@pytest.fixture
+def upstream() -> Iterator[FakeUpstream]:
+    with FakeUpstream() as server:
+        yield server  # type: ignore[misc]
+
+
+@pytest.fixture
+def osv() -> Iterator[FakeOsv]:
+    with FakeOsv() as server:
+        yield server  # type: ignore[misc]
+
+
+@dataclass
+class Workspace:
+    """A repository checkout: desired-state/ pointing at the local fakes, and a registry dir."""
+
+    root: Path
+    upstream: FakeUpstream
+    osv: FakeOsv
+    policy: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def desired(self) -> Path:
+        return self.root / "desired-state"
+
+    @property
+    def registry(self) -> Path:
+        return self.root / "registry"
+
+    def requirements(self, text: str) -> None:
+        self.desired.mkdir(exist_ok=True)
+        (self.desired / "requirements.txt").write_text(text)
+
+    def config(self, policy: str = "", extra: str = "") -> None:
+        self.desired.mkdir(exist_ok=True)
+        (self.desired / "config.yaml").write_text(
+            "policy:\n  min_age_days: 14\n"
+            + policy
+            + f"upstream:\n  index_url: {self.upstream.index_url}\n"
+            f"  osv_url: {self.osv.url}\n"
+            f"registry:\n  type: directory\n  path: registry\n" + extra
+        )
+
+    def mirror(self, *args: str, now: str | None = NOW_ARG, input: str | None = None) -> Result:
+        return self._invoke(mirror_app, args, now, input)
+
+    def manager(self, *args: str, now: str | None = NOW_ARG) -> Result:
+        return self._invoke(manager_app, args, now, None)
+
+    def _invoke(self, app: Any, args: tuple[str, ...], now: str | None, input: str | None) -> Result:
+        extra = ["--desired-state", str(self.desired)]
+        if now is not None and args[0] not in ("show", "force-unlock"):
+            extra += ["--now", now]
+        if args[0] == "show":
+            extra = []
+        return CliRunner().invoke(app, [*args, *extra], input=input)
+
+    def env(self) -> dict[str, str]:
+        """Environment for running the real `mirror` executable in a subprocess."""
+        return {**os.environ, "MIRROR_CACHE_DIR": os.environ["MIRROR_CACHE_DIR"]}
+
+
+@pytest.fixture
+def workspace(
+    tmp_path: Path, upstream: FakeUpstream, osv: FakeOsv, monkeypatch: pytest.MonkeyPatch
+) -> Workspace:
+    monkeypatch.setenv("MIRROR_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    space = Workspace(tmp_path, upstream, osv)
+    space.config()
+    space.requirements("")
+    return space

@@ -1,0 +1,55 @@
+"""Real, installable distributions built in memory, so tests can `pip install` them."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import re
+import tarfile
+import zipfile
+
+
+def _module(project: str) -> str:
+    return re.sub(r"[-_.]+", "_", project).lower()
+
+
+def make_wheel(project: str, version: str) -> tuple[str, bytes]:
+    """A pure-Python `py3-none-any` wheel whose module records its version."""
+    module = _module(project)
+    dist_info = f"{module}-{version}.dist-info"
+    files = {
+        f"{module}/__init__.py": f'__version__ = "{version}"\n'.encode(),
+        f"{dist_info}/METADATA": (
+            f"Metadata-Version: 2.1\nName: {project}\nVersion: {version}\n"
+        ).encode(),
+        f"{dist_info}/WHEEL": (
+            b"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        ),
+    }
+    record_lines = []
+    for name, data in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record_lines.append(f"{name},sha256={digest},{len(data)}")
+    record_lines.append(f"{dist_info}/RECORD,,")
+    files[f"{dist_info}/RECORD"] = ("\n".join(record_lines) + "\n").encode()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in files.items():
+            info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
+            archive.writestr(info, data)
+    return f"{module}-{version}-py3-none-any.whl", buffer.getvalue()
+
+
+def make_sdist(project: str, version: str) -> tuple[str, bytes]:
+    """A minimal sdist (PKG-INFO only): enough to be mirrored and listed."""
+    module = _module(project)
+    base = f"{module}-{version}"
+    data = f"Metadata-Version: 2.1\nName: {project}\nVersion: {version}\n".encode()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        info = tarfile.TarInfo(f"{base}/PKG-INFO")
+        info.size = len(data)
+        info.mtime = 1577836800
+        archive.addfile(info, io.BytesIO(data))
+    return f"{base}.tar.gz", buffer.getvalue()

@@ -1,0 +1,119 @@
+"""config.yaml: defaults, the seed's exception format, and errors naming key and line."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+from packaging.version import Version
+
+from reconciler.desired import load_desired_state
+from reconciler.errors import UserError
+from reconciler.model import YankedPolicy
+
+
+def load(tmp_path: Path, config: str):  # type: ignore[no-untyped-def]
+    directory = tmp_path / "desired-state"
+    directory.mkdir(exist_ok=True)
+    (directory / "requirements.txt").write_text("requests\n")
+    (directory / "config.yaml").write_text(config)
+    return load_desired_state(directory).config
+
+
+def test_full_config(tmp_path: Path) -> None:
+    config = load(
+        tmp_path,
+        """
+policy:
+  min_age_days: 7
+  yanked: allow-pinned
+  prune: false
+  max_deletions: 3
+  vulnerabilities:
+    services: [osv]
+    ignore:
+      - id: GHSA-xxxx-xxxx-xxxx
+        reason: "not reachable"
+        expires: 2027-03-01
+  dependencies: listed
+  files:
+    sdist: false
+    wheels: [manylinux_2_17_x86_64, any]
+exceptions:
+  - package: Foo_Bar
+    version: 1.2.3
+    reason: "hotfix, see INC-42"
+    expires: 2026-12-31
+  - package: baz
+    version: "2.0"
+    reason: "no expiry"
+upstream:
+  index_url: https://pypi.example/simple/
+registry:
+  type: directory
+  path: /srv/mirror
+""",
+    )
+    assert config.policy.min_age_days == 7
+    assert config.policy.yanked is YankedPolicy.ALLOW_PINNED
+    assert config.policy.prune is False
+    assert config.policy.max_deletions == 3
+    assert config.policy.ignore[0].expires == date(2027, 3, 1)
+    assert config.policy.files.sdist is False
+    assert config.policy.files.wheel_tags == ("manylinux_2_17_x86_64", "any")
+    assert config.exceptions[0].package == "foo-bar"
+    assert config.exceptions[0].version == Version("1.2.3")
+    assert config.exceptions[0].expires == date(2026, 12, 31)
+    assert config.exceptions[1].expires is None
+    assert config.upstream.index_url == "https://pypi.example/simple"
+    assert config.registry.path == "/srv/mirror"
+
+
+def test_defaults_when_absent(tmp_path: Path) -> None:
+    config = load(tmp_path, "")
+    assert config.policy.min_age_days == 14
+    assert config.policy.services == ("osv",)
+    assert config.registry.path == "registry"
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ("policy:\n  min_age_dayz: 3\n", "config.yaml:2: policy.min_age_dayz: unknown key"),
+        ("polcy: {}\n", "config.yaml:1: polcy: unknown key"),
+        ("policy:\n  min_age_days: soon\n", "config.yaml:2: policy.min_age_days: expected int"),
+        ("policy:\n  min_age_days: -1\n", "policy.min_age_days: must be 0 or more"),
+        ("policy:\n  prune: 1\n", "config.yaml:2: policy.prune: expected bool"),
+        ("policy:\n  yanked: sometimes\n", "policy.yanked: must be one of block, allow-pinned"),
+        (
+            "policy:\n  vulnerabilities:\n    services: [nope]\n",
+            "config.yaml:3: policy.vulnerabilities.services: unknown service 'nope'",
+        ),
+        (
+            "exceptions:\n  - package: foo\n    version: 1.0\n",
+            "config.yaml:2: exceptions[0].reason: is required",
+        ),
+        (
+            "exceptions:\n  - package: foo\n    version: 1.0\n    reason: x\n    until: 2027-01-01\n",
+            "config.yaml:5: exceptions[0].until: unknown key",
+        ),
+        (
+            "exceptions:\n  - package: foo\n    version: 1.0\n    reason: x\n    expires: soon\n",
+            "config.yaml:5: exceptions[0].expires: expected a date",
+        ),
+        ("upstream:\n  index_url: ftp://x/simple\n", "upstream.index_url: expected an http(s) URL"),
+        (
+            "upstream:\n  index_url: https://user:secret@x/simple\n",
+            "credentials in URLs are refused",
+        ),
+        ("registry:\n  type: s3\n", "config.yaml:2: registry.type: must be one of"),
+        ("policy: [1]\n", "config.yaml:1: policy: expected a mapping"),
+        ("policy:\n  min_age_days: [\n", "config.yaml:3: invalid YAML"),
+    ],
+)
+def test_errors_name_key_and_line(tmp_path: Path, config: str, expected: str) -> None:
+    with pytest.raises(UserError) as caught:
+        load(tmp_path, config)
+    assert expected in str(caught.value)
+    assert "desired-state/config.yaml" in str(caught.value)

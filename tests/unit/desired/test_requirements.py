@@ -1,0 +1,101 @@
+"""requirements.txt: what is allowed, and every refusal naming file and line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reconciler.desired import load_desired_state
+from reconciler.errors import UserError
+
+HASH = "a" * 64
+
+
+def desired(tmp_path: Path, text: str, extra_files: dict[str, str] | None = None) -> Path:
+    directory = tmp_path / "desired-state"
+    directory.mkdir()
+    (directory / "requirements.txt").write_text(text)
+    for name, content in (extra_files or {}).items():
+        (directory / name).parent.mkdir(parents=True, exist_ok=True)
+        (directory / name).write_text(content)
+    return directory
+
+
+def test_allowed_forms_are_parsed(tmp_path: Path) -> None:
+    directory = desired(
+        tmp_path,
+        "# comment\n"
+        "requests>=2.31,<3\n"
+        "Foo_Bar[socks]==1.0 ; python_version >= '3.10'\n"
+        f"idna==3.7 --hash=sha256:{HASH}\n"
+        "-r more.txt\n",
+        {"more.txt": "certifi\n"},
+    )
+    state = load_desired_state(directory)
+    by_name = {r.name: r for r in state.requirements}
+    assert set(by_name) == {"requests", "foo-bar", "idna", "certifi"}
+    assert str(by_name["requests"].specifier) == "<3,>=2.31"
+    assert by_name["foo-bar"].extras == {"socks"}
+    assert by_name["foo-bar"].marker == 'python_version >= "3.10"'
+    assert by_name["idna"].hashes == {HASH}
+    assert by_name["idna"].source.line == 4
+    assert by_name["certifi"].source.path == "desired-state/more.txt"
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("-e git+https://example.com/x.git#egg=x", "editable installs are refused"),
+        ("git+https://example.com/x.git#egg=x", "VCS references are refused"),
+        ("x @ https://example.com/x-1.0-py3-none-any.whl", "URLs are refused"),
+        ("./local-package", "local paths are refused"),
+        ("--index-url https://evil.example/simple", "--index-url is refused"),
+        ("-i https://evil.example/simple", "--index-url is refused"),
+        ("--extra-index-url https://evil.example/simple", "--extra-index-url is refused"),
+        ("--find-links https://evil.example/links", "--find-links is refused"),
+        ("--trusted-host evil.example", "--trusted-host is refused"),
+        ("-r ../outside.txt", "includes outside"),
+        ("-r https://example.com/r.txt", "remote includes are refused"),
+        ("requests --hash=md5:abc", "only sha256 hashes"),
+        ("not a requirement ===", "desired-state/requirements.txt:2:"),
+    ],
+)
+def test_refusals_name_file_and_line(tmp_path: Path, line: str, message: str) -> None:
+    (tmp_path / "outside.txt").write_text("requests\n")
+    directory = desired(tmp_path, f"certifi\n{line}\n")
+    with pytest.raises(UserError) as caught:
+        load_desired_state(directory)
+    assert str(caught.value).startswith("desired-state/requirements.txt:2: ")
+    assert message in str(caught.value)
+
+
+def test_conflicting_duplicate_pins_are_refused(tmp_path: Path) -> None:
+    directory = desired(tmp_path, "requests==2.31.0\nidna\nRequests==2.32.0\n")
+    with pytest.raises(UserError, match=r"requirements.txt:3: conflicting pins for requests"):
+        load_desired_state(directory)
+
+
+def test_compatible_duplicates_merge(tmp_path: Path) -> None:
+    state = load_desired_state(desired(tmp_path, "requests>=2\nrequests<3\nrequests>=2\n"))
+    (requirement,) = state.requirements
+    assert str(requirement.specifier) == "<3,>=2"
+
+
+def test_refusal_inside_an_include_names_the_included_file(tmp_path: Path) -> None:
+    directory = desired(tmp_path, "-r sub/more.txt\n", {"sub/more.txt": "ok\n--find-links /x\n"})
+    with pytest.raises(UserError, match=r"^desired-state/sub/more.txt:2: --find-links"):
+        load_desired_state(directory)
+
+
+def test_digest_changes_with_any_file(tmp_path: Path) -> None:
+    directory = desired(tmp_path, "-r more.txt\n", {"more.txt": "certifi\n"})
+    before = load_desired_state(directory).digest
+    (directory / "more.txt").write_text("certifi>=2024\n")
+    assert load_desired_state(directory).digest != before
+
+
+def test_missing_requirements_file(tmp_path: Path) -> None:
+    (tmp_path / "desired-state").mkdir()
+    with pytest.raises(UserError, match="requirements file not found"):
+        load_desired_state(tmp_path / "desired-state")

@@ -1,0 +1,71 @@
+"""The plan file: round trip, and staleness that tolerates the plan's own partial work."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from reconciler import planfile, planner
+from reconciler.errors import StalePlanError, UserError
+from reconciler.model import ActualState, Plan, RegistryFile
+from tests.conftest import FROZEN_NOW, days_ago, make_desired, make_file, make_project, make_requirement
+
+OLD = make_file("foo", "1.0", days_ago(100))
+NEW = make_file("foo", "1.1", days_ago(50))
+BEFORE = ActualState((RegistryFile("foo", "1.0", OLD.filename, OLD.sha256 or ""),))
+
+
+def make_plan() -> Plan:
+    return planner.plan(
+        planner.PlanInputs(
+            make_desired(make_requirement("foo>=1")),
+            {"foo": make_project("foo", OLD, NEW)},
+            {},
+            BEFORE,
+            FROZEN_NOW,
+        )
+    )
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    plan = make_plan()
+    path = tmp_path / "plan.json"
+    path.write_text(planfile.to_json(plan))
+    assert planfile.read_plan(path) == plan
+    document = json.loads(path.read_text())
+    assert document["format_version"] == 1
+    assert document["summary"] == {"upload": 1, "delete": 1, "blocked": 0}
+    assert set(document) >= {
+        "created_at", "evaluated_at", "desired_digest", "actual_digest", "actions", "blocked",
+        "advisory_sources",
+    }
+
+
+def test_fresh_before_during_and_after_apply() -> None:
+    plan = make_plan()
+    new_file = RegistryFile("foo", "1.1", NEW.filename, NEW.sha256 or "")
+    planfile.check_fresh(plan, "sha256:d", BEFORE)
+    planfile.check_fresh(plan, "sha256:d", ActualState((*BEFORE.files, new_file)))
+    planfile.check_fresh(plan, "sha256:d", ActualState((new_file,)))
+
+
+def test_stale_when_desired_or_registry_changed() -> None:
+    plan = make_plan()
+    with pytest.raises(StalePlanError, match="desired-state/ changed"):
+        planfile.check_fresh(plan, "sha256:other", BEFORE)
+    stranger = RegistryFile("bar", "2.0", "bar-2.0-py3-none-any.whl", "f" * 64)
+    with pytest.raises(StalePlanError, match="registry changed"):
+        planfile.check_fresh(plan, "sha256:d", ActualState((*BEFORE.files, stranger)))
+    wrong_bytes = RegistryFile("foo", "1.1", NEW.filename, "e" * 64)
+    with pytest.raises(StalePlanError):
+        planfile.check_fresh(plan, "sha256:d", ActualState((*BEFORE.files, wrong_bytes)))
+
+
+@pytest.mark.parametrize("content", ["", "{}", '{"format_version": 1}', "[1]"])
+def test_malformed_plan_files(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "plan.json"
+    path.write_text(content)
+    with pytest.raises(UserError, match="plan.json"):
+        planfile.read_plan(path)

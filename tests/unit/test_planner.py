@@ -1,0 +1,177 @@
+"""The planner on plain data: uploads, deletes, quarantines and their reasons."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pytest
+
+from reconciler import planner
+from reconciler.errors import MassDeleteError
+from reconciler.model import (
+    ActionKind,
+    ActualState,
+    Advisory,
+    DesiredState,
+    Plan,
+    RegistryFile,
+    UpstreamFile,
+    UpstreamProject,
+)
+from reconciler.operations import check_deletion_limit
+from tests.conftest import (
+    FROZEN_NOW,
+    days_ago,
+    make_config,
+    make_desired,
+    make_file,
+    make_project,
+    make_requirement,
+)
+
+
+def held(*files: UpstreamFile, sha256: str | None = None) -> ActualState:
+    return ActualState(
+        files=tuple(
+            RegistryFile(
+                f.filename.split("-")[0].replace("_", "-"), f.version, f.filename,
+                sha256 or f.sha256 or "",
+            )
+            for f in files
+        )
+    )
+
+
+def run(
+    desired: DesiredState,
+    projects: Mapping[str, UpstreamProject | None],
+    actual: ActualState = ActualState(()),
+    advisories: Mapping[tuple[str, str], list[Advisory]] | None = None,
+) -> Plan:
+    return planner.plan(
+        planner.PlanInputs(desired, projects, advisories or {}, actual, FROZEN_NOW)
+    )
+
+
+FOO_10 = make_file("foo", "1.0", days_ago(100))
+FOO_11 = make_file("foo", "1.1", days_ago(50))
+FOO = make_project("foo", FOO_10, FOO_11)
+
+
+def test_new_requirement_uploads_its_files() -> None:
+    plan = run(make_desired(make_requirement("foo==1.1")), {"foo": FOO})
+    (action,) = plan.actions
+    assert (action.action, action.name, action.version) == (ActionKind.UPLOAD, "foo", "1.1")
+    assert action.reason == "new requirement foo==1.1"
+    assert action.files[0].url == FOO_11.url and action.files[0].before_sha256 is None
+    assert plan.desired_digest == "sha256:d"
+
+
+def test_nothing_to_do_when_registry_matches() -> None:
+    plan = run(make_desired(make_requirement("foo==1.1")), {"foo": FOO}, held(FOO_11))
+    assert plan.actions == () and not plan.has_changes
+
+
+def test_upgrade_uploads_new_then_prunes_old() -> None:
+    plan = run(make_desired(make_requirement("foo>=1")), {"foo": FOO}, held(FOO_10))
+    assert [(a.action, a.version) for a in plan.actions] == [
+        (ActionKind.UPLOAD, "1.1"),
+        (ActionKind.DELETE, "1.0"),
+    ]
+    assert plan.actions[0].reason == "new version for foo>=1 (registry has 1.0)"
+    assert plan.actions[1].reason == "no longer desired: foo>=1 selects another version"
+    assert not plan.actions[1].quarantine
+
+
+def test_prune_false_keeps_old_versions() -> None:
+    desired = make_desired(make_requirement("foo>=1"), config=make_config(prune=False))
+    plan = run(desired, {"foo": FOO}, held(FOO_10))
+    assert [a.action for a in plan.actions] == [ActionKind.UPLOAD]
+
+
+def test_removed_requirement_is_deleted() -> None:
+    plan = run(make_desired(), {"foo": FOO}, held(FOO_10))
+    (action,) = plan.actions
+    assert action.action is ActionKind.DELETE
+    assert action.reason == "no longer desired: not in the requirements"
+
+
+def test_missing_file_and_differing_hash_are_reuploaded() -> None:
+    sdist = make_file("foo", "1.1", days_ago(50), kind="sdist")
+    project = make_project("foo", FOO_11, sdist)
+    plan = run(make_desired(make_requirement("foo==1.1")), {"foo": project}, held(FOO_11))
+    assert plan.actions[0].reason == f"file missing from the registry: {sdist.filename}"
+    tampered = held(FOO_11, sdist, sha256="0" * 64)
+    plan = run(make_desired(make_requirement("foo==1.1")), {"foo": project}, tampered)
+    (action,) = plan.actions
+    assert action.reason.startswith("file hash differs from upstream")
+    assert {f.before_sha256 for f in action.files} == {"0" * 64}
+
+
+def test_blocked_requirement_keeps_the_version_it_replaces() -> None:
+    young = make_file("foo", "2.0", days_ago(1))
+    project = make_project("foo", FOO_10, young)
+    plan = run(make_desired(make_requirement("foo==2.0")), {"foo": project}, held(FOO_10))
+    assert plan.actions == ()
+    assert plan.blocked[0].reason == "immature"
+    assert "keeping foo 1.0 in the registry while foo==2.0 is blocked" in plan.warnings
+
+
+@pytest.mark.parametrize(
+    ("projects", "advisories", "reason"),
+    [
+        ({"foo": make_project("foo", FOO_11)}, {}, "quarantine: vanished upstream: the version"),
+        ({"foo": None}, {}, "quarantine: vanished upstream: the project is gone"),
+        (
+            {"foo": make_project("foo", make_file("foo", "1.0", days_ago(100), yanked=True))},
+            {},
+            "quarantine: yanked upstream",
+        ),
+        ({"foo": FOO}, {("foo", "1.0"): [Advisory("GHSA-9")]}, "quarantine: has GHSA-9"),
+    ],
+)
+def test_mirrored_version_is_quarantined(
+    projects: dict[str, UpstreamProject | None],
+    advisories: dict[tuple[str, str], list[Advisory]],
+    reason: str,
+) -> None:
+    plan = run(make_desired(make_requirement("foo==1.0")), projects, held(FOO_10), advisories)
+    quarantine = plan.actions[0]
+    assert quarantine.action is ActionKind.DELETE and quarantine.quarantine
+    assert quarantine.reason.startswith(reason)
+    if advisories:
+        assert quarantine.advisories == ("GHSA-9",)
+
+
+def test_range_moves_to_clean_version_when_mirrored_one_gets_an_advisory() -> None:
+    plan = run(
+        make_desired(make_requirement("foo")),
+        {"foo": FOO},
+        held(FOO_11),
+        {("foo", "1.1"): [Advisory("GHSA-9")]},
+    )
+    assert [(a.action, a.version, a.quarantine) for a in plan.actions] == [
+        (ActionKind.DELETE, "1.1", True),
+        (ActionKind.UPLOAD, "1.0", False),
+    ]
+
+
+def test_mass_delete_guard() -> None:
+    files = [make_file(f"p{i}", "1.0", days_ago(100)) for i in range(3)]
+    plan = run(
+        make_desired(config=make_config(max_deletions=2)),
+        {f"p{i}": make_project(f"p{i}", f) for i, f in enumerate(files)},
+        held(*files),
+    )
+    assert plan.count(ActionKind.DELETE) == 3
+    with pytest.raises(MassDeleteError, match="max_deletions.*--allow-mass-delete"):
+        check_deletion_limit(plan, 2, allow_mass_delete=False)
+    check_deletion_limit(plan, 2, allow_mass_delete=True)
+
+
+def test_versions_to_audit_covers_candidates_and_the_registry() -> None:
+    desired = make_desired(make_requirement("foo"))
+    pairs = planner.versions_to_audit(
+        desired, {"foo": FOO, "bar": None}, held(make_file("bar", "3.0", days_ago(9))), FROZEN_NOW
+    )
+    assert pairs == [("foo", "1.1"), ("foo", "1.0"), ("bar", "3.0")]

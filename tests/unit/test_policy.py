@@ -1,0 +1,192 @@
+"""Policy rules as pure functions: maturity, yanks, ranges, hash pins, exceptions, advisories."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from packaging.version import Version
+
+from reconciler import policy
+from reconciler.model import (
+    Advisory,
+    Blocked,
+    FilesPolicy,
+    IgnoredAdvisory,
+    PolicyException,
+    YankedPolicy,
+)
+from tests.conftest import FROZEN_NOW, days_ago, make_config, make_file, make_project, make_requirement
+
+NONE: policy.Advisories = {}
+
+
+def decide(text: str, project, config=None, advisories=NONE):  # type: ignore[no-untyped-def]
+    context = policy.PolicyContext(config or make_config(), FROZEN_NOW)
+    return policy.decide(make_requirement(text), project, context, advisories)
+
+
+def test_mature_pin_is_admitted() -> None:
+    project = make_project("foo", make_file("foo", "1.0", days_ago(15)))
+    decision = decide("foo==1.0", project)
+    assert isinstance(decision, policy.Admitted)
+    assert decision.version == Version("1.0")
+
+
+def test_young_pin_waits_with_eligible_at() -> None:
+    project = make_project("foo", make_file("foo", "1.0", days_ago(3)))
+    decision = decide("foo==1.0", project)
+    assert isinstance(decision, Blocked)
+    assert decision.reason == "immature"
+    assert decision.eligible_at == days_ago(3) + timedelta(days=14)
+    assert "3 days old" in decision.detail
+
+
+def test_maturity_is_exactly_min_age() -> None:
+    project = make_project("foo", make_file("foo", "1.0", days_ago(14)))
+    assert isinstance(decide("foo==1.0", project), policy.Admitted)
+    project = make_project("foo", make_file("foo", "1.0", days_ago(14) + timedelta(seconds=1)))
+    assert isinstance(decide("foo==1.0", project), Blocked)
+
+
+def test_late_wheel_on_old_release_waits_on_its_own() -> None:
+    sdist = make_file("foo", "1.0", days_ago(300), kind="sdist")
+    late_wheel = make_file("foo", "1.0", days_ago(2))
+    decision = decide("foo==1.0", make_project("foo", sdist, late_wheel))
+    assert isinstance(decision, policy.Admitted)
+    assert decision.files == (sdist,)
+    assert any("wait to mature" in note for note in decision.notes)
+
+
+def test_missing_upload_time_fails_closed() -> None:
+    decision = decide("foo==1.0", make_project("foo", make_file("foo", "1.0", None)))
+    assert isinstance(decision, Blocked)
+    assert decision.reason == "no-upload-time"
+    assert decision.eligible_at is None
+
+
+def test_range_picks_newest_version_that_passes() -> None:
+    project = make_project(
+        "foo",
+        make_file("foo", "1.0", days_ago(100)),
+        make_file("foo", "1.1", days_ago(50)),
+        make_file("foo", "1.2", days_ago(2)),
+        make_file("foo", "2.0", days_ago(40)),
+    )
+    decision = decide("foo>=1,<2", project)
+    assert isinstance(decision, policy.Admitted)
+    assert decision.version == Version("1.1")
+    assert any(note.startswith("1.2: 2 days old") for note in decision.notes)
+
+
+def test_range_with_nothing_mature_reports_earliest_eligibility() -> None:
+    project = make_project(
+        "foo", make_file("foo", "1.1", days_ago(2)), make_file("foo", "1.0", days_ago(10))
+    )
+    decision = decide("foo", project)
+    assert isinstance(decision, Blocked)
+    assert decision.eligible_at == days_ago(10) + timedelta(days=14)
+
+
+def test_prereleases_only_when_asked() -> None:
+    project = make_project(
+        "foo", make_file("foo", "1.0", days_ago(100)), make_file("foo", "2.0rc1", days_ago(100))
+    )
+    assert decide("foo", project).version == Version("1.0")  # type: ignore[union-attr]
+    assert decide("foo>=2.0rc1", project).version == Version("2.0rc1")  # type: ignore[union-attr]
+
+
+def test_yanked_is_blocked_by_default() -> None:
+    project = make_project("foo", make_file("foo", "1.0", days_ago(100), yanked=True))
+    decision = decide("foo==1.0", project)
+    assert isinstance(decision, Blocked) and decision.reason == "yanked"
+
+
+def test_allow_pinned_keeps_yanked_pins_but_not_ranges() -> None:
+    config = make_config(yanked=YankedPolicy.ALLOW_PINNED)
+    yanked = make_file("foo", "1.0", days_ago(100), yanked=True)
+    decision = decide("foo==1.0", make_project("foo", yanked), config)
+    assert isinstance(decision, policy.Admitted)
+    assert decision.files[0].yanked
+    assert isinstance(decide("foo>=1", make_project("foo", yanked), config), Blocked)
+
+
+def test_hash_pins_select_files_and_refuse_mismatch() -> None:
+    wheel = make_file("foo", "1.0", days_ago(100))
+    sdist = make_file("foo", "1.0", days_ago(100), kind="sdist")
+    project = make_project("foo", wheel, sdist)
+    context = policy.PolicyContext(make_config(), FROZEN_NOW)
+    pinned = make_requirement("foo==1.0", hashes=(wheel.sha256,))  # type: ignore[arg-type]
+    decision = policy.decide(pinned, project, context, NONE)
+    assert isinstance(decision, policy.Admitted) and decision.files == (wheel,)
+    wrong = make_requirement("foo==1.0", hashes=("0" * 64,))
+    decision = policy.decide(wrong, project, context, NONE)
+    assert isinstance(decision, Blocked) and decision.reason == "hash-mismatch"
+
+
+def test_advisory_blocks_and_range_falls_back() -> None:
+    project = make_project(
+        "foo", make_file("foo", "1.0", days_ago(100)), make_file("foo", "1.1", days_ago(100))
+    )
+    advisories = {("foo", "1.1"): [Advisory("GHSA-1", fixed_in=("1.2",))]}
+    decision = decide("foo", project, advisories=advisories)
+    assert isinstance(decision, policy.Admitted) and decision.version == Version("1.0")
+    blocked = decide("foo==1.1", project, advisories=advisories)
+    assert isinstance(blocked, Blocked) and blocked.reason == "vulnerable"
+    assert "GHSA-1 (fixed in 1.2)" in blocked.detail
+
+
+def test_ignore_entry_matches_alias_until_it_expires() -> None:
+    project = make_project("foo", make_file("foo", "1.0", days_ago(100)))
+    advisories = {("foo", "1.0"): [Advisory("GHSA-1", aliases=("CVE-2026-1",))]}
+    live = make_config(ignore=(IgnoredAdvisory("CVE-2026-1", "unused", date(2027, 1, 1)),))
+    assert isinstance(decide("foo==1.0", project, live, advisories), policy.Admitted)
+    expired = make_config(ignore=(IgnoredAdvisory("CVE-2026-1", "unused", date(2026, 11, 1)),))
+    assert isinstance(decide("foo==1.0", project, expired, advisories), Blocked)
+    assert policy.expired_entries(expired, FROZEN_NOW) == [
+        "ignore entry CVE-2026-1 expired on 2026-11-01; it no longer applies"
+    ]
+
+
+def test_exception_admits_young_version_until_it_expires() -> None:
+    project = make_project("foo", make_file("foo", "1.0", days_ago(1)))
+    active = PolicyException("foo", Version("1.0"), "hotfix INC-42", date(2026, 12, 31))
+    decision = decide("foo==1.0", project, make_config(exceptions=(active,)))
+    assert isinstance(decision, policy.Admitted)
+    assert "admitted by exception: hotfix INC-42" in decision.notes
+    lapsed = PolicyException("foo", Version("1.0"), "hotfix", date(2026, 11, 23))
+    assert isinstance(decide("foo==1.0", project, make_config(exceptions=(lapsed,))), Blocked)
+
+
+def test_malicious_report_blocks_despite_exception_and_ignore() -> None:
+    project = make_project("foo", make_file("foo", "1.0", days_ago(100)))
+    config = make_config(
+        exceptions=(PolicyException("foo", Version("1.0"), "trust me"),),
+        ignore=(IgnoredAdvisory("MAL-2026-1", "nope"),),
+    )
+    decision = decide("foo==1.0", project, config, {("foo", "1.0"): [Advisory("MAL-2026-1")]})
+    assert isinstance(decision, Blocked) and decision.reason == "vulnerable"
+
+
+def test_files_policy_filters_sdists_and_wheel_tags() -> None:
+    wheel = make_file("foo", "1.0", days_ago(100))
+    sdist = make_file("foo", "1.0", days_ago(100), kind="sdist")
+    project = make_project("foo", wheel, sdist)
+    no_sdist = make_config(files=FilesPolicy(sdist=False))
+    assert decide("foo==1.0", project, no_sdist).files == (wheel,)  # type: ignore[union-attr]
+    only_linux = make_config(files=FilesPolicy(sdist=False, wheel_tags=("manylinux_2_17_x86_64",)))
+    decision = decide("foo==1.0", project, only_linux)
+    assert isinstance(decision, Blocked) and decision.reason == "no-files"
+
+
+def test_not_found_and_quarantined_projects() -> None:
+    assert decide("foo", None).reason == "not-found"  # type: ignore[union-attr]
+    project = make_project("foo", make_file("foo", "1.0", days_ago(100)), status="quarantined")
+    assert decide("foo", project).reason == "quarantined"  # type: ignore[union-attr]
+
+
+def test_versions_to_audit_skips_versions_that_fail_other_rules() -> None:
+    project = make_project(
+        "foo", make_file("foo", "1.0", days_ago(100)), make_file("foo", "1.1", days_ago(1))
+    )
+    context = policy.PolicyContext(make_config(), FROZEN_NOW)
+    assert policy.versions_to_audit(make_requirement("foo"), project, context) == [Version("1.0")]
