@@ -48,8 +48,9 @@ def apply(
             for action in plan.actions:
                 if action.action is ActionKind.UPLOAD:
                     for planned in action.files:
-                        _upload_one(action, planned, held, registry, upstream, staging, progress,
-                                    result)
+                        _upload_one(
+                            action, planned, held, registry, upstream, staging, progress, result
+                        )
                 else:
                     _delete(action, held, registry, progress, result)
     finally:

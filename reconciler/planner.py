@@ -72,9 +72,7 @@ def plan(inputs: PlanInputs) -> Plan:
     context = policy.PolicyContext(desired.config, inputs.now)
     requirements = {r.name: r for r in desired.requirements}
     decisions = {
-        name: policy.decide(
-            requirement, inputs.projects.get(name), context, inputs.advisories
-        )
+        name: policy.decide(requirement, inputs.projects.get(name), context, inputs.advisories)
         for name, requirement in requirements.items()
     }
     admitted = {
@@ -93,9 +91,7 @@ def plan(inputs: PlanInputs) -> Plan:
         cause = _quarantine_cause(name, version, project, requirements.get(name), context, inputs)
         if cause is not None:
             reason, advisory_ids = cause
-            quarantines.append(
-                _delete(name, version, reason, files.values(), True, advisory_ids)
-            )
+            quarantines.append(_delete(name, version, reason, files.values(), True, advisory_ids))
             continue
         decision = admitted.get((name, version))
         if decision is not None:
@@ -108,9 +104,7 @@ def plan(inputs: PlanInputs) -> Plan:
                 )
             extra = [f for n, f in files.items() if n not in wanted and n in upstream_names]
             if extra and desired.config.policy.prune:
-                prunes.append(
-                    _delete(name, version, "file no longer admitted by policy", extra)
-                )
+                prunes.append(_delete(name, version, "file no longer admitted by policy", extra))
             continue
         if name in blocked_names:
             warnings.append(
@@ -139,9 +133,7 @@ def plan(inputs: PlanInputs) -> Plan:
         actual_digest=actual_digest(inputs.actual),
         actions=actions,
         blocked=tuple(
-            sorted(
-                (d for d in decisions.values() if isinstance(d, Blocked)), key=lambda b: b.name
-            )
+            sorted((d for d in decisions.values() if isinstance(d, Blocked)), key=lambda b: b.name)
         ),
         warnings=tuple(warnings),
         advisory_sources=inputs.advisory_sources,
@@ -239,4 +231,3 @@ def _delete(
         quarantine=quarantine,
         advisories=advisories,
     )
-

@@ -123,9 +123,7 @@ class RichProgress:
         if self.current is None:
             return
         self.progress.remove_task(self.current)
-        self.progress.console.print(
-            f"{self.description}: {outcome}", highlight=False, markup=False
-        )
+        self.progress.console.print(f"{self.description}: {outcome}", highlight=False, markup=False)
         self.current = None
 
     def end(self) -> None:

@@ -57,8 +57,7 @@ class UpstreamIndex:
             return None
         if response.status_code != 200:
             raise UpstreamError(
-                f"upstream index answered {response.status_code} for {redact(url)} "
-                f"(project {name})"
+                f"upstream index answered {response.status_code} for {redact(url)} (project {name})"
             )
         try:
             page = ProjectPage.from_response(response, name)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -11,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from typer.testing import CliRunner, Result
@@ -137,17 +135,15 @@ class Workspace:
     def manager(self, *args: str, now: str | None = NOW_ARG) -> Result:
         return self._invoke(manager_app, args, now, None)
 
-    def _invoke(self, app: Any, args: tuple[str, ...], now: str | None, input: str | None) -> Result:
+    def _invoke(
+        self, app: Any, args: tuple[str, ...], now: str | None, input: str | None
+    ) -> Result:
         extra = ["--desired-state", str(self.desired)]
         if now is not None and args[0] not in ("show", "force-unlock"):
             extra += ["--now", now]
         if args[0] == "show":
             extra = []
         return CliRunner().invoke(app, [*args, *extra], input=input)
-
-    def env(self) -> dict[str, str]:
-        """Environment for running the real `mirror` executable in a subprocess."""
-        return {**os.environ, "MIRROR_CACHE_DIR": os.environ["MIRROR_CACHE_DIR"]}
 
 
 @pytest.fixture

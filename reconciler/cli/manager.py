@@ -44,9 +44,15 @@ def _run_part(kind: ActionKind, common: Common, dry_run: bool, allow_mass_delete
             typer.echo(report.TableFormat().render(the_plan), nl=False)
             return 0
         _, outcome = operations.plan_and_apply(
-            desired, target, upstream, services, common.now(),
-            approve=lambda _plan: True, progress=make_progress(),
-            allow_mass_delete=allow_mass_delete, only=kind,
+            desired,
+            target,
+            upstream,
+            services,
+            common.now(),
+            approve=lambda _plan: True,
+            progress=make_progress(),
+            allow_mass_delete=allow_mass_delete,
+            only=kind,
         )
         if outcome is None:
             typer.echo("Nothing to do.")

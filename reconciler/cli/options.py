@@ -47,9 +47,7 @@ class Common:
         try:
             moment = datetime.fromisoformat(self.now_text.replace("Z", "+00:00"))
         except ValueError:
-            raise UserError(
-                f"not an ISO-8601 instant: {self.now_text!r}", key="--now"
-            ) from None
+            raise UserError(f"not an ISO-8601 instant: {self.now_text!r}", key="--now") from None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=timezone.utc)
         return moment.astimezone(timezone.utc)

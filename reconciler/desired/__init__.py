@@ -25,9 +25,7 @@ def load_desired_state(directory: Path) -> DesiredState:
     config_path = root / "config.yaml"
     config = load_config(config_path, str(directory / "config.yaml"))
     files: list[Path] = []
-    requirements = merge_duplicates(
-        read_requirements(root / "requirements.txt", root, files)
-    )
+    requirements = merge_duplicates(read_requirements(root / "requirements.txt", root, files))
     digest = hashlib.sha256()
     for path in sorted([*files, config_path] if config_path.exists() else files):
         digest.update(str(path.relative_to(root)).encode() + b"\0")

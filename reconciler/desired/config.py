@@ -97,7 +97,9 @@ class _Reader:
             line = int(value.lc.item(index)[0]) + 1
             if not isinstance(item, CommentedMap):
                 raise UserError(
-                    "expected a mapping", path=self.display, line=line,
+                    "expected a mapping",
+                    path=self.display,
+                    line=line,
                     key=f"{self.prefix}{key}[{index}]",
                 )
             readers.append(_Reader(self.display, item, f"{self.prefix}{key}[{index}].", line))
@@ -156,8 +158,15 @@ def _policy(reader: _Reader | None) -> Policy:
     if reader is None:
         return Policy()
     reader.check_keys(
-        {"min_age_days", "yanked", "prune", "max_deletions", "vulnerabilities", "dependencies",
-         "files"}
+        {
+            "min_age_days",
+            "yanked",
+            "prune",
+            "max_deletions",
+            "vulnerabilities",
+            "dependencies",
+            "files",
+        }
     )
     defaults = Policy()
     min_age_days = reader.get("min_age_days", int, defaults.min_age_days)
@@ -174,9 +183,7 @@ def _policy(reader: _Reader | None) -> Policy:
     services, ignore = _vulnerabilities(reader.child("vulnerabilities"))
     return Policy(
         min_age_days=min_age_days,
-        yanked=YankedPolicy(
-            reader.choice("yanked", tuple(p.value for p in YankedPolicy), "block")
-        ),
+        yanked=YankedPolicy(reader.choice("yanked", tuple(p.value for p in YankedPolicy), "block")),
         prune=reader.get("prune", bool, defaults.prune),
         max_deletions=max_deletions,
         services=services,

@@ -143,7 +143,8 @@ def merge_duplicates(requirements: list[Requirement]) -> tuple[Requirement, ...]
         merged[requirement.name] = Requirement(
             name=earlier.name,
             specifier=earlier.specifier & requirement.specifier,
-            text=f"{earlier.text}, {requirement.text}" if earlier.text != requirement.text
+            text=f"{earlier.text}, {requirement.text}"
+            if earlier.text != requirement.text
             else earlier.text,
             source=earlier.source,
             extras=earlier.extras | requirement.extras,

@@ -19,9 +19,9 @@ def render_root_html(names: Iterable[str]) -> str:
 
 def render_root_json(names: Iterable[str]) -> str:
     """The root page as PEP 691 JSON."""
-    return _json({"meta": {"api-version": API_VERSION}, "projects": [
-        {"name": n} for n in sorted(names)
-    ]})
+    return _json(
+        {"meta": {"api-version": API_VERSION}, "projects": [{"name": n} for n in sorted(names)]}
+    )
 
 
 def render_project_html(name: str, files: Sequence[PlannedFile], file_url: str) -> str:
@@ -61,14 +61,12 @@ def render_project_json(name: str, files: Sequence[PlannedFile], file_url: str) 
         key=version_sort_key,
     )
     return _json(
-        {"meta": {"api-version": API_VERSION}, "name": name, "versions": versions,
-         "files": entries}
+        {"meta": {"api-version": API_VERSION}, "name": name, "versions": versions, "files": entries}
     )
 
 
 def _sorted(files: Sequence[PlannedFile]) -> list[PlannedFile]:
     return sorted(files, key=lambda r: r.filename)
-
 
 
 def _html(title: str, body: str) -> str:

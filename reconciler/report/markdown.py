@@ -22,8 +22,12 @@ class MarkdownFormat(PlanFormat):
             ("Delete", deletes),
         ):
             if actions:
-                lines += [f"#### {title} ({len(actions)})", "", "| package | version | files | "
-                          "reason |", "| --- | --- | --- | --- |"]
+                lines += [
+                    f"#### {title} ({len(actions)})",
+                    "",
+                    "| package | version | files | reason |",
+                    "| --- | --- | --- | --- |",
+                ]
                 lines += [
                     f"| {_cell(a.name)} | {_cell(a.version)} | {len(a.files)} | "
                     f"{_cell(action_line(a))} |"
@@ -31,8 +35,12 @@ class MarkdownFormat(PlanFormat):
                 ]
                 lines.append("")
         if plan.blocked:
-            lines += [f"#### Blocked ({len(plan.blocked)})", "",
-                      "| requirement | reason | detail | eligible |", "| --- | --- | --- | --- |"]
+            lines += [
+                f"#### Blocked ({len(plan.blocked)})",
+                "",
+                "| requirement | reason | detail | eligible |",
+                "| --- | --- | --- | --- |",
+            ]
             for b in plan.blocked:
                 eligible = f"{b.eligible_at:%Y-%m-%d}" if b.eligible_at else ""
                 lines.append(

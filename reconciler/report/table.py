@@ -37,7 +37,10 @@ class TableFormat(PlanFormat):
                 else:
                     sign = "[red]- delete[/]"
                 table.add_row(
-                    sign, action.name, action.version, str(len(action.files)),
+                    sign,
+                    action.name,
+                    action.version,
+                    str(len(action.files)),
                     action_line(action),
                 )
             console.print(table)

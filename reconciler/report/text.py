@@ -12,8 +12,7 @@ def summary_line(plan: Plan) -> str:
     if quarantines:
         deletes += f" ({quarantines} quarantine)"
     return (
-        f"Plan: {plan.count(ActionKind.UPLOAD)} to upload, {deletes}, "
-        f"{len(plan.blocked)} blocked."
+        f"Plan: {plan.count(ActionKind.UPLOAD)} to upload, {deletes}, {len(plan.blocked)} blocked."
     )
 
 

@@ -16,14 +16,14 @@ class OsvHandler(QuietHandler):
     def do_POST(self) -> None:  # noqa: N802
         self.delay()
         fake: FakeOsv = self.fake
+        raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         if fake.unavailable:
             self.send_body(503, b"unavailable", "text/plain", {"Retry-After": "0"})
             return
         if self.path != "/v1/querybatch":
             self.send_body(404, b"{}", "application/json")
             return
-        length = int(self.headers.get("Content-Length", "0"))
-        body = json.loads(self.rfile.read(length))
+        body = json.loads(raw)
         queries = body["queries"]
         if len(queries) > 1000:
             self.send_body(400, b'{"message":"Too many queries."}', "application/json")

@@ -10,7 +10,14 @@ import pytest
 from reconciler import planfile, planner
 from reconciler.errors import StalePlanError, UserError
 from reconciler.model import ActualState, Plan, RegistryFile
-from tests.conftest import FROZEN_NOW, days_ago, make_desired, make_file, make_project, make_requirement
+from tests.conftest import (
+    FROZEN_NOW,
+    days_ago,
+    make_desired,
+    make_file,
+    make_project,
+    make_requirement,
+)
 
 OLD = make_file("foo", "1.0", days_ago(100))
 NEW = make_file("foo", "1.1", days_ago(50))
@@ -38,7 +45,12 @@ def test_round_trip(tmp_path: Path) -> None:
     assert document["format_version"] == 1
     assert document["summary"] == {"upload": 1, "delete": 1, "blocked": 0}
     assert set(document) >= {
-        "created_at", "evaluated_at", "desired_digest", "actual_digest", "actions", "blocked",
+        "created_at",
+        "evaluated_at",
+        "desired_digest",
+        "actual_digest",
+        "actions",
+        "blocked",
         "advisory_sources",
     }
 

@@ -34,7 +34,9 @@ def held(*files: UpstreamFile, sha256: str | None = None) -> ActualState:
     return ActualState(
         files=tuple(
             RegistryFile(
-                f.filename.split("-")[0].replace("_", "-"), f.version, f.filename,
+                f.filename.split("-")[0].replace("_", "-"),
+                f.version,
+                f.filename,
                 sha256 or f.sha256 or "",
             )
             for f in files
@@ -42,15 +44,16 @@ def held(*files: UpstreamFile, sha256: str | None = None) -> ActualState:
     )
 
 
+EMPTY = ActualState(())
+
+
 def run(
     desired: DesiredState,
     projects: Mapping[str, UpstreamProject | None],
-    actual: ActualState = ActualState(()),
+    actual: ActualState = EMPTY,
     advisories: Mapping[tuple[str, str], list[Advisory]] | None = None,
 ) -> Plan:
-    return planner.plan(
-        planner.PlanInputs(desired, projects, advisories or {}, actual, FROZEN_NOW)
-    )
+    return planner.plan(planner.PlanInputs(desired, projects, advisories or {}, actual, FROZEN_NOW))
 
 
 FOO_10 = make_file("foo", "1.0", days_ago(100))

@@ -15,7 +15,14 @@ from reconciler.model import (
     PolicyException,
     YankedPolicy,
 )
-from tests.conftest import FROZEN_NOW, days_ago, make_config, make_file, make_project, make_requirement
+from tests.conftest import (
+    FROZEN_NOW,
+    days_ago,
+    make_config,
+    make_file,
+    make_project,
+    make_requirement,
+)
 
 NONE: policy.Advisories = {}
 

@@ -95,7 +95,8 @@ def test_defaults_when_absent(tmp_path: Path) -> None:
             "config.yaml:2: exceptions[0].reason: is required",
         ),
         (
-            "exceptions:\n  - package: foo\n    version: 1.0\n    reason: x\n    until: 2027-01-01\n",
+            "exceptions:\n  - package: foo\n    version: 1.0\n    reason: x\n"
+            "    until: 2027-01-01\n",
             "config.yaml:5: exceptions[0].until: unknown key",
         ),
         (
