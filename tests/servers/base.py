@@ -9,6 +9,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
+class _Server(ThreadingHTTPServer):
+    # A deep accept queue: the default of 5 drops connections under concurrent clients.
+    request_queue_size = 256
+    daemon_threads = True
+
+
 class FakeServer:
     """Runs a handler class on an ephemeral port; counts requests by (method, path)."""
 
@@ -17,8 +23,7 @@ class FakeServer:
         self.requests: Counter[tuple[str, str]] = Counter()
         self.statuses: Counter[int] = Counter()
         self._lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.httpd.daemon_threads = True
+        self.httpd = _Server(("127.0.0.1", 0), handler)
         self.httpd.fake = self  # type: ignore[attr-defined]
         self.thread = threading.Thread(
             target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -66,6 +71,9 @@ class QuietHandler(BaseHTTPRequestHandler):
     """Base handler: no stderr logging, HTTP/1.1 keep-alive, optional latency."""
 
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; with Nagle on, the body waits for the
+    # client's delayed ACK (~40 ms), which real CDNs do not add.
+    disable_nagle_algorithm = True
 
     @property
     def fake(self) -> Any:
