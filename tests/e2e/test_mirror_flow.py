@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -240,3 +241,30 @@ def test_registry_path_in_config_is_relative_to_the_repository(
     monkeypatch.chdir(elsewhere)
     assert workspace.mirror("apply", "--auto-approve").exit_code == 0
     assert (workspace.root / "registry" / "simple" / "index.html").exists()
+
+
+def test_429_honours_retry_after(workspace: Workspace) -> None:
+    seed(workspace)
+    workspace.upstream.failure = (429, "1")
+    workspace.upstream.fail_next["/simple/baz/"] = 1
+    started = time.monotonic()
+    result = workspace.mirror("plan", "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert workspace.upstream.statuses[429] == 1
+    assert time.monotonic() - started >= 1.0
+
+
+def test_allow_pinned_mirrors_a_yanked_pin_with_its_marker(workspace: Workspace) -> None:
+    seed(workspace)
+    workspace.upstream.yank("baz", "2.0", "broken build")
+    workspace.config(policy="  yanked: allow-pinned\n")
+    result = workspace.mirror("apply", "--auto-approve")
+    assert result.exit_code == 0, result.output
+    page = (workspace.registry / "simple" / "baz" / "index.html").read_text()
+    assert 'data-yanked="broken build"' in page
+    pep691 = json.loads((workspace.registry / "simple" / "baz" / "index.json").read_text())
+    assert pep691["files"][0]["yanked"] == "broken build"
+    workspace.config()
+    plan = json.loads(workspace.mirror("plan", "--format", "json").stdout)
+    (quarantine,) = [a for a in plan["actions"] if a["name"] == "baz"]
+    assert quarantine["quarantine"] and quarantine["reason"] == "quarantine: yanked upstream"

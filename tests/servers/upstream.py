@@ -83,7 +83,8 @@ class UpstreamHandler(QuietHandler):
         path = self.path.split("?")[0]
         if fake.fail_next.get(path, 0) > 0:
             fake.fail_next[path] -= 1
-            self.send_body(503, b"unavailable", "text/plain", {"Retry-After": "0"})
+            status, retry_after = fake.failure
+            self.send_body(status, b"try again", "text/plain", {"Retry-After": retry_after})
             return
         if path in fake.redirects:
             self.fake.record(self.command, self.path, 302)
@@ -162,6 +163,7 @@ class FakeUpstream(FakeServer):
         self.projects: dict[str, FakeProject] = {}
         self.serve_json = serve_json
         self.fail_next: dict[str, int] = {}
+        self.failure = (503, "0")  # (status, Retry-After) of the injected failures
         self.redirects: dict[str, str] = {}
         self._mutex = threading.Lock()
 

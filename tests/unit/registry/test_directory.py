@@ -1,0 +1,78 @@
+"""The directory registry: what it lists is what is on disk, byte for byte."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from reconciler.errors import UserError
+from reconciler.model import PlannedFile
+from reconciler.registry import DirectoryRegistry
+from reconciler.registry.simple_pages import render_project_html
+
+CONTENT = b"wheel bytes"
+SHA = hashlib.sha256(CONTENT).hexdigest()
+PLANNED = PlannedFile("foo-1.0-py3-none-any.whl", SHA, requires_python=">=3.9")
+
+
+def place(registry: DirectoryRegistry, tmp_path: Path) -> None:
+    local = tmp_path / "staged"
+    local.write_bytes(CONTENT)
+    registry.upload("foo", "1.0", PLANNED, local)
+
+
+def test_upload_lists_file_with_its_real_hash(tmp_path: Path) -> None:
+    registry = DirectoryRegistry(tmp_path / "reg")
+    assert registry.list_actual().files == ()
+    place(registry, tmp_path)
+    (held,) = registry.list_actual().files
+    assert (held.name, held.version, held.sha256) == ("foo", "1.0", SHA)
+    assert "foo/" in (tmp_path / "reg" / "simple" / "index.html").read_text()
+
+
+def test_tampered_or_missing_bytes_show_in_the_listing(tmp_path: Path) -> None:
+    registry = DirectoryRegistry(tmp_path / "reg")
+    place(registry, tmp_path)
+    path = tmp_path / "reg" / "files" / "foo" / PLANNED.filename
+    path.write_bytes(b"something else entirely")
+    (held,) = registry.list_actual().files
+    assert held.sha256 == hashlib.sha256(b"something else entirely").hexdigest()
+    path.unlink()
+    assert registry.list_actual().files == ()
+
+
+def test_delete_unlists_and_removes_the_project(tmp_path: Path) -> None:
+    registry = DirectoryRegistry(tmp_path / "reg")
+    place(registry, tmp_path)
+    registry.delete("foo", "1.0", [PLANNED.filename])
+    registry.delete("foo", "1.0", [PLANNED.filename])  # idempotent
+    assert registry.list_actual().files == ()
+    assert not (tmp_path / "reg" / "simple" / "foo").exists()
+    assert not (tmp_path / "reg" / "files" / "foo").exists()
+
+
+def test_force_unlock_needs_a_lock_and_its_id(tmp_path: Path) -> None:
+    registry = DirectoryRegistry(tmp_path / "reg")
+    with pytest.raises(UserError, match="is not locked"):
+        registry.force_unlock("x")
+
+
+def test_project_page_escapes_and_marks_yanks() -> None:
+    page = render_project_html(
+        "foo",
+        [
+            PlannedFile(
+                "foo-1.0.tar.gz",
+                SHA,
+                requires_python="<4,>=3.9",
+                yanked=True,
+                yanked_reason='bad "build"',
+            )
+        ],
+        "../../files/foo/",
+    )
+    assert f'href="../../files/foo/foo-1.0.tar.gz#sha256={SHA}"' in page
+    assert 'data-requires-python="&lt;4,&gt;=3.9"' in page
+    assert 'data-yanked="bad &quot;build&quot;"' in page
