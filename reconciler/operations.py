@@ -6,7 +6,7 @@ import getpass
 import os
 import socket
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timezone
 
 from reconciler import applier, planfile, planner
 from reconciler.errors import MassDeleteError
@@ -49,6 +49,7 @@ def make_plan(
             actual=actual,
             now=now,
             advisory_sources=tuple(sources),
+            created_at=datetime.now(timezone.utc),
         )
     )
 

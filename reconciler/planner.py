@@ -40,6 +40,7 @@ class PlanInputs:
     actual: ActualState
     now: datetime
     advisory_sources: tuple[AdvisorySource, ...] = ()
+    created_at: datetime | None = None  # wall-clock time of planning; `now` may be `--now`
 
 
 def projects_to_fetch(desired: DesiredState, actual: ActualState) -> set[str]:
@@ -127,7 +128,7 @@ def plan(inputs: PlanInputs) -> Plan:
     ]
     actions = (*quarantines, *uploads, *prunes)
     return Plan(
-        created_at=inputs.now,
+        created_at=inputs.created_at or inputs.now,
         evaluated_at=inputs.now,
         desired_digest=desired.digest,
         actual_digest=actual_digest(inputs.actual),
