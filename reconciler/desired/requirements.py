@@ -7,6 +7,7 @@ the desired-state directory.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from packaging.specifiers import SpecifierSet
@@ -113,7 +114,8 @@ def _to_requirement(install_req: object, display: str) -> Requirement:
     return Requirement(
         name=canonicalize_name(install_req.name),  # type: ignore[attr-defined]
         specifier=SpecifierSet(str(install_req.specifier or "")),  # type: ignore[attr-defined]
-        text=str(install_req.req),  # type: ignore[attr-defined]
+        # The user's own spelling, for plan reasons; hash options are noise there.
+        text=re.split(r"\s+--hash", text)[0].strip(),
         source=SourceLocation(display, line_number),
         extras=frozenset(install_req.extras or ()),  # type: ignore[attr-defined]
         marker=str(marker) if marker else None,

@@ -99,3 +99,10 @@ def test_missing_requirements_file(tmp_path: Path) -> None:
     (tmp_path / "desired-state").mkdir()
     with pytest.raises(UserError, match="requirements file not found"):
         load_desired_state(tmp_path / "desired-state")
+
+
+def test_requirement_text_keeps_the_users_spelling_without_hashes(tmp_path: Path) -> None:
+    state = load_desired_state(
+        desired(tmp_path, f"requests>=2.31,<3  # why\nidna==3.7 \\\n    --hash=sha256:{HASH}\n")
+    )
+    assert [r.text for r in state.requirements] == ["requests>=2.31,<3", "idna==3.7"]
