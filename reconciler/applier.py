@@ -40,8 +40,10 @@ def apply(
     progress: ApplyProgress,
 ) -> ApplyResult:
     """Carry out every action; a file that fails is reported and the rest go on."""
-    held = {(f.name, f.version, f.filename): f.sha256 for f in actual.files}
+    held = actual.held()
     result = ApplyResult()
+    if plan.actions:
+        registry.begin_apply(plan.id)
     progress.begin(sum(len(a.files) for a in plan.actions))
     try:
         with registry.staging() as staging:
@@ -61,7 +63,7 @@ def apply(
 def _upload_one(
     action: Action,
     planned: PlannedFile,
-    held: dict[tuple[str, str, str], str],
+    held: dict[tuple[str, str], str],
     registry: Registry,
     upstream: UpstreamIndex,
     staging: Path,
@@ -69,16 +71,26 @@ def _upload_one(
     result: ApplyResult,
 ) -> None:
     progress.file_started(f"upload {planned.filename}", planned.size)
-    if held.get((action.name, action.version, planned.filename)) == planned.sha256:
-        result.skipped += 1
-        progress.file_done("already in the registry")
-        return
     try:
+        if held.get((action.name, planned.filename)) == planned.sha256:
+            if planned.before_sha256 == planned.sha256:  # same bytes, new yank marker
+                registry.update_metadata(action.name, action.version, planned)
+                result.uploaded += 1
+                progress.file_done("index metadata updated")
+                return
+            result.skipped += 1
+            progress.file_done("already in the registry")
+            return
         local = download_verified(upstream, planned, staging, progress)
         registry.upload(action.name, action.version, planned, local)
-    except ReconcilerError as error:
-        result.errors.append(str(error))
-        progress.file_done(f"FAILED: {error}")
+    except (ReconcilerError, OSError) as error:
+        message = (
+            str(error)
+            if isinstance(error, ReconcilerError)
+            else (f"{planned.filename}: {error.strerror or error}")
+        )
+        result.errors.append(message)
+        progress.file_done(f"FAILED: {message}")
         return
     result.uploaded += 1
     progress.file_done("uploaded")
@@ -86,14 +98,12 @@ def _upload_one(
 
 def _delete(
     action: Action,
-    held: dict[tuple[str, str, str], str],
+    held: dict[tuple[str, str], str],
     registry: Registry,
     progress: ApplyProgress,
     result: ApplyResult,
 ) -> None:
-    present = [
-        f.filename for f in action.files if (action.name, action.version, f.filename) in held
-    ]
+    present = [f.filename for f in action.files if (action.name, f.filename) in held]
     for planned in action.files:
         progress.file_started(f"delete {planned.filename}", None)
         progress.file_done("deleted" if planned.filename in present else "already gone")

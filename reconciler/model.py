@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
@@ -12,6 +13,7 @@ from packaging.utils import (
     InvalidSdistFilename,
     InvalidWheelFilename,
     canonicalize_name,
+    canonicalize_version,
     parse_sdist_filename,
     parse_wheel_filename,
 )
@@ -214,27 +216,44 @@ class Advisory:
 
 @dataclass(frozen=True)
 class RegistryFile:
-    """A file the registry holds, with the sha256 of its actual bytes."""
+    """A file the registry holds, with the sha256 of its actual bytes and its yank marker."""
 
     name: str
     version: str
     filename: str
     sha256: str
+    yanked: bool = False
+    yanked_reason: str | None = None
 
 
 @dataclass(frozen=True)
 class ActualState:
-    """Everything the registry holds right now."""
+    """Everything the registry holds right now.
+
+    `generation` counts the applies that changed the registry and `last_plan` names the plan
+    the latest one carried out, so a saved plan can tell its own partial work from anyone else's.
+    """
 
     files: tuple[RegistryFile, ...]
+    generation: int = 0
+    last_plan: str | None = None
 
     def by_version(self) -> Mapping[tuple[str, str], dict[str, RegistryFile]]:
-        """Files keyed by (canonical name, version), then by filename."""
+        """Files keyed by (canonical name, `version_key`), then by filename."""
         grouped: dict[tuple[str, str], dict[str, RegistryFile]] = {}
         for registry_file in self.files:
-            key = (registry_file.name, registry_file.version)
+            key = (registry_file.name, version_key(registry_file.version))
             grouped.setdefault(key, {})[registry_file.filename] = registry_file
         return grouped
+
+    def held(self) -> dict[tuple[str, str], str]:
+        """sha256 of every file, keyed by (canonical name, filename): filenames are unique."""
+        return {(f.name, f.filename): f.sha256 for f in self.files}
+
+
+def version_key(version: str) -> str:
+    """One spelling per PEP 440 version: `1.0` and `1.0.0` name the same release."""
+    return canonicalize_version(version, strip_trailing_zero=True)
 
 
 def version_sort_key(version: str) -> tuple[int, Version | str]:
@@ -324,6 +343,16 @@ class Plan:
     blocked: tuple[Blocked, ...]
     warnings: tuple[str, ...] = ()
     advisory_sources: tuple[AdvisorySource, ...] = ()
+    registry_generation: int = 0
+
+    @property
+    def id(self) -> str:
+        """A stable identity for the plan, recorded by the registry while it is applied."""
+        seed = (
+            f"{self.desired_digest}\0{self.actual_digest}\0{self.registry_generation}\0"
+            f"{self.created_at.isoformat()}"
+        )
+        return hashlib.sha256(seed.encode()).hexdigest()[:16]
 
     def count(self, kind: ActionKind) -> int:
         """How many actions of one kind the plan holds."""

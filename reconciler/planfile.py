@@ -20,37 +20,44 @@ from reconciler.model import (
 )
 
 FORMAT_VERSION = 1
-_Listing = dict[tuple[str, str, str], str]
+_Listing = dict[tuple[str, str], str]
 
 
 def actual_digest(actual: ActualState) -> str:
-    """A digest of the registry listing: every (name, version, filename, sha256)."""
-    return _listing_digest({(f.name, f.version, f.filename): f.sha256 for f in actual.files})
+    """A digest of the registry listing: every (name, filename, sha256)."""
+    return _listing_digest(actual.held())
 
 
 def _listing_digest(listing: _Listing) -> str:
     digest = hashlib.sha256()
-    for (name, version, filename), sha256 in sorted(listing.items()):
-        digest.update(f"{name}\0{version}\0{filename}\0{sha256}\n".encode())
+    for (name, filename), sha256 in sorted(listing.items()):
+        digest.update(f"{name}\0{filename}\0{sha256}\n".encode())
     return f"sha256:{digest.hexdigest()}"
 
 
 def check_fresh(plan: Plan, desired_digest: str, actual: ActualState) -> None:
     """Refuse a plan made against other desired state or another registry.
 
-    The registry may hold the plan's own work done in part (an apply killed half way): every
-    file the plan touches is rolled back to its before-state when it is in its after-state, and
-    the result must match the digest the plan was made against. Anything else is a change made
-    by someone else since, and the plan is stale.
+    The registry counts the applies that changed it. At the plan's own generation the listing
+    must match exactly. One generation on, and only when that apply was this very plan (killed
+    half way), every file the plan touches is rolled back to its before-state when it is in its
+    after-state, and the result must match. Anything else is someone else's change: stale. (A
+    replayed old plan is stale too, though later applies may have undone its work.)
     """
     if desired_digest != plan.desired_digest:
         raise StalePlanError(
             "the plan is stale: desired-state/ changed since it was made; run `mirror plan` again"
         )
-    listing: _Listing = {(f.name, f.version, f.filename): f.sha256 for f in actual.files}
-    for action in plan.actions:
+    listing = actual.held()
+    resuming = actual.generation == plan.registry_generation + 1 and actual.last_plan == plan.id
+    if actual.generation != plan.registry_generation and not resuming:
+        raise StalePlanError(
+            "the plan is stale: another apply changed the registry since it was made; "
+            "run `mirror plan` again"
+        )
+    for action in plan.actions if resuming else ():
         for planned in action.files:
-            key = (action.name, action.version, planned.filename)
+            key = (action.name, planned.filename)
             after = planned.sha256 if action.action is ActionKind.UPLOAD else None
             if listing.get(key) == after and after != planned.before_sha256:
                 if planned.before_sha256 is None:
@@ -92,6 +99,7 @@ def to_json(plan: Plan) -> str:
             {"service": s.service, "answered_at": _time(s.answered_at), "queried": s.queried}
             for s in plan.advisory_sources
         ],
+        "registry_generation": plan.registry_generation,
     }
     return json.dumps(document, indent=2) + "\n"
 
@@ -128,6 +136,7 @@ def read_plan(path: Path) -> Plan:
                 AdvisorySource(s["service"], _parse_time(s["answered_at"]), s["queried"])
                 for s in document.get("advisory_sources", [])
             ),
+            registry_generation=int(document["registry_generation"]),
         )
     except (KeyError, TypeError, ValueError) as error:
         raise UserError(f"malformed plan file ({error!r})", path=path) from None

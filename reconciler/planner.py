@@ -25,6 +25,7 @@ from reconciler.model import (
     Requirement,
     UpstreamFile,
     UpstreamProject,
+    version_key,
     version_sort_key,
 )
 from reconciler.planfile import actual_digest
@@ -63,7 +64,7 @@ def versions_to_audit(
             requirement, projects.get(requirement.name), context
         )
     ]
-    pairs.extend((name, version) for name, version in actual.by_version())
+    pairs.extend((f.name, f.version) for f in actual.files)
     return list(dict.fromkeys(pairs))
 
 
@@ -77,7 +78,7 @@ def plan(inputs: PlanInputs) -> Plan:
         for name, requirement in requirements.items()
     }
     admitted = {
-        (d.requirement.name, str(d.version)): d
+        (d.requirement.name, version_key(str(d.version))): d
         for d in decisions.values()
         if isinstance(d, policy.Admitted)
     }
@@ -87,14 +88,15 @@ def plan(inputs: PlanInputs) -> Plan:
 
     quarantines: list[Action] = []
     prunes: list[Action] = []
-    for (name, version), files in sorted(mirrored.items()):
+    for (name, key), files in sorted(mirrored.items()):
+        version = next(iter(files.values())).version  # as the registry spells it
         project = inputs.projects.get(name)
         cause = _quarantine_cause(name, version, project, requirements.get(name), context, inputs)
         if cause is not None:
             reason, advisory_ids = cause
             quarantines.append(_delete(name, version, reason, files.values(), True, advisory_ids))
             continue
-        decision = admitted.get((name, version))
+        decision = admitted.get((name, key))
         if decision is not None:
             wanted = {f.filename for f in decision.files}
             upstream_names = {f.filename for f in project.files} if project else set()
@@ -138,6 +140,7 @@ def plan(inputs: PlanInputs) -> Plan:
         ),
         warnings=tuple(warnings),
         advisory_sources=inputs.advisory_sources,
+        registry_generation=inputs.actual.generation,
     )
 
 
@@ -167,17 +170,29 @@ def _upload(
 ) -> Action | None:
     """The upload action for an admitted version, or None when the registry has it all."""
     name, version = decision.requirement.name, str(decision.version)
-    present = mirrored.get((name, version), {})
+    present = mirrored.get((name, version_key(version)), {})
     missing = [f for f in decision.files if f.filename not in present]
     differing = [
         f
         for f in decision.files
         if f.filename in present and present[f.filename].sha256 != f.sha256
     ]
-    if not missing and not differing:
+    # PEP 592: a yank (or un-yank) upstream after mirroring must reach the mirror's pages.
+    restamped = [
+        f
+        for f in decision.files
+        if f.filename in present
+        and present[f.filename].sha256 == f.sha256
+        and (present[f.filename].yanked, present[f.filename].yanked_reason)
+        != (f.yanked, f.yanked_reason)
+    ]
+    if not missing and not differing and not restamped:
         return None
     if not present:
-        others = sorted({v for (n, v) in mirrored if n == name}, key=version_sort_key)
+        others = sorted(
+            {next(iter(files.values())).version for (n, _), files in mirrored.items() if n == name},
+            key=version_sort_key,
+        )
         reason = (
             f"new version for {decision.requirement.text} (registry has {', '.join(others)})"
             if others
@@ -185,13 +200,15 @@ def _upload(
         )
     elif differing:
         reason = "file hash differs from upstream: " + ", ".join(f.filename for f in differing)
-    else:
+    elif missing:
         reason = "file missing from the registry: " + ", ".join(f.filename for f in missing)
+    else:
+        reason = "yank marker changed upstream: " + ", ".join(f.filename for f in restamped)
     if decision.notes:
         reason += "; " + "; ".join(decision.notes)
     files = tuple(
         _planned_upload(f, present[f.filename].sha256 if f.filename in present else None)
-        for f in sorted([*missing, *differing], key=lambda f: f.filename)
+        for f in sorted([*missing, *differing, *restamped], key=lambda f: f.filename)
     )
     return Action(ActionKind.UPLOAD, name, version, reason, files)
 

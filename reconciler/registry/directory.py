@@ -24,7 +24,7 @@ from filelock import FileLock, Timeout
 from reconciler.errors import LockHeldError, UserError
 from reconciler.model import ActualState, PlannedFile, RegistryFile, parse_distribution_filename
 from reconciler.registry import simple_pages
-from reconciler.registry.interface import LockInfo, Registry, RegistryError, iter_chunks
+from reconciler.registry.interface import LockInfo, Registry, RegistryError
 
 # Relative link from simple/<name>/ to files/<name>/ (works for file:// and any web server).
 _FILE_URL = "../../files/{name}/"
@@ -53,6 +53,7 @@ class DirectoryRegistry(Registry):
             return ActualState(files=())
         if not self.root.is_dir():
             raise RegistryError(f"{self.root} is not a directory")
+        generation, last_plan = self._read_generation()
         cache = self._load_hash_cache()
         fresh_cache: dict[str, list[Any]] = {}
         held = []
@@ -64,15 +65,42 @@ class DirectoryRegistry(Registry):
                     if parsed is None or not path.is_file():
                         continue
                     relative = f"{name}/{record.filename}"
-                    sha256 = self._cached_sha256(path, cache.get(relative))
-                    fresh_cache[relative] = [*_stat_key(path), sha256]
-                    held.append(RegistryFile(name, parsed[1], record.filename, sha256))
+                    stat_key, sha256 = _hash_with_cache(path, cache.get(relative))
+                    fresh_cache[relative] = [*stat_key, sha256]
+                    held.append(
+                        RegistryFile(
+                            name,
+                            parsed[1],
+                            record.filename,
+                            sha256,
+                            yanked=record.yanked,
+                            yanked_reason=record.yanked_reason,
+                        )
+                    )
         except OSError as error:
             raise RegistryError(f"cannot read {self.root}: {error}") from error
         if fresh_cache != cache:
+            # The cache only saves re-reading bytes; a read-only registry can still be planned.
+            with contextlib.suppress(OSError):
+                self.state.mkdir(parents=True, exist_ok=True)
+                _atomic_write(self.state / "hashes.json", json.dumps(fresh_cache).encode())
+        return ActualState(files=tuple(held), generation=generation, last_plan=last_plan)
+
+    def begin_apply(self, plan_id: str) -> None:
+        """Bump `.mirror/generation.json` unless it already records this plan (a resume)."""
+        generation, last_plan = self._read_generation()
+        if last_plan != plan_id:
             self.state.mkdir(parents=True, exist_ok=True)
-            _atomic_write(self.state / "hashes.json", json.dumps(fresh_cache).encode())
-        return ActualState(files=tuple(held))
+            _atomic_write(
+                self.state / "generation.json",
+                json.dumps({"generation": generation + 1, "plan": plan_id}).encode(),
+            )
+
+    def update_metadata(self, name: str, version: str, planned: PlannedFile) -> None:
+        """Rewrite the file's record on the project pages; the bytes stay."""
+        records = {r.filename: r for r in self._records(name)}
+        records[planned.filename] = planned
+        self._write_project(name, list(records.values()))
 
     @contextlib.contextmanager
     def staging(self) -> Iterator[Path]:
@@ -134,8 +162,10 @@ class DirectoryRegistry(Registry):
             shutil.rmtree(self.state / "staging", ignore_errors=True)
             yield info
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                (self.state / "lock.json").unlink()
+            # After a force-unlock the info may be another holder's by now: leave theirs alone.
+            holder = self._read_lock_info()
+            if holder is not None and holder.id == info.id:
+                (self.state / "lock.json").unlink(missing_ok=True)
             file_lock.release()
 
     def force_unlock(self, lock_id: str) -> LockInfo:
@@ -152,6 +182,15 @@ class DirectoryRegistry(Registry):
             with contextlib.suppress(FileNotFoundError):
                 (self.state / name).unlink()
         return holder
+
+    def _read_generation(self) -> tuple[int, str | None]:
+        try:
+            data = json.loads((self.state / "generation.json").read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return 0, None
+        except (OSError, ValueError) as error:
+            raise RegistryError(f"cannot read {self.state / 'generation.json'}: {error}") from error
+        return int(data["generation"]), data.get("plan")
 
     def _read_lock_info(self) -> LockInfo | None:
         try:
@@ -221,19 +260,27 @@ class DirectoryRegistry(Registry):
             return {}
         return data if isinstance(data, dict) else {}
 
-    @staticmethod
-    def _cached_sha256(path: Path, cached: list[Any] | None) -> str:
-        if cached and cached[:2] == list(_stat_key(path)):
-            return str(cached[2])
+
+def _hash_with_cache(path: Path, cached: list[Any] | None) -> tuple[list[int], str]:
+    """(stat key, sha256) of a file, reusing the cached hash while the stat key is unchanged.
+
+    The key holds inode and ctime besides size and mtime: `os.utime` can fake an mtime, but
+    nothing resets a ctime. It is read from the open descriptor before and after hashing, so a
+    file replaced while being read is hashed again next time rather than cached wrongly.
+    """
+    with path.open("rb") as stream:
+        before = _stat_key(os.fstat(stream.fileno()))
+        if cached and cached[:4] == before:
+            return before, str(cached[4])
         digest = hashlib.sha256()
-        for chunk in iter_chunks(path):
+        while chunk := stream.read(1024 * 1024):
             digest.update(chunk)
-        return digest.hexdigest()
+        after = _stat_key(os.fstat(stream.fileno()))
+    return (after if after == before else [-1, -1, -1, -1]), digest.hexdigest()
 
 
-def _stat_key(path: Path) -> tuple[int, int]:
-    stat = path.stat()
-    return stat.st_size, stat.st_mtime_ns
+def _stat_key(stat: os.stat_result) -> list[int]:
+    return [stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_ctime_ns]
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

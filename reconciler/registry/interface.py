@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -47,6 +47,17 @@ class Registry(ABC):
         """Make a verified local file visible in the registry, with its index metadata."""
 
     @abstractmethod
+    def begin_apply(self, plan_id: str) -> None:
+        """Count one more apply and record which plan it carries out, before any change.
+
+        Resuming the plan the registry already records counts nothing new.
+        """
+
+    @abstractmethod
+    def update_metadata(self, name: str, version: str, planned: PlannedFile) -> None:
+        """Refresh the index metadata (yank marker) of a file already held with these bytes."""
+
+    @abstractmethod
     def delete(self, name: str, version: str, filenames: Sequence[str]) -> None:
         """Remove files of one version; files already gone are not an error."""
 
@@ -57,10 +68,3 @@ class Registry(ABC):
     @abstractmethod
     def force_unlock(self, lock_id: str) -> LockInfo:
         """Remove a stuck lock, given its id; returns what it removed."""
-
-
-def iter_chunks(path: Path, size: int = 1024 * 1024) -> Iterator[bytes]:
-    """A file's bytes in chunks, for streaming hashes and uploads."""
-    with path.open("rb") as stream:
-        while chunk := stream.read(size):
-            yield chunk

@@ -106,8 +106,35 @@ def test_stale_plan_is_refused_when_registry_changed(workspace: Workspace) -> No
     before = registry_listing(workspace)
     result = workspace.mirror("apply", "first.json")
     assert result.exit_code == 1
-    assert "stale: the registry changed" in result.stderr
+    assert "stale: another apply changed the registry" in result.stderr
     assert registry_listing(workspace) == before
+
+
+def test_stale_plan_is_refused_when_registry_was_edited_by_hand(workspace: Workspace) -> None:
+    seed(workspace)
+    workspace.requirements("baz==2.0\n")
+    assert workspace.mirror("apply", "--auto-approve").exit_code == 0
+    workspace.requirements("foo-bar>=1\nbaz==2.0\n")
+    assert workspace.mirror("plan", "--out", "plan.json").exit_code == 0
+    (workspace.registry / "files" / "baz" / "baz-2.0-py3-none-any.whl").write_bytes(b"tampered")
+    result = workspace.mirror("apply", "plan.json")
+    assert result.exit_code == 1
+    assert "stale: the registry changed" in result.stderr
+
+
+def test_replaying_an_applied_plan_cannot_bring_back_a_quarantined_version(
+    workspace: Workspace,
+) -> None:
+    seed(workspace)
+    workspace.requirements("baz==2.0\n")
+    assert workspace.mirror("plan", "--out", "old.json").exit_code == 0
+    assert workspace.mirror("apply", "old.json").exit_code == 0
+    workspace.osv.add("GHSA-late", "baz", ["2.0"])
+    assert workspace.mirror("apply", "--auto-approve").exit_code == 0
+    assert registry_listing(workspace) == set()
+    replay = workspace.mirror("apply", "old.json")
+    assert replay.exit_code == 1 and "stale" in replay.stderr
+    assert registry_listing(workspace) == set()
 
 
 def test_removed_requirement_is_pruned_and_range_upgrades(workspace: Workspace) -> None:

@@ -59,8 +59,18 @@ def test_fresh_before_during_and_after_apply() -> None:
     plan = make_plan()
     new_file = RegistryFile("foo", "1.1", NEW.filename, NEW.sha256 or "")
     planfile.check_fresh(plan, "sha256:d", BEFORE)
-    planfile.check_fresh(plan, "sha256:d", ActualState((*BEFORE.files, new_file)))
-    planfile.check_fresh(plan, "sha256:d", ActualState((new_file,)))
+    # An apply of this plan bumped the generation and recorded the plan's id, then died.
+    planfile.check_fresh(plan, "sha256:d", ActualState((*BEFORE.files, new_file), 1, plan.id))
+    planfile.check_fresh(plan, "sha256:d", ActualState((new_file,), 1, plan.id))
+
+
+def test_partial_work_of_another_apply_is_stale() -> None:
+    plan = make_plan()
+    new_file = RegistryFile("foo", "1.1", NEW.filename, NEW.sha256 or "")
+    with pytest.raises(StalePlanError, match="another apply"):
+        planfile.check_fresh(plan, "sha256:d", ActualState((new_file,), 1, "other-plan"))
+    with pytest.raises(StalePlanError, match="the registry changed"):
+        planfile.check_fresh(plan, "sha256:d", ActualState((new_file,)))
 
 
 def test_stale_when_desired_or_registry_changed() -> None:
