@@ -15,6 +15,16 @@ from urllib3.util.retry import Retry
 from reconciler import __version__
 
 USER_AGENT = f"pypi-delayed-mirror/{__version__}"
+# The longest Retry-After we wait out; a server asking for hours would stall a pipeline.
+MAX_RETRY_AFTER = 60.0
+
+
+class CappedRetry(Retry):
+    """urllib3 `Retry` that honours Retry-After up to MAX_RETRY_AFTER seconds."""
+
+    def parse_retry_after(self, retry_after: str) -> float:
+        """The server's wait, capped."""
+        return min(super().parse_retry_after(retry_after), MAX_RETRY_AFTER)
 
 
 def make_retry(total: int = 5, backoff_factor: float = 0.5) -> Retry:
@@ -22,7 +32,7 @@ def make_retry(total: int = 5, backoff_factor: float = 0.5) -> Retry:
 
     Backoff is exponential; a Retry-After header on 429/503 is honoured (urllib3 `Retry`).
     """
-    return Retry(
+    return CappedRetry(
         total=total,
         connect=total,
         read=total,

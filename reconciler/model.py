@@ -264,6 +264,17 @@ def version_sort_key(version: str) -> tuple[int, Version | str]:
         return (0, version)
 
 
+def is_plain_filename(filename: str) -> bool:
+    """A bare file name: no directory part, not hidden, nothing that could escape a folder."""
+    return (
+        bool(filename)
+        and "/" not in filename
+        and "\\" not in filename
+        and not filename.startswith(".")
+        and "\0" not in filename
+    )
+
+
 def parse_distribution_filename(filename: str) -> tuple[str, str] | None:
     """(canonical project name, normalised version) of a wheel or sdist, else None."""
     try:

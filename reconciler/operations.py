@@ -6,10 +6,10 @@ import getpass
 import os
 import socket
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from reconciler import applier, planfile, planner
-from reconciler.errors import MassDeleteError
+from reconciler.errors import MassDeleteError, UserError
 from reconciler.model import (
     ActionKind,
     ActualState,
@@ -22,6 +22,9 @@ from reconciler.progress import ApplyProgress
 from reconciler.registry import Registry
 from reconciler.upstream import UpstreamIndex
 from reconciler.vulns import PackageVersion, VulnerabilityService
+
+# Tolerance between the clock that made a plan and the one judging it.
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 def make_plan(
@@ -80,6 +83,7 @@ def apply_saved(
     progress: ApplyProgress,
 ) -> applier.ApplyResult:
     """Apply a saved plan under the lock, after checking it is not stale."""
+    check_not_future(plan.evaluated_at, plan.created_at)
     with registry.lock(lock_owner()):
         actual = registry.list_actual()
         planfile.check_fresh(plan, desired.digest, actual)
@@ -101,6 +105,7 @@ def plan_and_apply(
 
     `only` keeps the actions of one kind (the `mirror-manager` commands).
     """
+    check_not_future(now, datetime.now(timezone.utc))
     with registry.lock(lock_owner()):
         actual = registry.list_actual()
         plan = make_plan(desired, actual, upstream, services, now)
@@ -110,6 +115,19 @@ def plan_and_apply(
         if not plan.has_changes or not approve(plan):
             return plan, None
         return plan, applier.apply(plan, registry, upstream, actual, progress)
+
+
+def check_not_future(evaluated_at: datetime, wall_clock: datetime) -> None:
+    """Refuse to write what was judged at a future instant: it would admit immature files.
+
+    `--now` in the future is for previewing a plan, never for applying one.
+    """
+    if evaluated_at > wall_clock + CLOCK_SKEW:
+        raise UserError(
+            f"policy was evaluated at {evaluated_at:%Y-%m-%d %H:%M} UTC, in the future; "
+            "a plan for a future --now can be shown but not applied",
+            key="--now",
+        )
 
 
 def lock_owner() -> str:

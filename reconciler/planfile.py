@@ -8,6 +8,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from packaging.utils import canonicalize_name
+
 from reconciler.errors import StalePlanError, UserError
 from reconciler.model import (
     Action,
@@ -17,6 +19,7 @@ from reconciler.model import (
     Blocked,
     Plan,
     PlannedFile,
+    is_plain_filename,
 )
 
 FORMAT_VERSION = 1
@@ -175,6 +178,10 @@ def _file(planned: PlannedFile) -> dict[str, Any]:
 
 
 def _read_action(data: dict[str, Any]) -> Action:
+    """One action; names and file names are checked, since they become paths in a registry."""
+    names = [data["name"], *(f["filename"] for f in data["files"])]
+    if canonicalize_name(data["name"]) != data["name"] or not all(map(is_plain_filename, names)):
+        raise ValueError(f"unsafe name in action {data['name']!r}")
     return Action(
         action=ActionKind(data["action"]),
         name=data["name"],

@@ -44,10 +44,16 @@ class PolicyContext:
 
     def exception_for(self, name: str, version: Version) -> PolicyException | None:
         """The active exception admitting this version, if any."""
-        for exception in self.config.exceptions:
-            if exception.package == name and exception.version == version:
-                return exception if exception.active(self.now) else None
-        return None
+        return next(
+            (
+                exception
+                for exception in self.config.exceptions
+                if exception.package == name
+                and exception.version == version
+                and exception.active(self.now)
+            ),
+            None,
+        )
 
     def blocking(self, advisories: Sequence[Advisory], excepted: bool) -> tuple[Advisory, ...]:
         """The advisories that block: not ignored (unless malicious) and not excepted."""

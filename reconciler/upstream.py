@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from datetime import timezone
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -13,7 +14,12 @@ from pypi_simple.errors import UnsupportedContentTypeError, UnsupportedRepoVersi
 
 from reconciler.errors import UpstreamError
 from reconciler.http import redact
-from reconciler.model import UpstreamFile, UpstreamProject, parse_distribution_filename
+from reconciler.model import (
+    UpstreamFile,
+    UpstreamProject,
+    is_plain_filename,
+    parse_distribution_filename,
+)
 
 _MAX_REDIRECTS = 5
 DOWNLOAD_CHUNK = 1024 * 1024
@@ -79,7 +85,7 @@ class UpstreamIndex:
         try:
             if response.status_code != 200:
                 raise UpstreamError(f"upstream answered {response.status_code} for {redact(url)}")
-            yield response.iter_content(DOWNLOAD_CHUNK)
+            yield _checked_chunks(response, url)
         finally:
             response.close()
 
@@ -101,15 +107,26 @@ class UpstreamIndex:
             response.close()
             if not self._same_origin(target):
                 raise UpstreamError(
-                    f"upstream redirected {redact(url)} to another host ({redact(target)}); "
+                    f"upstream redirected {redact(url)} outside the index ({redact(target)}); "
                     "refusing to follow"
                 )
             url = target
         raise UpstreamError(f"too many redirects from {redact(url)}")
 
     def _same_origin(self, url: str) -> bool:
+        """Same scheme, host and index path: another index on the same host is elsewhere."""
         index, target = urlsplit(self.index_url), urlsplit(url)
-        return (index.scheme, index.netloc) == (target.scheme, target.netloc)
+        return (index.scheme, index.netloc) == (target.scheme, target.netloc) and (
+            target.path.startswith(index.path)
+        )
+
+
+def _checked_chunks(response: requests.Response, url: str) -> Iterator[bytes]:
+    """The body in chunks; a connection lost half way is an UpstreamError naming the URL."""
+    try:
+        yield from response.iter_content(DOWNLOAD_CHUNK)
+    except requests.RequestException as error:
+        raise UpstreamError(f"download of {redact(url)} broke off: {error}") from error
 
 
 def _to_project(name: str, page: ProjectPage) -> UpstreamProject:
@@ -117,15 +134,20 @@ def _to_project(name: str, page: ProjectPage) -> UpstreamProject:
     files = []
     for package in page.packages:
         parsed = parse_distribution_filename(package.filename)
-        if parsed is None or parsed[0] != name:
+        # A name that is not a plain file name (a wheel build tag may hold "/") is never ours.
+        if parsed is None or parsed[0] != name or not is_plain_filename(package.filename):
             continue
+        sha256 = package.digests.get("sha256")
         files.append(
             UpstreamFile(
                 filename=package.filename,
                 url=package.url,
                 version=parsed[1],
-                sha256=package.digests.get("sha256"),
-                upload_time=package.upload_time,
+                sha256=sha256.lower() if sha256 else None,
+                # PEP 700: upload-time is UTC; a server that omits the zone still means UTC.
+                upload_time=package.upload_time.replace(tzinfo=timezone.utc)
+                if package.upload_time and package.upload_time.tzinfo is None
+                else package.upload_time,
                 yanked=package.is_yanked,
                 yanked_reason=package.yanked_reason or None,
                 size=package.size,

@@ -135,6 +135,8 @@ def load_config(path: Path, display: str) -> Config:
         return Config()
     try:
         document = YAML(typ="rt").load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as error:
+        raise UserError(f"cannot read: {error}", path=display) from None
     except YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -236,6 +238,9 @@ def _files(reader: _Reader | None) -> FilesPolicy:
 def _exception(reader: _Reader) -> PolicyException:
     reader.check_keys({"package", "version", "reason", "expires"})
     raw_version = reader.mapping.get("version")
+    # YAML reads `1.10` as the number 1.1: only a string says which version was meant.
+    if isinstance(raw_version, (int, float)):
+        raise reader.error("version", f'quote the version, e.g. "{raw_version}"')
     try:
         version = Version(str(raw_version))
     except InvalidVersion:

@@ -27,12 +27,18 @@ _REDIRECTING_OPTIONS = {
 }
 
 
-def read_requirements(path: Path, root: Path, seen_files: list[Path]) -> list[Requirement]:
-    """Parse one requirements file and its includes; `seen_files` collects every file read."""
+def read_requirements(
+    path: Path, root: Path, seen_files: list[Path], including: tuple[Path, ...] = ()
+) -> list[Requirement]:
+    """Parse one requirements file and its includes; `seen_files` collects every file read.
+
+    `including` is the chain of files that led here, to tell a cycle from a shared include.
+    """
     display = _display_path(path, root)
     if not path.is_file():
         raise UserError("requirements file not found", path=display)
-    seen_files.append(path)
+    if path not in seen_files:
+        seen_files.append(path)
     try:
         parsed = RequirementsFile.from_file(str(path), include_nested=False)
     except Exception as error:  # the parser raises bare exceptions on unreadable input
@@ -57,14 +63,22 @@ def read_requirements(path: Path, root: Path, seen_files: list[Path]) -> list[Re
                 flag = "--" + option.removesuffix("s").replace("_", "-")
                 raise UserError(f"option {flag} is not supported", path=display, line=line)
             for include in value:
-                requirements.extend(_read_include(path, include, root, display, line, seen_files))
+                requirements.extend(
+                    _read_include(path, include, root, display, line, seen_files, including)
+                )
 
     requirements.extend(_to_requirement(r, display) for r in parsed.requirements)
     return requirements
 
 
 def _read_include(
-    parent: Path, include: str, root: Path, display: str, line: int, seen: list[Path]
+    parent: Path,
+    include: str,
+    root: Path,
+    display: str,
+    line: int,
+    seen: list[Path],
+    including: tuple[Path, ...],
 ) -> list[Requirement]:
     """Follow `-r FILE`, which must stay inside the desired-state directory."""
     if "://" in include:
@@ -74,9 +88,11 @@ def _read_include(
         raise UserError(
             f"-r {include}: includes outside {root} are refused", path=display, line=line
         )
-    if target in seen:
+    if target in (*including, parent):
         raise UserError(f"-r {include}: include cycle", path=display, line=line)
-    return read_requirements(target, root, seen)
+    if not target.is_file():
+        raise UserError(f"-r {include}: file not found", path=display, line=line)
+    return read_requirements(target, root, seen, (*including, parent))
 
 
 def _to_requirement(install_req: object, display: str) -> Requirement:
@@ -102,7 +118,7 @@ def _to_requirement(install_req: object, display: str) -> Requirement:
     hashes: set[str] = set()
     for option in install_req.hash_options:  # type: ignore[attr-defined]
         algorithm, _, digest = option.partition(":")
-        if algorithm != "sha256" or len(digest) != 64:
+        if algorithm != "sha256" or not re.fullmatch(r"[0-9a-fA-F]{64}", digest):
             raise UserError(
                 f"--hash={option}: only sha256 hashes can be checked against upstream",
                 path=display,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from io import StringIO
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from reconciler.model import ActionKind, Plan
@@ -38,10 +39,10 @@ class TableFormat(PlanFormat):
                     sign = "[red]- delete[/]"
                 table.add_row(
                     sign,
-                    action.name,
-                    action.version,
+                    escape(action.name),
+                    escape(action.version),
                     str(len(action.files)),
-                    action_line(action),
+                    escape(action_line(action)),
                 )
             console.print(table)
         else:
@@ -51,9 +52,13 @@ class TableFormat(PlanFormat):
             for column in ("requirement", "reason", "detail"):
                 table.add_column(column, overflow="fold")
             for blocked in plan.blocked:
-                table.add_row(blocked.requirement, blocked.reason, blocked_line(blocked))
+                table.add_row(
+                    escape(blocked.requirement),
+                    escape(blocked.reason),
+                    escape(blocked_line(blocked)),
+                )
             console.print(table)
         for warning in plan.warnings:
-            console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+            console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
         console.print(summary_line(plan), highlight=False)
         return buffer.getvalue()

@@ -141,11 +141,25 @@ def test_removed_requirement_is_pruned_and_range_upgrades(workspace: Workspace) 
     seed(workspace)
     assert workspace.mirror("apply", "--auto-approve").exit_code == 0
     workspace.requirements("foo-bar>=1\n")
-    result = workspace.mirror("apply", "--auto-approve", now="2026-12-10T00:00:00Z")
+    workspace.upstream.add_release("Foo_Bar", "1.2", days_ago(20))  # 1.2 has matured
+    result = workspace.mirror("apply", "--auto-approve")
     assert result.exit_code == 0, result.output
     assert registry_listing(workspace) == {("foo-bar", "1.2", "foo_bar-1.2-py3-none-any.whl")}
     assert not (workspace.registry / "simple" / "baz").exists()
     assert "baz" not in (workspace.registry / "simple" / "index.html").read_text()
+
+
+def test_a_future_now_can_be_planned_but_not_applied(workspace: Workspace) -> None:
+    seed(workspace)
+    preview = workspace.mirror("plan", "--out", "future.json", now="2099-01-01T00:00:00Z")
+    assert preview.exit_code == 0 and "1.2" in preview.stdout
+    for attempt in (
+        workspace.mirror("apply", "future.json"),
+        workspace.mirror("apply", "--auto-approve", now="2099-01-01T00:00:00Z"),
+    ):
+        assert attempt.exit_code == 1
+        assert "a plan for a future --now can be shown but not applied" in attempt.stderr
+    assert registry_listing(workspace) == set()
 
 
 def test_mass_delete_needs_the_flag(workspace: Workspace) -> None:

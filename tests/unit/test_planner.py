@@ -17,6 +17,7 @@ from reconciler.model import (
     RegistryFile,
     UpstreamFile,
     UpstreamProject,
+    YankedPolicy,
 )
 from reconciler.operations import check_deletion_limit
 from tests.conftest import (
@@ -178,3 +179,25 @@ def test_versions_to_audit_covers_candidates_and_the_registry() -> None:
         desired, {"foo": FOO, "bar": None}, held(make_file("bar", "3.0", days_ago(9))), FROZEN_NOW
     )
     assert pairs == [("foo", "1.1"), ("foo", "1.0"), ("bar", "3.0")]
+
+
+def test_versions_spelled_differently_converge() -> None:
+    sdist = make_file("foo", "1.0", days_ago(100), kind="sdist")
+    wheel = make_file("foo", "1.0.0", days_ago(100))
+    project = make_project("foo", sdist, wheel)
+    desired = make_desired(make_requirement("foo==1.0"))
+    first = run(desired, {"foo": project})
+    assert {f.filename for f in first.actions[0].files} == {sdist.filename, wheel.filename}
+    assert run(desired, {"foo": project}, held(sdist, wheel)).actions == ()
+
+
+def test_yank_upstream_after_mirroring_updates_the_marker() -> None:
+    yanked = make_file("foo", "1.0", days_ago(100), yanked=True)
+    desired = make_desired(
+        make_requirement("foo==1.0"), config=make_config(yanked=YankedPolicy.ALLOW_PINNED)
+    )
+    (action,) = run(desired, {"foo": make_project("foo", yanked)}, held(FOO_10)).actions
+    assert action.action is ActionKind.UPLOAD
+    assert action.reason.startswith("yank marker changed upstream")
+    (planned,) = action.files
+    assert planned.yanked and planned.before_sha256 == planned.sha256

@@ -9,6 +9,7 @@ import requests
 import requests_mock
 
 from reconciler.errors import UpstreamError
+from reconciler.http import make_retry
 from reconciler.upstream import UpstreamIndex
 
 INDEX = "https://pypi.example/simple"
@@ -74,11 +75,43 @@ def test_missing_project_is_none_and_errors_raise() -> None:
             index().project("broken")
 
 
-def test_redirect_to_another_host_is_refused() -> None:
+@pytest.mark.parametrize(
+    "location", ["https://evil.example/simple/foo/", "/other-index/simple/foo/"]
+)
+def test_redirect_outside_the_index_is_refused(location: str) -> None:
     with requests_mock.Mocker() as mock:
-        mock.get(f"{INDEX}/foo/", status_code=302, headers={"Location": "https://evil.example/x/"})
-        with pytest.raises(UpstreamError, match="another host"):
+        mock.get(f"{INDEX}/foo/", status_code=302, headers={"Location": location})
+        with pytest.raises(UpstreamError, match="outside the index"):
             index().project("foo")
+
+
+def test_unsafe_file_names_and_naive_times_from_upstream() -> None:
+    page = {
+        **JSON_PAGE,
+        "files": [
+            {**JSON_PAGE["files"][0], "upload-time": "2026-01-02T03:04:05"},  # type: ignore[dict-item]
+            {
+                "filename": "foo-1.0-1/..-py3-none-any.whl",
+                "url": "https://files.example/x.whl",
+                "hashes": {"sha256": SHA.upper()},
+            },
+        ],
+    }
+    with requests_mock.Mocker() as mock:
+        mock.get(
+            f"{INDEX}/foo/",
+            json=page,
+            headers={"Content-Type": "application/vnd.pypi.simple.v1+json"},
+        )
+        project = index().project("foo")
+    assert project is not None
+    (only,) = project.files
+    assert only.upload_time == datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+
+
+def test_retry_after_is_capped() -> None:
+    assert make_retry().parse_retry_after("86400") == 60.0
+    assert make_retry().parse_retry_after("2") == 2.0
 
 
 def test_redirect_on_the_same_index_is_followed() -> None:

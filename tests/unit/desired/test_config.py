@@ -91,16 +91,16 @@ def test_defaults_when_absent(tmp_path: Path) -> None:
             "config.yaml:3: policy.vulnerabilities.services: unknown service 'nope'",
         ),
         (
-            "exceptions:\n  - package: foo\n    version: 1.0\n",
+            "exceptions:\n  - package: foo\n    version: 1.0.0\n",
             "config.yaml:2: exceptions[0].reason: is required",
         ),
         (
-            "exceptions:\n  - package: foo\n    version: 1.0\n    reason: x\n"
+            "exceptions:\n  - package: foo\n    version: 1.0.0\n    reason: x\n"
             "    until: 2027-01-01\n",
             "config.yaml:5: exceptions[0].until: unknown key",
         ),
         (
-            "exceptions:\n  - package: foo\n    version: 1.0\n    reason: x\n    expires: soon\n",
+            "exceptions:\n  - package: foo\n    version: 1.0.0\n    reason: x\n    expires: soon\n",
             "config.yaml:5: exceptions[0].expires: expected a date",
         ),
         ("upstream:\n  index_url: ftp://x/simple\n", "upstream.index_url: expected an http(s) URL"),
@@ -118,3 +118,21 @@ def test_errors_name_key_and_line(tmp_path: Path, config: str, expected: str) ->
         load(tmp_path, config)
     assert expected in str(caught.value)
     assert "desired-state/config.yaml" in str(caught.value)
+
+
+def test_unquoted_numeric_exception_version_must_be_quoted(tmp_path: Path) -> None:
+    with pytest.raises(
+        UserError, match=r"config.yaml:4: exceptions\[0\].version: quote the version"
+    ):
+        load(tmp_path, "exceptions:\n  - package: foo\n    reason: x\n    version: 1.10\n")
+    config = load(tmp_path, 'exceptions:\n  - package: foo\n    reason: x\n    version: "1.10"\n')
+    assert config.exceptions[0].version == Version("1.10")
+
+
+def test_config_that_is_not_utf8_is_a_user_error(tmp_path: Path) -> None:
+    directory = tmp_path / "desired-state"
+    directory.mkdir()
+    (directory / "requirements.txt").write_text("idna\n")
+    (directory / "config.yaml").write_bytes(b"policy:\n  min_age_days: \xff\n")
+    with pytest.raises(UserError, match="config.yaml: cannot read"):
+        load_desired_state(directory)

@@ -106,3 +106,25 @@ def test_requirement_text_keeps_the_users_spelling_without_hashes(tmp_path: Path
         desired(tmp_path, f"requests>=2.31,<3  # why\nidna==3.7 \\\n    --hash=sha256:{HASH}\n")
     )
     assert [r.text for r in state.requirements] == ["requests>=2.31,<3", "idna==3.7"]
+
+
+def test_shared_include_is_not_a_cycle_but_a_cycle_is(tmp_path: Path) -> None:
+    files = {"a.txt": "-r c.txt\n", "b.txt": "-r c.txt\n", "c.txt": "certifi\n"}
+    state = load_desired_state(desired(tmp_path, "-r a.txt\n-r b.txt\n", files))
+    assert [r.name for r in state.requirements] == ["certifi"]
+    (tmp_path / "loop").mkdir()
+    loop = desired(tmp_path / "loop", "-r a.txt\n", {"a.txt": "idna\n-r requirements.txt\n"})
+    with pytest.raises(
+        UserError, match=r"desired-state/a.txt:2: -r requirements.txt: include cycle"
+    ):
+        load_desired_state(loop)
+
+
+def test_missing_include_names_the_including_line(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match=r"requirements.txt:2: -r nope.txt: file not found"):
+        load_desired_state(desired(tmp_path, "idna\n-r nope.txt\n"))
+
+
+def test_hash_must_be_hex(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="only sha256 hashes"):
+        load_desired_state(desired(tmp_path, f"idna --hash=sha256:{'z' * 64}\n"))

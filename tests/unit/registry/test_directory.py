@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -35,12 +36,27 @@ def test_upload_lists_file_with_its_real_hash(tmp_path: Path) -> None:
 def test_tampered_or_missing_bytes_show_in_the_listing(tmp_path: Path) -> None:
     registry = DirectoryRegistry(tmp_path / "reg")
     place(registry, tmp_path)
+    assert registry.list_actual().files[0].sha256 == SHA  # fills the hash cache
     path = tmp_path / "reg" / "files" / "foo" / PLANNED.filename
-    path.write_bytes(b"something else entirely")
+    stat = path.stat()
+    forged = b"WHEEL BYTES"  # same size; the mtime is put back as it was
+    path.write_bytes(forged)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     (held,) = registry.list_actual().files
-    assert held.sha256 == hashlib.sha256(b"something else entirely").hexdigest()
+    assert held.sha256 == hashlib.sha256(forged).hexdigest()
     path.unlink()
     assert registry.list_actual().files == ()
+
+
+def test_generation_counts_applies_and_resumes_do_not(tmp_path: Path) -> None:
+    registry = DirectoryRegistry(tmp_path / "reg")
+    assert registry.list_actual().generation == 0
+    registry.begin_apply("plan-a")
+    registry.begin_apply("plan-a")
+    state = registry.list_actual()
+    assert (state.generation, state.last_plan) == (1, "plan-a")
+    registry.begin_apply("plan-b")
+    assert registry.list_actual().generation == 2
 
 
 def test_delete_unlists_and_removes_the_project(tmp_path: Path) -> None:
