@@ -104,13 +104,19 @@ def _delete(
     result: ApplyResult,
 ) -> None:
     present = [f.filename for f in action.files if (action.name, f.filename) in held]
+    outcome = "deleted"
+    try:
+        if present:
+            registry.delete(action.name, action.version, present)
+    except (ReconcilerError, OSError) as error:
+        outcome = f"FAILED: delete {action.name} {action.version}: {error}"
+        result.errors.append(outcome.removeprefix("FAILED: "))
+    else:
+        result.deleted += len(present)
+        result.skipped += len(action.files) - len(present)
     for planned in action.files:
         progress.file_started(f"delete {planned.filename}", None)
-        progress.file_done("deleted" if planned.filename in present else "already gone")
-    if present:
-        registry.delete(action.name, action.version, present)
-    result.deleted += len(present)
-    result.skipped += len(action.files) - len(present)
+        progress.file_done(outcome if planned.filename in present else "already gone")
 
 
 def download_verified(

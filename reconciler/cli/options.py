@@ -68,6 +68,12 @@ def run(common: Common, body: Callable[[], int]) -> None:
             raise
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
+    except OSError as error:  # the machine said no: permissions, a full disk, a missing mount
+        if common.debug:
+            raise
+        where = f"{error.filename}: " if error.filename else ""
+        typer.echo(f"error: {where}{error.strerror or error}", err=True)
+        raise typer.Exit(1) from None
     except KeyboardInterrupt:
         typer.echo("error: interrupted", err=True)
         raise typer.Exit(130) from None
