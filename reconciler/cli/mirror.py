@@ -115,7 +115,7 @@ def apply(
             upstream,
             wiring.make_services(desired, default_cache_dir()),
             common.now(),
-            approve=lambda p: auto_approve or _confirm(p),
+            approve=lambda p: _show_and_confirm(p, auto_approve),
             progress=make_progress(),
             allow_mass_delete=allow_mass_delete,
         )
@@ -176,6 +176,7 @@ def _write_plan(path: Path, the_plan: Plan) -> None:
         raise UserError(f"cannot write the plan: {error.strerror}", path=path) from None
 
 
-def _confirm(the_plan: Plan) -> bool:
+def _show_and_confirm(the_plan: Plan, auto_approve: bool) -> bool:
+    """Print the plan (a CI log keeps what was applied), then ask unless auto-approved."""
     typer.echo(report.TableFormat(color=is_terminal()).render(the_plan), nl=False)
-    return typer.confirm("Apply these changes?", default=False)
+    return auto_approve or typer.confirm("Apply these changes?", default=False)

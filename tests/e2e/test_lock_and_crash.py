@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import pty
+import select
 import signal
 import subprocess
 import sys
@@ -127,3 +130,47 @@ def test_registry_files_are_world_readable_for_web_servers(workspace: Workspace)
         next((workspace.registry / "files" / "foo").iterdir()),
     ):
         assert Path(path).stat().st_mode & 0o004
+
+
+def _run_on_a_terminal(workspace: Workspace, answer: bytes) -> str:
+    """Run `mirror apply` with a pseudo-terminal as stdin/stdout and answer its prompt."""
+    primary, secondary = pty.openpty()
+    process = subprocess.Popen(
+        mirror_command("apply", "--desired-state", str(workspace.desired), "--now", NOW_ARG),
+        stdin=secondary,
+        stdout=secondary,
+        stderr=secondary,
+    )
+    os.close(secondary)
+    seen = b""
+    deadline = time.monotonic() + 30
+    answered = False
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([primary], [], [], 0.1)
+        if ready:
+            try:
+                chunk = os.read(primary, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+        if not answered and b"Apply these changes?" in seen:
+            os.write(primary, answer)
+            answered = True
+        if process.poll() is not None and not ready:
+            break
+    process.wait(timeout=30)
+    os.close(primary)
+    return seen.decode(errors="replace")
+
+
+def test_apply_asks_on_a_terminal(workspace: Workspace) -> None:
+    workspace.upstream.add_release("foo", "1.0", days_ago(30))
+    workspace.requirements("foo==1.0\n")
+    output = _run_on_a_terminal(workspace, b"n\n")
+    assert "new requirement foo==1.0" in output and "Apply cancelled; nothing changed." in output
+    assert not (workspace.registry / "files").exists()
+    output = _run_on_a_terminal(workspace, b"y\n")
+    assert "Apply complete: 1 uploaded" in output
+    assert (workspace.registry / "files" / "foo").is_dir()
