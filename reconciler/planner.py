@@ -89,7 +89,7 @@ def plan(inputs: PlanInputs) -> Plan:
     quarantines: list[Action] = []
     prunes: list[Action] = []
     for (name, key), files in sorted(mirrored.items()):
-        version = next(iter(files.values())).version  # as the registry spells it
+        version = _registry_spelling(files)
         project = inputs.projects.get(name)
         cause = _quarantine_cause(name, version, project, requirements.get(name), context, inputs)
         if cause is not None:
@@ -144,6 +144,11 @@ def plan(inputs: PlanInputs) -> Plan:
     )
 
 
+def _registry_spelling(files: Mapping[str, RegistryFile]) -> str:
+    """A mirrored version as the registry spells it (files of one `version_key` group)."""
+    return next(iter(files.values())).version
+
+
 def _quarantine_cause(
     name: str,
     version: str,
@@ -190,7 +195,7 @@ def _upload(
         return None
     if not present:
         others = sorted(
-            {next(iter(files.values())).version for (n, _), files in mirrored.items() if n == name},
+            {_registry_spelling(files) for (n, _), files in mirrored.items() if n == name},
             key=version_sort_key,
         )
         reason = (
