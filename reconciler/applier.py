@@ -9,10 +9,21 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 from reconciler.errors import ReconcilerError
-from reconciler.model import Action, ActionKind, ActualState, Plan, PlannedFile
+from reconciler.model import (
+    Action,
+    ActionKind,
+    ActualState,
+    Cause,
+    Plan,
+    PlannedFile,
+    QuarantineRecord,
+    parse_distribution_filename,
+    version_key,
+)
 from reconciler.progress import ApplyProgress
 from reconciler.registry import Registry
 from reconciler.upstream import UpstreamIndex
@@ -48,6 +59,7 @@ def apply(
     try:
         with registry.staging() as staging:
             for action in plan.actions:
+                failures = len(result.errors)
                 if action.action is ActionKind.UPLOAD:
                     for planned in action.files:
                         _upload_one(
@@ -55,9 +67,38 @@ def apply(
                         )
                 else:
                     _delete(action, held, registry, progress, result)
+                if len(result.errors) == failures:
+                    _remember(action, held, registry)
     finally:
         progress.end()
     return result
+
+
+def _remember(action: Action, held: dict[tuple[str, str], str], registry: Registry) -> None:
+    """Keep the quarantine log: a version quarantined whole is recorded, a restored one
+    forgotten (a single vanished or yanked file leaves its version in place)."""
+    deleted = {f.filename for f in action.files}
+    key = version_key(action.version)
+    remaining = [
+        filename
+        for (name, filename) in held
+        if name == action.name
+        and filename not in deleted
+        and (parsed := parse_distribution_filename(filename)) is not None
+        and version_key(parsed[1]) == key
+    ]
+    if action.quarantine and action.action is ActionKind.DELETE and not remaining:
+        registry.record_quarantine(
+            QuarantineRecord(
+                name=action.name,
+                version=action.version,
+                reason=action.reason.removeprefix("quarantine: "),
+                advisories=action.advisories,
+                at=datetime.now(timezone.utc),
+            )
+        )
+    elif action.cause is Cause.RESTORED:
+        registry.forget_quarantine(action.name, action.version)
 
 
 def _upload_one(

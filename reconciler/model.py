@@ -114,17 +114,32 @@ class FilesPolicy:
 
 
 @dataclass(frozen=True)
+class SafetyConfig:
+    """Where the `safety` service reads its database: a directory, or an API key's env var."""
+
+    database: str | None = None
+    api_key_env: str | None = None
+
+
+@dataclass(frozen=True)
 class Policy:
     """The admission policy from `config.yaml`'s `policy:` section."""
 
     min_age_days: int = 14
+    fix_min_age_days: int | None = None  # None: the same as min_age_days
     yanked: YankedPolicy = YankedPolicy.BLOCK
     prune: bool = True
     max_deletions: int = 25
     services: tuple[str, ...] = ("osv",)
     ignore: tuple[IgnoredAdvisory, ...] = ()
+    safety: SafetyConfig = field(default_factory=SafetyConfig)
     dependencies: str = "listed"
     files: FilesPolicy = field(default_factory=FilesPolicy)
+
+    @property
+    def fix_age_days(self) -> int:
+        """The maturity period of the security-fix lane."""
+        return self.min_age_days if self.fix_min_age_days is None else self.fix_min_age_days
 
 
 @dataclass(frozen=True)
@@ -199,6 +214,10 @@ class UpstreamProject:
         return {version: tuple(files) for version, files in grouped.items()}
 
 
+# OSV ids of malicious-package reports: no ignore entry or exception can admit those.
+MALICIOUS_PREFIX = "MAL-"
+
+
 @dataclass(frozen=True)
 class Advisory:
     """A known vulnerability (or malicious-package report) affecting one version."""
@@ -209,9 +228,33 @@ class Advisory:
     link: str = ""
     fixed_in: tuple[str, ...] = ()
 
+    @property
+    def names(self) -> frozenset[str]:
+        """The id and every alias."""
+        return frozenset((self.id, *self.aliases))
+
+    @property
+    def malicious(self) -> bool:
+        """An OSV malicious-package report (`MAL-`), under its own id or an alias."""
+        return any(name.startswith(MALICIOUS_PREFIX) for name in self.names)
+
     def matches(self, advisory_id: str) -> bool:
         """Whether an id names this advisory, directly or through an alias."""
-        return advisory_id == self.id or advisory_id in self.aliases
+        return advisory_id in self.names
+
+    def merged(self, other: Advisory) -> Advisory:
+        """One advisory from two reports of it (a CVE, its GHSA, its PYSEC): names united.
+
+        A malicious-package id stays the primary id, so no report can hide it.
+        """
+        first, second = (other, self) if other.id.startswith(MALICIOUS_PREFIX) else (self, other)
+        return Advisory(
+            id=first.id,
+            aliases=tuple(sorted((first.names | second.names) - {first.id})),
+            summary=first.summary or second.summary,
+            link=first.link or second.link,
+            fixed_in=tuple(dict.fromkeys((*first.fixed_in, *second.fixed_in))),
+        )
 
 
 @dataclass(frozen=True)
@@ -224,6 +267,18 @@ class RegistryFile:
     sha256: str
     yanked: bool = False
     yanked_reason: str | None = None
+    recorded_sha256: str | None = None  # what the index says: the bytes the mirror uploaded
+
+
+@dataclass(frozen=True)
+class QuarantineRecord:
+    """A version the mirror removed for cause, kept so a later plan can say it is restored."""
+
+    name: str
+    version: str
+    reason: str
+    advisories: tuple[str, ...]
+    at: datetime
 
 
 @dataclass(frozen=True)
@@ -237,6 +292,7 @@ class ActualState:
     files: tuple[RegistryFile, ...]
     generation: int = 0
     last_plan: str | None = None
+    quarantined: tuple[QuarantineRecord, ...] = ()
 
     def by_version(self) -> Mapping[tuple[str, str], dict[str, RegistryFile]]:
         """Files keyed by (canonical name, `version_key`), then by filename."""
@@ -249,6 +305,14 @@ class ActualState:
     def held(self) -> dict[tuple[str, str], str]:
         """sha256 of every file, keyed by (canonical name, filename): filenames are unique."""
         return {(f.name, f.filename): f.sha256 for f in self.files}
+
+    def quarantine_record(self, name: str, version: str) -> QuarantineRecord | None:
+        """Why and when this version was quarantined, if it was."""
+        key = version_key(version)
+        return next(
+            (r for r in self.quarantined if r.name == name and version_key(r.version) == key),
+            None,
+        )
 
 
 def version_key(version: str) -> str:
@@ -296,6 +360,7 @@ class Blocked:
     reason: str
     detail: str
     eligible_at: datetime | None = None
+    advisories: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -320,6 +385,27 @@ class ActionKind(str, Enum):
     DELETE = "delete"
 
 
+class Cause(str, Enum):
+    """Why an action exists, for machines: the drift report groups actions by it."""
+
+    # quarantines
+    ADVISORY = "advisory"
+    YANKED = "yanked"
+    VANISHED = "vanished"
+    UPSTREAM_QUARANTINED = "upstream-quarantined"
+    UPSTREAM_CHANGED = "upstream-changed"
+    # uploads
+    NEW_REQUIREMENT = "new-requirement"
+    NEW_VERSION = "new-version"
+    RESTORED = "restored"
+    MISSING_FROM_REGISTRY = "missing-from-registry"
+    CHANGED_IN_REGISTRY = "changed-in-registry"
+    YANK_CHANGED = "yank-changed"
+    # prunes
+    NOT_DESIRED = "not-desired"
+    NOT_ADMITTED = "not-admitted"
+
+
 @dataclass(frozen=True)
 class Action:
     """One change to the registry: upload or delete files of one version, with its reason."""
@@ -331,15 +417,18 @@ class Action:
     files: tuple[PlannedFile, ...]
     quarantine: bool = False
     advisories: tuple[str, ...] = ()
+    cause: Cause | None = None  # None only in plans saved before causes were recorded
 
 
 @dataclass(frozen=True)
 class AdvisorySource:
-    """When a vulnerability service answered, for the audit trail."""
+    """When a vulnerability service answered, and from which data, for the audit trail."""
 
     service: str
     answered_at: datetime
     queried: int
+    database: str | None = None  # the service's own date, version or ETag, where it gives one
+    unanswered: int = 0  # versions the service had no record of (never admitted unchecked)
 
 
 @dataclass(frozen=True)
@@ -355,6 +444,11 @@ class Plan:
     warnings: tuple[str, ...] = ()
     advisory_sources: tuple[AdvisorySource, ...] = ()
     registry_generation: int = 0
+    advisories: tuple[Advisory, ...] = ()  # every advisory an action or a blocked entry names
+
+    def advisory(self, advisory_id: str) -> Advisory | None:
+        """The details of an advisory the plan names."""
+        return next((a for a in self.advisories if a.matches(advisory_id)), None)
 
     @property
     def id(self) -> str:

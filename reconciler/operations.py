@@ -38,10 +38,20 @@ def make_plan(
     projects = upstream.projects(planner.projects_to_fetch(desired, actual))
     pairs = planner.versions_to_audit(desired, projects, actual, now)
     findings: dict[PackageVersion, list[Advisory]] = {}
+    unchecked: set[PackageVersion] = set()
     sources = []
     for service in services:
         answer = service.query(pairs)
-        sources.append(AdvisorySource(service.name, answer.answered_at, len(pairs)))
+        sources.append(
+            AdvisorySource(
+                service.name,
+                answer.answered_at,
+                len(pairs),
+                database=answer.database,
+                unanswered=len(answer.unanswered),
+            )
+        )
+        unchecked |= answer.unanswered
         for package, advisories in answer.findings.items():
             merge_advisories(findings.setdefault(package, []), advisories)
     return planner.plan(
@@ -53,16 +63,20 @@ def make_plan(
             now=now,
             advisory_sources=tuple(sources),
             created_at=datetime.now(timezone.utc),
+            unchecked=frozenset(unchecked),
         )
     )
 
 
 def merge_advisories(known: list[Advisory], new: Sequence[Advisory]) -> None:
-    """Add advisories not yet known; a CVE, its GHSA and its PYSEC count once."""
+    """Unite findings: a CVE, its GHSA and its PYSEC count once, under every name any
+    service gave them (so an ignore entry or a report matches whichever name it uses)."""
     for advisory in new:
-        names = {advisory.id, *advisory.aliases}
-        if not any(names & {k.id, *k.aliases} for k in known):
-            known.append(advisory)
+        same = [k for k in known if advisory.names & k.names]
+        for duplicate in same:
+            known.remove(duplicate)
+            advisory = duplicate.merged(advisory)
+        known.append(advisory)
 
 
 def check_deletion_limit(plan: Plan, max_deletions: int, allow_mass_delete: bool) -> None:

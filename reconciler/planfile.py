@@ -15,8 +15,10 @@ from reconciler.model import (
     Action,
     ActionKind,
     ActualState,
+    Advisory,
     AdvisorySource,
     Blocked,
+    Cause,
     Plan,
     PlannedFile,
     is_plain_filename,
@@ -89,6 +91,7 @@ def to_json(plan: Plan) -> str:
                 "reason": b.reason,
                 "detail": b.detail,
                 "eligible_at": _time(b.eligible_at),
+                "advisories": list(b.advisories),
             }
             for b in plan.blocked
         ],
@@ -99,9 +102,24 @@ def to_json(plan: Plan) -> str:
             "blocked": len(plan.blocked),
         },
         "advisory_sources": [
-            {"service": s.service, "answered_at": _time(s.answered_at), "queried": s.queried}
+            {
+                "service": s.service,
+                "answered_at": _time(s.answered_at),
+                "queried": s.queried,
+                "unanswered": s.unanswered,
+                "database": s.database,
+            }
             for s in plan.advisory_sources
         ],
+        "advisories": {
+            a.id: {
+                "aliases": list(a.aliases),
+                "summary": a.summary,
+                "link": a.link,
+                "fixed_in": list(a.fixed_in),
+            }
+            for a in plan.advisories
+        },
         "registry_generation": plan.registry_generation,
     }
     return json.dumps(document, indent=2) + "\n"
@@ -131,15 +149,32 @@ def read_plan(path: Path) -> Plan:
                     reason=b["reason"],
                     detail=b["detail"],
                     eligible_at=_parse_optional_time(b.get("eligible_at")),
+                    advisories=tuple(b.get("advisories", [])),
                 )
                 for b in document["blocked"]
             ),
             warnings=tuple(document.get("warnings", [])),
             advisory_sources=tuple(
-                AdvisorySource(s["service"], _parse_time(s["answered_at"]), s["queried"])
+                AdvisorySource(
+                    s["service"],
+                    _parse_time(s["answered_at"]),
+                    s["queried"],
+                    database=s.get("database"),
+                    unanswered=s.get("unanswered", 0),
+                )
                 for s in document.get("advisory_sources", [])
             ),
             registry_generation=int(document["registry_generation"]),
+            advisories=tuple(
+                Advisory(
+                    id=advisory_id,
+                    aliases=tuple(a["aliases"]),
+                    summary=a["summary"],
+                    link=a["link"],
+                    fixed_in=tuple(a["fixed_in"]),
+                )
+                for advisory_id, a in document.get("advisories", {}).items()
+            ),
         )
     except (KeyError, TypeError, ValueError) as error:
         raise UserError(f"malformed plan file ({error!r})", path=path) from None
@@ -153,6 +188,8 @@ def _action(action: Action) -> dict[str, Any]:
         "reason": action.reason,
         "files": [_file(f) for f in action.files],
     }
+    if action.cause is not None:
+        data["cause"] = action.cause.value
     if action.quarantine:
         data["quarantine"] = True
         data["advisories"] = list(action.advisories)
@@ -203,6 +240,7 @@ def _read_action(data: dict[str, Any]) -> Action:
         ),
         quarantine=bool(data.get("quarantine", False)),
         advisories=tuple(data.get("advisories", [])),
+        cause=Cause(data["cause"]) if data.get("cause") else None,
     )
 
 

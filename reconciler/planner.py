@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
@@ -16,8 +17,10 @@ from reconciler.model import (
     Action,
     ActionKind,
     ActualState,
+    Advisory,
     AdvisorySource,
     Blocked,
+    Cause,
     DesiredState,
     Plan,
     PlannedFile,
@@ -33,7 +36,10 @@ from reconciler.planfile import actual_digest
 
 @dataclass(frozen=True)
 class PlanInputs:
-    """Everything a plan is computed from."""
+    """Everything a plan is computed from.
+
+    `unchecked` holds the (name, version) pairs some vulnerability service had no record of.
+    """
 
     desired: DesiredState
     projects: Mapping[str, UpstreamProject | None]
@@ -42,6 +48,7 @@ class PlanInputs:
     now: datetime
     advisory_sources: tuple[AdvisorySource, ...] = ()
     created_at: datetime | None = None  # wall-clock time of planning; `now` may be `--now`
+    unchecked: frozenset[policy.PackageKey] = frozenset()
 
 
 def projects_to_fetch(desired: DesiredState, actual: ActualState) -> set[str]:
@@ -54,8 +61,9 @@ def versions_to_audit(
     projects: Mapping[str, UpstreamProject | None],
     actual: ActualState,
     now: datetime,
-) -> list[tuple[str, str]]:
-    """(name, version) pairs to check for advisories: candidates and everything mirrored."""
+) -> list[policy.PackageKey]:
+    """(name, version) pairs to check for advisories, in one batch: every candidate a
+    requirement could select, and everything the registry holds (the audit)."""
     context = policy.PolicyContext(desired.config, now)
     pairs = [
         (requirement.name, str(version))
@@ -71,10 +79,22 @@ def versions_to_audit(
 def plan(inputs: PlanInputs) -> Plan:
     """Compute the actions that bring the registry to the desired state, and what is blocked."""
     desired = inputs.desired
-    context = policy.PolicyContext(desired.config, inputs.now)
+    context = policy.PolicyContext(desired.config, inputs.now, inputs.advisories, inputs.unchecked)
     requirements = {r.name: r for r in desired.requirements}
+    mirrored = inputs.actual.by_version()
+    held: dict[str, list[Version]] = {}
+    for name, key in mirrored:
+        if (parsed := _parse(key)) is not None:
+            held.setdefault(name, []).append(parsed)
+    distrusted = _upstream_changed(mirrored, inputs.projects)
     decisions = {
-        name: policy.decide(requirement, inputs.projects.get(name), context, inputs.advisories)
+        name: policy.decide(
+            requirement,
+            inputs.projects.get(name),
+            context,
+            held=held.get(name, ()),
+            distrusted={version: why for (n, version), why in distrusted.items() if n == name},
+        )
         for name, requirement in requirements.items()
     }
     admitted = {
@@ -83,7 +103,6 @@ def plan(inputs: PlanInputs) -> Plan:
         if isinstance(d, policy.Admitted)
     }
     blocked_names = {name for name, d in decisions.items() if isinstance(d, Blocked)}
-    mirrored = inputs.actual.by_version()
     warnings = policy.expired_entries(desired.config, inputs.now)
 
     quarantines: list[Action] = []
@@ -91,23 +110,47 @@ def plan(inputs: PlanInputs) -> Plan:
     for (name, key), files in sorted(mirrored.items()):
         version = _registry_spelling(files)
         project = inputs.projects.get(name)
-        cause = _quarantine_cause(name, version, project, requirements.get(name), context, inputs)
+        if (name, version) in inputs.unchecked:
+            warnings.append(
+                f"{name} {version} could not be checked for advisories this time: "
+                "a vulnerability service has no record of it; kept until one does"
+            )
+        cause = _quarantine_cause(name, version, project, requirements.get(name), context)
+        parsed = _parse(key)
+        if cause is None and parsed is not None and (name, parsed) in distrusted:
+            cause = (Cause.UPSTREAM_CHANGED, distrusted[(name, parsed)], ())
         if cause is not None:
-            reason, advisory_ids = cause
-            quarantines.append(_delete(name, version, reason, files.values(), True, advisory_ids))
+            kind, reason, advisory_ids = cause
+            quarantines.append(
+                _delete(name, version, kind, reason, files.values(), True, advisory_ids)
+            )
             continue
         decision = admitted.get((name, key))
         if decision is not None:
             wanted = {f.filename for f in decision.files}
-            upstream_names = {f.filename for f in project.files} if project else set()
-            vanished = [f for n, f in files.items() if n not in upstream_names]
+            upstream_files = {f.filename: f for f in project.files} if project else {}
+            vanished = [f for n, f in files.items() if n not in upstream_files]
             if vanished:
                 quarantines.append(
-                    _delete(name, version, "file vanished upstream", vanished, quarantine=True)
+                    _delete(name, version, Cause.VANISHED, "file vanished upstream", vanished, True)
                 )
-            extra = [f for n, f in files.items() if n not in wanted and n in upstream_names]
+            extra = [f for n, f in files.items() if n not in wanted and n in upstream_files]
+            yanked = [f for f in extra if upstream_files[f.filename].yanked]
+            if yanked:
+                quarantines.append(
+                    _delete(name, version, Cause.YANKED, "file yanked upstream", yanked, True)
+                )
+            extra = [f for f in extra if f not in yanked]
             if extra and desired.config.policy.prune:
-                prunes.append(_delete(name, version, "file no longer admitted by policy", extra))
+                prunes.append(
+                    _delete(
+                        name,
+                        version,
+                        Cause.NOT_ADMITTED,
+                        "file no longer admitted by policy",
+                        extra,
+                    )
+                )
             continue
         if name in blocked_names:
             warnings.append(
@@ -121,26 +164,29 @@ def plan(inputs: PlanInputs) -> Plan:
                 if name in requirements
                 else "no longer desired: not in the requirements"
             )
-            prunes.append(_delete(name, version, reason, files.values()))
+            prunes.append(_delete(name, version, Cause.NOT_DESIRED, reason, files.values()))
 
+    leaving = {(a.name, version_key(a.version)) for a in quarantines if _whole_version(a, mirrored)}
     uploads = [
         action
         for decision in sorted(admitted.values(), key=lambda d: d.requirement.name)
-        if (action := _upload(decision, mirrored)) is not None
+        if (action := _upload(decision, mirrored, inputs.actual, leaving)) is not None
     ]
     actions = (*quarantines, *uploads, *prunes)
+    blocked = tuple(
+        sorted((d for d in decisions.values() if isinstance(d, Blocked)), key=lambda b: b.name)
+    )
     return Plan(
         created_at=inputs.created_at or inputs.now,
         evaluated_at=inputs.now,
         desired_digest=desired.digest,
         actual_digest=actual_digest(inputs.actual),
         actions=actions,
-        blocked=tuple(
-            sorted((d for d in decisions.values() if isinstance(d, Blocked)), key=lambda b: b.name)
-        ),
+        blocked=blocked,
         warnings=tuple(warnings),
         advisory_sources=inputs.advisory_sources,
         registry_generation=inputs.actual.generation,
+        advisories=_named_advisories(inputs.advisories, actions, blocked),
     )
 
 
@@ -149,31 +195,74 @@ def _registry_spelling(files: Mapping[str, RegistryFile]) -> str:
     return next(iter(files.values())).version
 
 
+def _parse(version: str) -> Version | None:
+    try:
+        return Version(version)
+    except InvalidVersion:
+        return None
+
+
+def _upstream_changed(
+    mirrored: Mapping[tuple[str, str], Mapping[str, RegistryFile]],
+    projects: Mapping[str, UpstreamProject | None],
+) -> dict[tuple[str, Version], str]:
+    """Mirrored versions whose upstream file now has other bytes than the mirror took.
+
+    PyPI never lets a file name be reused, so new bytes under an old name mean a tampered or
+    rebuilt upstream: the version is quarantined and refused, never silently replaced.
+    """
+    changed: dict[tuple[str, Version], str] = {}
+    for (name, key), files in mirrored.items():
+        project = projects.get(name)
+        version = _parse(key)
+        if project is None or version is None:
+            continue
+        upstream = {f.filename: f.sha256 for f in project.files}
+        for registry_file in files.values():
+            took = registry_file.recorded_sha256 or registry_file.sha256
+            now = upstream.get(registry_file.filename)
+            if now and now != took:
+                changed[(name, version)] = (
+                    f"upstream now serves other bytes for {registry_file.filename} than were "
+                    f"mirrored (sha256 {took[:12]}… then, {now[:12]}… now); review it, then "
+                    "remove the file from the registry by hand to mirror the new bytes"
+                )
+    return changed
+
+
 def _quarantine_cause(
     name: str,
     version: str,
     project: UpstreamProject | None,
     requirement: Requirement | None,
     context: policy.PolicyContext,
-    inputs: PlanInputs,
-) -> tuple[str, tuple[str, ...]] | None:
-    try:
-        parsed = Version(version)
-    except InvalidVersion:
+) -> tuple[Cause, str, tuple[str, ...]] | None:
+    parsed = _parse(version)
+    if parsed is None:
         return None
-    cause = policy.quarantine_cause(
-        name, parsed, project, requirement, context, inputs.advisories.get((name, version), ())
-    )
+    cause = policy.quarantine_cause(name, parsed, project, requirement, context, version)
     if cause is None:
         return None
-    reason, advisories = cause
-    return reason, tuple(a.id for a in advisories)
+    kind, reason, advisories = cause
+    return kind, reason, tuple(a.id for a in advisories)
+
+
+def _whole_version(action: Action, mirrored: Mapping[tuple[str, str], Mapping[str, Any]]) -> bool:
+    """Whether a delete removes every file the registry holds of its version."""
+    held = mirrored.get((action.name, version_key(action.version)), {})
+    return {f.filename for f in action.files} >= set(held)
 
 
 def _upload(
-    decision: policy.Admitted, mirrored: Mapping[tuple[str, str], dict[str, RegistryFile]]
+    decision: policy.Admitted,
+    mirrored: Mapping[tuple[str, str], dict[str, RegistryFile]],
+    actual: ActualState,
+    leaving: set[tuple[str, str]],
 ) -> Action | None:
-    """The upload action for an admitted version, or None when the registry has it all."""
+    """The upload action for an admitted version, or None when the registry has it all.
+
+    `leaving` names the versions this plan quarantines, so a replacement says what it replaces.
+    """
     name, version = decision.requirement.name, str(decision.version)
     present = mirrored.get((name, version_key(version)), {})
     missing = [f for f in decision.files if f.filename not in present]
@@ -193,21 +282,41 @@ def _upload(
     ]
     if not missing and not differing and not restamped:
         return None
-    if not present:
+    quarantined = actual.quarantine_record(name, version)
+    if not present and quarantined is not None:
+        cause = Cause.RESTORED
+        reason = (
+            f"restored: quarantined {quarantined.at:%Y-%m-%d} ({quarantined.reason}); "
+            "that no longer applies"
+        )
+    elif not present:
         others = sorted(
             {_registry_spelling(files) for (n, _), files in mirrored.items() if n == name},
             key=version_sort_key,
         )
-        reason = (
-            f"new version for {decision.requirement.text} (registry has {', '.join(others)})"
-            if others
-            else f"new requirement {decision.requirement.text}"
-        )
+        replaced = [v for v in others if (name, version_key(v)) in leaving]
+        cause = Cause.NEW_VERSION if others else Cause.NEW_REQUIREMENT
+        if replaced:
+            reason = (
+                f"new version for {decision.requirement.text} in place of quarantined "
+                f"{', '.join(replaced)}"
+            )
+        elif others:
+            reason = (
+                f"new version for {decision.requirement.text} (registry has {', '.join(others)})"
+            )
+        else:
+            reason = f"new requirement {decision.requirement.text}"
     elif differing:
-        reason = "file hash differs from upstream: " + ", ".join(f.filename for f in differing)
+        cause = Cause.CHANGED_IN_REGISTRY
+        reason = "file changed in the registry, restoring upstream's bytes: " + ", ".join(
+            f.filename for f in differing
+        )
     elif missing:
+        cause = Cause.MISSING_FROM_REGISTRY
         reason = "file missing from the registry: " + ", ".join(f.filename for f in missing)
     else:
+        cause = Cause.YANK_CHANGED
         reason = "yank marker changed upstream: " + ", ".join(f.filename for f in restamped)
     if decision.notes:
         reason += "; " + "; ".join(decision.notes)
@@ -215,7 +324,20 @@ def _upload(
         _planned_upload(f, present[f.filename].sha256 if f.filename in present else None)
         for f in sorted([*missing, *differing, *restamped], key=lambda f: f.filename)
     )
-    return Action(ActionKind.UPLOAD, name, version, reason, files)
+    return Action(ActionKind.UPLOAD, name, version, reason, files, cause=cause)
+
+
+def _named_advisories(
+    findings: policy.Advisories, actions: Iterable[Action], blocked: Iterable[Blocked]
+) -> tuple[Advisory, ...]:
+    """The details of every advisory an action or a blocked entry names, for the reports."""
+    wanted = {i for a in actions for i in a.advisories} | {i for b in blocked for i in b.advisories}
+    known: dict[str, Advisory] = {}
+    for advisories in findings.values():
+        for advisory in advisories:
+            if advisory.id in wanted:
+                known.setdefault(advisory.id, advisory)
+    return tuple(known[i] for i in sorted(known))
 
 
 def _planned_upload(upstream_file: UpstreamFile, before: str | None) -> PlannedFile:
@@ -236,6 +358,7 @@ def _planned_upload(upstream_file: UpstreamFile, before: str | None) -> PlannedF
 def _delete(
     name: str,
     version: str,
+    cause: Cause,
     reason: str,
     files: Iterable[RegistryFile],
     quarantine: bool = False,
@@ -253,4 +376,5 @@ def _delete(
         ),
         quarantine=quarantine,
         advisories=advisories,
+        cause=cause,
     )

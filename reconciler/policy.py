@@ -5,16 +5,18 @@ Nothing here does I/O; `now` is always passed in, so a decision can be reproduce
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from packaging.version import Version
+from packaging.version import InvalidVersion, Version
 
 from reconciler.model import (
     Advisory,
     Blocked,
+    Cause,
     Config,
+    IgnoredAdvisory,
     PolicyException,
     Requirement,
     UpstreamFile,
@@ -23,24 +25,42 @@ from reconciler.model import (
 )
 
 Advisories = Mapping[tuple[str, str], Sequence[Advisory]]
+PackageKey = tuple[str, str]
+"""(canonical name, version as queried): the key of advisory findings."""
 
-# OSV ids of malicious-package reports: no ignore entry or exception can admit those.
-MALICIOUS_PREFIX = "MAL-"
 # PEP 792: a project marked `quarantined` by the index must not be installed.
 QUARANTINED_STATUS = "quarantined"
 
 
 @dataclass(frozen=True)
 class PolicyContext:
-    """Everything a decision depends on besides the requirement and upstream data."""
+    """Everything a decision depends on besides the requirement and upstream data.
+
+    `advisories` holds what the services found; a key in `unchecked` is a version some service
+    had no record of: never admitted on that, never quarantined on that (fail closed both ways).
+    """
 
     config: Config
     now: datetime
+    advisories: Advisories = field(default_factory=dict)
+    unchecked: frozenset[PackageKey] = frozenset()
 
     @property
     def min_age(self) -> timedelta:
         """The maturity period."""
         return timedelta(days=self.config.policy.min_age_days)
+
+    @property
+    def fix_min_age(self) -> timedelta:
+        """The maturity period of a version that fixes an advisory on what the registry holds."""
+        return timedelta(days=self.config.policy.fix_age_days)
+
+    def advisories_of(self, name: str, version: Version | str) -> tuple[Advisory, ...] | None:
+        """What the services found for a version; None when it could not be checked."""
+        key = (name, str(version))
+        if key in self.unchecked:
+            return None
+        return tuple(self.advisories.get(key, ()))
 
     def exception_for(self, name: str, version: Version) -> PolicyException | None:
         """The active exception admitting this version, if any."""
@@ -60,16 +80,50 @@ class PolicyContext:
         return tuple(
             advisory
             for advisory in advisories
-            if advisory.id.startswith(MALICIOUS_PREFIX)
-            or (not excepted and not self._ignored(advisory))
+            if advisory.malicious or (not excepted and self.ignore_entry(advisory) is None)
         )
 
-    def _ignored(self, advisory: Advisory) -> bool:
-        return any(
-            advisory.matches(entry.id)
-            and (entry.expires is None or self.now.date() <= entry.expires)
-            for entry in self.config.policy.ignore
+    def ignore_entry(self, advisory: Advisory) -> IgnoredAdvisory | None:
+        """The unexpired ignore entry naming this advisory (by id or alias), if any."""
+        return next(
+            (
+                entry
+                for entry in self.config.policy.ignore
+                if advisory.matches(entry.id)
+                and (entry.expires is None or self.now.date() <= entry.expires)
+            ),
+            None,
         )
+
+    def describe(self, advisory: Advisory) -> str:
+        """`GHSA-… (fixed in 2.0.1)`, saying so when an ignore entry for it has expired."""
+        text = advisory.id
+        if advisory.fixed_in:
+            text += f" (fixed in {', '.join(advisory.fixed_in)})"
+        expired = [
+            entry
+            for entry in self.config.policy.ignore
+            if advisory.matches(entry.id) and entry.expires and self.now.date() > entry.expires
+        ]
+        if expired:
+            text += f" [ignore entry expired {expired[0].expires}]"
+        if advisory.malicious:
+            text += " [malicious package: no ignore entry or exception applies]"
+        return text
+
+    def ignored_notes(self, advisories: Sequence[Advisory], excepted: bool) -> list[str]:
+        """Say which advisories a version is admitted despite: ignoring is never silent."""
+        notes = []
+        for advisory in advisories:
+            if advisory.malicious:
+                continue
+            entry = self.ignore_entry(advisory)
+            if entry is not None:
+                until = f" until {entry.expires}" if entry.expires else ""
+                notes.append(f"{advisory.id} ignored{until}: {entry.reason}")
+            elif excepted:
+                notes.append(f"{advisory.id} admitted by exception")
+        return notes
 
 
 @dataclass(frozen=True)
@@ -100,9 +154,13 @@ def judge_version(
     version: Version,
     release: Sequence[UpstreamFile],
     context: PolicyContext,
-    advisories: Sequence[Advisory] | None,
+    check_advisories: bool = True,
+    min_age: timedelta | None = None,
 ) -> Verdict:
-    """Judge one version; `advisories=None` judges everything except advisories."""
+    """Judge one version against every rule (`check_advisories=False`: all but advisories).
+
+    `min_age` overrides the maturity period (the security-fix lane).
+    """
     policy = context.config.policy
     files = [f for f in release if policy.files.keeps(f.filename)]
     if not files:
@@ -140,9 +198,10 @@ def judge_version(
         notes.append("yanked upstream, kept for the pin (policy.yanked: allow-pinned)")
 
     if exception is None:
-        mature = [f for f in files if _mature(f, context)]
+        age = context.min_age if min_age is None else min_age
+        mature = [f for f in files if _mature(f, age, context.now)]
         if not mature:
-            return _immature(version, files, context)
+            return _immature(version, files, age, context)
         if len(mature) < len(files):
             waiting = [f for f in files if f not in mature]
             notes.append(
@@ -151,15 +210,25 @@ def judge_version(
             )
         files = mature
 
-    if advisories is not None:
-        blocking = context.blocking(advisories, excepted=exception is not None)
-        if blocking:
+    if check_advisories:
+        found = context.advisories_of(requirement.name, version)
+        if found is None:
             return Verdict(
                 version,
-                problem="vulnerable",
-                detail="has " + ", ".join(_describe(a) for a in blocking),
+                problem="unchecked",
+                detail="a vulnerability service has no record of this version, so it cannot "
+                "be checked (fail closed)",
+            )
+        blocking = context.blocking(found, excepted=exception is not None)
+        if blocking:
+            malicious = any(a.malicious for a in blocking)
+            return Verdict(
+                version,
+                problem="malicious" if malicious else "vulnerable",
+                detail="has " + ", ".join(context.describe(a) for a in blocking),
                 advisories=blocking,
             )
+        notes.extend(context.ignored_notes(found, excepted=exception is not None))
     return Verdict(version, files=tuple(files), notes=tuple(notes))
 
 
@@ -172,14 +241,22 @@ def candidates(requirement: Requirement, project: UpstreamProject) -> list[Versi
 def versions_to_audit(
     requirement: Requirement, project: UpstreamProject | None, context: PolicyContext
 ) -> list[Version]:
-    """Candidate versions that pass every rule but advisories: what must be checked."""
+    """Candidate versions that pass every rule but advisories: what must be checked.
+
+    Judged at the shorter of the two maturity periods, so that a version the security-fix
+    lane could admit has been checked too.
+    """
     if project is None:
         return []
     releases = project.releases()
+    age = min(context.min_age, context.fix_min_age)
     return [
         version
         for version in candidates(requirement, project)
-        if judge_version(requirement, version, releases[version], context, None).problem is None
+        if judge_version(
+            requirement, version, releases[version], context, check_advisories=False, min_age=age
+        ).problem
+        is None
     ]
 
 
@@ -187,9 +264,14 @@ def decide(
     requirement: Requirement,
     project: UpstreamProject | None,
     context: PolicyContext,
-    advisories: Advisories,
+    held: Collection[Version] = (),
+    distrusted: Mapping[Version, str] | None = None,
 ) -> Admitted | Blocked:
-    """The newest version that passes policy, or why none does."""
+    """The newest version that passes policy, or why none does.
+
+    `held`: the versions of this project the registry holds (for the security-fix lane).
+    `distrusted`: versions refused for what the registry saw, with why.
+    """
     if project is None:
         return _blocked(requirement, "not-found", "project not found on the upstream index")
     if project.status == QUARANTINED_STATUS:
@@ -204,16 +286,25 @@ def decide(
     releases = project.releases()
     rejected: list[Verdict] = []
     for version in versions:
+        if distrusted and version in distrusted:
+            rejected.append(
+                Verdict(version, problem="upstream-changed", detail=distrusted[version])
+            )
+            continue
+        fixes = _fixes(requirement.name, version, held, context)
         verdict = judge_version(
             requirement,
             version,
             releases[version],
             context,
-            advisories.get((requirement.name, str(version)), ()),
+            min_age=context.fix_min_age if fixes else None,
         )
         if verdict.problem is None:
-            skipped = [f"{v.version}: {v.detail}" for v in rejected[:3]]
-            return Admitted(requirement, version, verdict.files, (*verdict.notes, *skipped))
+            notes = [*verdict.notes]
+            if fixes:
+                notes.append(_fix_lane_note(fixes, verdict.files, context))
+            notes.extend(f"{v.version}: {v.detail}" for v in rejected[:3])
+            return Admitted(requirement, version, verdict.files, tuple(notes))
         rejected.append(verdict)
     waiting = [v.eligible_at for v in rejected if v.problem == "immature" and v.eligible_at]
     return Blocked(
@@ -222,6 +313,7 @@ def decide(
         reason=rejected[0].problem or "blocked",
         detail="; ".join(f"{v.version}: {v.detail}" for v in rejected[:5]),
         eligible_at=min(waiting) if waiting else None,
+        advisories=tuple(dict.fromkeys(a.id for v in rejected[:5] for a in v.advisories)),
     )
 
 
@@ -231,16 +323,24 @@ def quarantine_cause(
     project: UpstreamProject | None,
     requirement: Requirement | None,
     context: PolicyContext,
-    advisories: Sequence[Advisory],
-) -> tuple[str, tuple[Advisory, ...]] | None:
-    """Why a mirrored version must be removed now, or None when it may stay."""
+    queried_as: str,
+) -> tuple[Cause, str, tuple[Advisory, ...]] | None:
+    """Why a mirrored version must be removed now, or None when it may stay.
+
+    `queried_as` is the version's spelling the services were asked about.
+    """
+    found = context.advisories_of(name, queried_as) or ()
+    malicious = tuple(a for a in found if a.malicious)
+    if malicious:
+        # A takedown is usually a malware report: name it whatever else is true.
+        return Cause.ADVISORY, "has " + ", ".join(map(context.describe, malicious)), malicious
     if project is None:
-        return "vanished upstream: the project is gone from the index", ()
+        return Cause.VANISHED, "vanished upstream: the project is gone from the index", ()
     if project.status == QUARANTINED_STATUS:
-        return "project is quarantined upstream (PEP 792)", ()
+        return Cause.UPSTREAM_QUARANTINED, "project is quarantined upstream (PEP 792)", ()
     release = project.releases().get(version)
     if not release:
-        return "vanished upstream: the version is gone from the index", ()
+        return Cause.VANISHED, "vanished upstream: the version is gone from the index", ()
     exception = context.exception_for(name, version)
     allow_yanked = exception is not None or (
         context.config.policy.yanked is YankedPolicy.ALLOW_PINNED
@@ -248,10 +348,10 @@ def quarantine_cause(
         and requirement.pinned_version == version
     )
     if not allow_yanked and all(f.yanked for f in release):
-        return "yanked upstream", ()
-    blocking = context.blocking(advisories, excepted=exception is not None)
+        return Cause.YANKED, "yanked upstream", ()
+    blocking = context.blocking(found, excepted=exception is not None)
     if blocking:
-        return "has " + ", ".join(_describe(a) for a in blocking), blocking
+        return Cause.ADVISORY, "has " + ", ".join(map(context.describe, blocking)), blocking
     return None
 
 
@@ -270,15 +370,58 @@ def expired_entries(config: Config, now: datetime) -> list[str]:
     return warnings
 
 
-def _mature(upstream_file: UpstreamFile, context: PolicyContext) -> bool:
-    """Fail closed: a file without an upload time is never mature."""
+def _fixes(
+    name: str, version: Version, held: Collection[Version], context: PolicyContext
+) -> list[tuple[Version, Advisory]]:
+    """(held version, advisory) pairs this version fixes: the advisory blocks the held version,
+    names a fixed version above it and at or below this one, and does not affect this one."""
+    own = context.advisories_of(name, version) or ()
+    found = []
+    for held_version in held:
+        if held_version >= version:
+            continue
+        blocking = context.blocking(context.advisories_of(name, held_version) or (), False)
+        for advisory in blocking:
+            fixed = [_parse(f) for f in advisory.fixed_in]
+            if any(f is not None and held_version < f <= version for f in fixed) and not any(
+                advisory.names & a.names for a in own
+            ):
+                found.append((held_version, advisory))
+    return found
+
+
+def _fix_lane_note(
+    fixes: Sequence[tuple[Version, Advisory]],
+    files: Sequence[UpstreamFile],
+    context: PolicyContext,
+) -> str:
+    """The plan line for a security fix; says when the shorter maturity period admitted it."""
+    fixed = ", ".join(f"{a.id} in {held}" for held, a in fixes)
+    early = [f for f in files if not _mature(f, context.min_age, context.now)]
+    if not early:
+        return f"security fix: fixes {fixed}"
     return (
-        upstream_file.upload_time is not None
-        and upstream_file.upload_time + context.min_age <= context.now
+        f"security fix: fixes {fixed}; admitted under policy.fix_min_age_days "
+        f"({context.config.policy.fix_age_days}) before policy.min_age_days "
+        f"({context.config.policy.min_age_days})"
     )
 
 
-def _immature(version: Version, files: Sequence[UpstreamFile], context: PolicyContext) -> Verdict:
+def _parse(text: str) -> Version | None:
+    try:
+        return Version(text)
+    except InvalidVersion:
+        return None
+
+
+def _mature(upstream_file: UpstreamFile, min_age: timedelta, now: datetime) -> bool:
+    """Fail closed: a file without an upload time is never mature."""
+    return upstream_file.upload_time is not None and upstream_file.upload_time + min_age <= now
+
+
+def _immature(
+    version: Version, files: Sequence[UpstreamFile], min_age: timedelta, context: PolicyContext
+) -> Verdict:
     timed = [f.upload_time for f in files if f.upload_time is not None]
     if not timed:
         return Verdict(
@@ -286,20 +429,15 @@ def _immature(version: Version, files: Sequence[UpstreamFile], context: PolicyCo
             problem="no-upload-time",
             detail="upstream gives no upload time, so its age is unknown (fail closed)",
         )
-    newest_eligible = min(timed) + context.min_age
+    eligible = min(timed) + min_age
     age_days = (context.now - min(timed)).days
     return Verdict(
         version,
         problem="immature",
-        detail=f"{age_days} days old, eligible {newest_eligible:%Y-%m-%d %H:%M} UTC "
-        f"(policy.min_age_days: {context.config.policy.min_age_days})",
-        eligible_at=newest_eligible,
+        detail=f"{age_days} days old, eligible {eligible:%Y-%m-%d %H:%M} UTC "
+        f"(policy.{'fix_' if min_age != context.min_age else ''}min_age_days: {min_age.days})",
+        eligible_at=eligible,
     )
-
-
-def _describe(advisory: Advisory) -> str:
-    fixed = f" (fixed in {', '.join(advisory.fixed_in)})" if advisory.fixed_in else ""
-    return f"{advisory.id}{fixed}"
 
 
 def _blocked(requirement: Requirement, reason: str, detail: str) -> Blocked:

@@ -22,14 +22,15 @@ from reconciler.model import (
     PolicyException,
     RegistryConfig,
     RegistryType,
+    SafetyConfig,
     UpstreamConfig,
     YankedPolicy,
 )
 
 T = TypeVar("T")
 
-# Services this release implements; `pypi` and `safety` arrive with the audit issue.
-KNOWN_SERVICES = ("osv",)
+# The vulnerability services: OSV's API, PyPI's JSON API, the safety database (optional extra).
+KNOWN_SERVICES = ("osv", "pypi", "safety")
 
 
 class _Reader:
@@ -162,6 +163,7 @@ def _policy(reader: _Reader | None) -> Policy:
     reader.check_keys(
         {
             "min_age_days",
+            "fix_min_age_days",
             "yanked",
             "prune",
             "max_deletions",
@@ -174,6 +176,11 @@ def _policy(reader: _Reader | None) -> Policy:
     min_age_days = reader.get("min_age_days", int, defaults.min_age_days)
     if min_age_days < 0:
         raise reader.error("min_age_days", "must be 0 or more")
+    fix_min_age_days = reader.get("fix_min_age_days", int, min_age_days)
+    if not 0 <= fix_min_age_days <= min_age_days:
+        raise reader.error(
+            "fix_min_age_days", f"must be between 0 and min_age_days ({min_age_days})"
+        )
     max_deletions = reader.get("max_deletions", int, defaults.max_deletions)
     if max_deletions < 0:
         raise reader.error("max_deletions", "must be 0 or more")
@@ -182,14 +189,16 @@ def _policy(reader: _Reader | None) -> Policy:
         raise reader.error(
             "dependencies", "closure is not available in this release yet; use listed"
         )
-    services, ignore = _vulnerabilities(reader.child("vulnerabilities"))
+    services, ignore, safety = _vulnerabilities(reader.child("vulnerabilities"))
     return Policy(
         min_age_days=min_age_days,
+        fix_min_age_days=fix_min_age_days if "fix_min_age_days" in reader.mapping else None,
         yanked=YankedPolicy(reader.choice("yanked", tuple(p.value for p in YankedPolicy), "block")),
         prune=reader.get("prune", bool, defaults.prune),
         max_deletions=max_deletions,
         services=services,
         ignore=ignore,
+        safety=safety,
         dependencies=dependencies,
         files=_files(reader.child("files")),
     )
@@ -197,10 +206,10 @@ def _policy(reader: _Reader | None) -> Policy:
 
 def _vulnerabilities(
     reader: _Reader | None,
-) -> tuple[tuple[str, ...], tuple[IgnoredAdvisory, ...]]:
+) -> tuple[tuple[str, ...], tuple[IgnoredAdvisory, ...], SafetyConfig]:
     if reader is None:
-        return Policy().services, ()
-    reader.check_keys({"services", "ignore"})
+        return Policy().services, (), SafetyConfig()
+    reader.check_keys({"services", "ignore", "safety"})
     raw_services = reader.mapping.get("services", ["osv"])
     if not isinstance(raw_services, list) or not raw_services:
         raise reader.error("services", "expected a non-empty list, e.g. [osv]")
@@ -218,7 +227,28 @@ def _vulnerabilities(
         )
         for item in _checked(reader.items("ignore"), {"id", "reason", "expires"})
     )
-    return tuple(dict.fromkeys(raw_services)), ignore
+    safety = _safety(reader.child("safety"))
+    if "safety" in raw_services and not (safety.database or safety.api_key_env):
+        raise reader.error(
+            "services",
+            "the safety service needs policy.vulnerabilities.safety.database (an offline "
+            "database directory) or .api_key_env (the variable holding an API key)",
+        )
+    return tuple(dict.fromkeys(raw_services)), ignore, safety
+
+
+def _safety(reader: _Reader | None) -> SafetyConfig:
+    if reader is None:
+        return SafetyConfig()
+    reader.check_keys({"database", "api_key_env"})
+    database = reader.get("database", str, "") or None
+    api_key_env = reader.get("api_key_env", str, "") or None
+    if database and api_key_env:
+        raise reader.error("api_key_env", "give database or api_key_env, not both")
+    if api_key_env is not None and not api_key_env.replace("_", "").isalnum():
+        # The name of a variable, never the key itself: a key must not live in git.
+        raise reader.error("api_key_env", "expected the name of an environment variable")
+    return SafetyConfig(database=database, api_key_env=api_key_env)
 
 
 def _files(reader: _Reader | None) -> FilesPolicy:

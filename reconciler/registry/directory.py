@@ -22,7 +22,14 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from reconciler.errors import LockHeldError, UserError
-from reconciler.model import ActualState, PlannedFile, RegistryFile, parse_distribution_filename
+from reconciler.model import (
+    ActualState,
+    PlannedFile,
+    QuarantineRecord,
+    RegistryFile,
+    parse_distribution_filename,
+    version_key,
+)
 from reconciler.registry import simple_pages
 from reconciler.registry.interface import LockInfo, Registry, RegistryError
 
@@ -75,6 +82,7 @@ class DirectoryRegistry(Registry):
                             sha256,
                             yanked=record.yanked,
                             yanked_reason=record.yanked_reason,
+                            recorded_sha256=record.sha256,
                         )
                     )
         except OSError as error:
@@ -84,7 +92,56 @@ class DirectoryRegistry(Registry):
             with contextlib.suppress(OSError):
                 self.state.mkdir(parents=True, exist_ok=True)
                 _atomic_write(self.state / "hashes.json", json.dumps(fresh_cache).encode())
-        return ActualState(files=tuple(held), generation=generation, last_plan=last_plan)
+        return ActualState(
+            files=tuple(held),
+            generation=generation,
+            last_plan=last_plan,
+            quarantined=tuple(self._read_quarantine().values()),
+        )
+
+    def record_quarantine(self, record: QuarantineRecord) -> None:
+        """Add the record to `.mirror/quarantine.json`, replacing an older one."""
+        records = self._read_quarantine()
+        records[f"{record.name} {version_key(record.version)}"] = record
+        self._write_quarantine(records)
+
+    def forget_quarantine(self, name: str, version: str) -> None:
+        """Drop the version's record from `.mirror/quarantine.json`."""
+        records = self._read_quarantine()
+        if records.pop(f"{name} {version_key(version)}", None) is not None:
+            self._write_quarantine(records)
+
+    def _read_quarantine(self) -> dict[str, QuarantineRecord]:
+        path = self.state / "quarantine.json"
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return {
+                key: QuarantineRecord(
+                    name=entry["name"],
+                    version=entry["version"],
+                    reason=entry["reason"],
+                    advisories=tuple(entry["advisories"]),
+                    at=datetime.fromisoformat(entry["at"]),
+                )
+                for key, entry in data.items()
+            }
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+            raise RegistryError(f"cannot read {path}: {error!r}") from error
+
+    def _write_quarantine(self, records: dict[str, QuarantineRecord]) -> None:
+        document = {
+            key: {
+                "name": r.name,
+                "version": r.version,
+                "reason": r.reason,
+                "advisories": list(r.advisories),
+                "at": r.at.isoformat(),
+            }
+            for key, r in sorted(records.items())
+        }
+        _atomic_write(self.state / "quarantine.json", json.dumps(document, indent=2).encode())
 
     def begin_apply(self, plan_id: str) -> None:
         """Bump `.mirror/generation.json` unless it already records this plan (a resume)."""

@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 from reconciler.errors import ReconcilerError
-from reconciler.model import ActualState, PlannedFile
+from reconciler.model import ActualState, PlannedFile, QuarantineRecord
 
 
 class RegistryError(ReconcilerError):
@@ -60,6 +60,15 @@ class Registry(ABC):
     @abstractmethod
     def delete(self, name: str, version: str, filenames: Sequence[str]) -> None:
         """Remove files of one version; files already gone are not an error."""
+
+    @abstractmethod
+    def record_quarantine(self, record: QuarantineRecord) -> None:
+        """Remember why and when a version was quarantined, so a later plan can say when it
+        is restored; listed back in `ActualState.quarantined`."""
+
+    @abstractmethod
+    def forget_quarantine(self, name: str, version: str) -> None:
+        """Drop the quarantine record of a version that was restored."""
 
     @abstractmethod
     def lock(self, owner: str) -> AbstractContextManager[LockInfo]:

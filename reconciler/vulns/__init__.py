@@ -7,10 +7,14 @@ from reconciler.vulns.interface import (
     VulnerabilityService,
 )
 from reconciler.vulns.osv import OsvService
+from reconciler.vulns.pypi import PypiService
+from reconciler.vulns.safety_db import SafetyService
 
 __all__ = [
     "OsvService",
     "PackageVersion",
+    "PypiService",
+    "SafetyService",
     "ServiceAnswer",
     "ServiceError",
     "VulnerabilityService",

@@ -20,11 +20,17 @@ class ServiceError(ReconcilerError):
 
 @dataclass(frozen=True)
 class ServiceAnswer:
-    """What one service said about a batch, and when, for the plan's audit trail."""
+    """What one service said about a batch, and when, for the plan's audit trail.
+
+    `unanswered` holds the pairs the service has no record of: they are not clean, they are
+    unchecked. `database` is the service's own date, version or ETag, where it gives one.
+    """
 
     service: str
     answered_at: datetime
     findings: Mapping[PackageVersion, tuple[Advisory, ...]]
+    unanswered: frozenset[PackageVersion] = frozenset()
+    database: str | None = None
 
 
 class VulnerabilityService(ABC):
@@ -34,4 +40,5 @@ class VulnerabilityService(ABC):
 
     @abstractmethod
     def query(self, packages: Sequence[PackageVersion]) -> ServiceAnswer:
-        """Advisories (withdrawn ones left out) for every pair; raises ServiceError."""
+        """Advisories (withdrawn ones left out) for every pair it knows; raises ServiceError
+        when it cannot answer (after the session's retries)."""

@@ -1,14 +1,22 @@
 """OSV (osv.dev): `/v1/querybatch` for ids, then `/v1/vulns/{id}` for each id it returned.
 
-API: https://google.github.io/osv.dev/post-v1-querybatch/ and .../get-v1-vulns/.
+API: https://google.github.io/osv.dev/post-v1-querybatch/ and .../get-v1-vulns/. querybatch
+answers each vulnerability's id and `modified` time; a record is fetched only when the on-disk
+copy is missing or older, so a nightly audit of an unchanged world costs the batches alone.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import requests
 from packaging.utils import canonicalize_name
@@ -23,6 +31,8 @@ from reconciler.vulns.interface import (
 
 # OSV accepts at most 1000 queries per batch request.
 BATCH_SIZE = 1000
+# Ids become cache file names: only the characters OSV ids use (GHSA-…, PYSEC-2024-1, MAL-…).
+_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 
 
 class OsvService(VulnerabilityService):
@@ -31,24 +41,32 @@ class OsvService(VulnerabilityService):
     name = "osv"
 
     def __init__(
-        self, base_url: str, session: requests.Session, workers: int = 16, timeout: float = 30.0
+        self,
+        base_url: str,
+        session: requests.Session,
+        workers: int = 16,
+        timeout: float = 30.0,
+        record_cache: Path | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.session = session
         self.workers = workers
         self.timeout = timeout
+        self.record_cache = record_cache
 
     def query(self, packages: Sequence[PackageVersion]) -> ServiceAnswer:
         """Advisories for every (name, version); withdrawn records are left out."""
         unique = list(dict.fromkeys(packages))
         ids_by_package: dict[PackageVersion, list[str]] = {}
+        modified: dict[str, str] = {}
         for start in range(0, len(unique), BATCH_SIZE):
-            ids_by_package.update(self._batch(unique[start : start + BATCH_SIZE]))
+            ids_by_package.update(self._batch(unique[start : start + BATCH_SIZE], modified))
         all_ids = sorted({vuln_id for ids in ids_by_package.values() for vuln_id in ids})
         records: dict[str, dict[str, Any]] = {}
         if all_ids:
             with ThreadPoolExecutor(max_workers=min(self.workers, len(all_ids))) as pool:
-                records = dict(zip(all_ids, pool.map(self._record, all_ids), strict=True))
+                fetched = pool.map(lambda i: self._record(i, modified.get(i)), all_ids)
+                records = dict(zip(all_ids, fetched, strict=True))
         findings = {
             package: tuple(
                 _advisory(records[vuln_id], package[0])
@@ -61,8 +79,10 @@ class OsvService(VulnerabilityService):
             service=self.name, answered_at=datetime.now(timezone.utc), findings=findings
         )
 
-    def _batch(self, batch: Sequence[PackageVersion]) -> dict[PackageVersion, list[str]]:
-        """One querybatch call, following each query's `next_page_token`."""
+    def _batch(
+        self, batch: Sequence[PackageVersion], modified: dict[str, str]
+    ) -> dict[PackageVersion, list[str]]:
+        """One querybatch call, following each query's `next_page_token`; notes `modified`."""
         pending = dict.fromkeys(range(len(batch)))
         ids: dict[PackageVersion, list[str]] = {package: [] for package in batch}
         while pending:
@@ -82,21 +102,41 @@ class OsvService(VulnerabilityService):
                 raise ServiceError("OSV querybatch answered with a malformed result list")
             next_pending = {}
             for index, result in zip(pending, results, strict=True):
-                ids[batch[index]].extend(v["id"] for v in (result or {}).get("vulns", []))
+                for vuln in (result or {}).get("vulns", []):
+                    ids[batch[index]].append(vuln["id"])
+                    if vuln.get("modified"):
+                        modified[vuln["id"]] = vuln["modified"]
                 if (result or {}).get("next_page_token"):
                     next_pending[index] = result["next_page_token"]
             pending = next_pending
         return ids
 
-    def _record(self, vuln_id: str) -> dict[str, Any]:
-        url = f"{self.base_url}/v1/vulns/{vuln_id}"
+    def _record(self, vuln_id: str, modified: str | None) -> dict[str, Any]:
+        """The full record: from the cache when it is as new as querybatch says, else fetched."""
+        cache_file = self._cache_file(vuln_id)
+        if cache_file is not None and modified is not None:
+            try:
+                cached = json.loads(cache_file.read_text(encoding="utf-8"))
+                if isinstance(cached, dict) and cached.get("modified") == modified:
+                    return cached
+            except (OSError, ValueError):
+                pass
+        url = f"{self.base_url}/v1/vulns/{quote(vuln_id, safe='')}"
         try:
             response = self.session.get(url, timeout=self.timeout)
         except requests.RequestException as error:
             raise ServiceError(f"OSV could not be reached for {vuln_id}: {error}") from error
         if response.status_code != 200:
             raise ServiceError(f"OSV answered {response.status_code} for {vuln_id}")
-        return _json_object(response, f"OSV record {vuln_id}")
+        record = _json_object(response, f"OSV record {vuln_id}")
+        if cache_file is not None:
+            _store(cache_file, record)
+        return record
+
+    def _cache_file(self, vuln_id: str) -> Path | None:
+        if self.record_cache is None or not _SAFE_ID.fullmatch(vuln_id):
+            return None
+        return self.record_cache / f"{vuln_id}.json"
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         url = f"{self.base_url}{path}"
@@ -107,6 +147,18 @@ class OsvService(VulnerabilityService):
         if response.status_code != 200:
             raise ServiceError(f"OSV answered {response.status_code} at {url}")
         return _json_object(response, "OSV querybatch")
+
+
+def _store(path: Path, record: dict[str, Any]) -> None:
+    """Write a cache entry atomically; a cache that cannot be written only costs requests."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
+            json.dump(record, stream)
+        os.replace(temp, path)
+    except OSError:
+        pass
 
 
 def _json_object(response: requests.Response, what: str) -> dict[str, Any]:

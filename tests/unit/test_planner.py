@@ -12,6 +12,7 @@ from reconciler.model import (
     ActionKind,
     ActualState,
     Advisory,
+    Cause,
     DesiredState,
     Plan,
     RegistryFile,
@@ -31,14 +32,19 @@ from tests.conftest import (
 )
 
 
-def held(*files: UpstreamFile, sha256: str | None = None) -> ActualState:
+def held(
+    *files: UpstreamFile, sha256: str | None = None, recorded: str | None = None
+) -> ActualState:
+    """The registry holding these files: its index records `recorded` (default: upstream's
+    sha256, what the mirror took) and the bytes hash to `sha256` (default: the same)."""
     return ActualState(
         files=tuple(
             RegistryFile(
                 f.filename.split("-")[0].replace("_", "-"),
                 f.version,
                 f.filename,
-                sha256 or f.sha256 or "",
+                sha256 or recorded or f.sha256 or "",
+                recorded_sha256=recorded or f.sha256,
             )
             for f in files
         )
@@ -108,8 +114,25 @@ def test_missing_file_and_differing_hash_are_reuploaded() -> None:
     tampered = held(FOO_11, sdist, sha256="0" * 64)
     plan = run(make_desired(make_requirement("foo==1.1")), {"foo": project}, tampered)
     (action,) = plan.actions
-    assert action.reason.startswith("file hash differs from upstream")
+    assert action.cause is Cause.CHANGED_IN_REGISTRY
+    assert action.reason.startswith("file changed in the registry, restoring upstream's bytes")
     assert {f.before_sha256 for f in action.files} == {"0" * 64}
+
+
+def test_upstream_serving_new_bytes_under_a_mirrored_name_quarantines_and_blocks() -> None:
+    # The registry holds (and recorded) what upstream served then; upstream now serves other
+    # bytes under the same file name, which PyPI never allows.
+    replaced = make_file("foo", "1.1", days_ago(50), sha256="e" * 64)
+    project = make_project("foo", FOO_10, replaced)
+    plan = run(make_desired(make_requirement("foo>=1.0")), {"foo": project}, held(FOO_11))
+    quarantine, upload = plan.actions
+    assert quarantine.quarantine and quarantine.cause is Cause.UPSTREAM_CHANGED
+    assert "other bytes for foo-1.1-py3-none-any.whl" in quarantine.reason
+    # The range falls back to the version nobody tampered with.
+    assert (upload.action, upload.version) == (ActionKind.UPLOAD, "1.0")
+    pinned = run(make_desired(make_requirement("foo==1.1")), {"foo": project}, held(FOO_11))
+    assert pinned.blocked[0].reason == "upstream-changed"
+    assert [a.cause for a in pinned.actions] == [Cause.UPSTREAM_CHANGED]
 
 
 def test_blocked_requirement_keeps_the_version_it_replaces() -> None:

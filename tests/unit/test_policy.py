@@ -27,9 +27,9 @@ from tests.conftest import (
 NONE: policy.Advisories = {}
 
 
-def decide(text: str, project, config=None, advisories=NONE):  # type: ignore[no-untyped-def]
-    context = policy.PolicyContext(config or make_config(), FROZEN_NOW)
-    return policy.decide(make_requirement(text), project, context, advisories)
+def decide(text: str, project, config=None, advisories=NONE, held=(), unchecked=frozenset()):  # type: ignore[no-untyped-def]
+    context = policy.PolicyContext(config or make_config(), FROZEN_NOW, advisories, unchecked)
+    return policy.decide(make_requirement(text), project, context, held=held)
 
 
 def test_mature_pin_is_admitted() -> None:
@@ -171,7 +171,7 @@ def test_malicious_report_blocks_despite_exception_and_ignore() -> None:
         ignore=(IgnoredAdvisory("MAL-2026-1", "nope"),),
     )
     decision = decide("foo==1.0", project, config, {("foo", "1.0"): [Advisory("MAL-2026-1")]})
-    assert isinstance(decision, Blocked) and decision.reason == "vulnerable"
+    assert isinstance(decision, Blocked) and decision.reason == "malicious"
 
 
 def test_files_policy_filters_sdists_and_wheel_tags() -> None:

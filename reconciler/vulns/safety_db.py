@@ -1,0 +1,162 @@
+"""The `safety` package's vulnerability database (the optional `safety` extra).
+
+Read through safety's library, never its CLI (which needs the network even with `--db`): an
+offline database directory (`insecure_full.json`), or the database downloaded with an API key.
+safety is imported only when this service is configured: the import is slow and noisy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from reconciler.errors import UserError
+from reconciler.model import Advisory
+from reconciler.vulns.interface import (
+    PackageVersion,
+    ServiceAnswer,
+    ServiceError,
+    VulnerabilityService,
+)
+
+DATABASE_FILE = "insecure_full.json"
+INSTALL_HINT = "pip install 'pypi-delayed-mirror[safety]'"
+
+Database = Mapping[str, Any]
+
+
+class SafetyService(VulnerabilityService):
+    """Advisories from a safety database, loaded once per plan by `load`."""
+
+    name = "safety"
+
+    def __init__(self, load: Callable[[], Database]) -> None:
+        self.load = load
+
+    @classmethod
+    def from_directory(cls, directory: Path) -> SafetyService:
+        """The offline database in `directory` (as safety's `--db` expects it)."""
+        fetch = _safety_function("fetch_database_file")
+
+        def load() -> Database:
+            try:
+                with _quiet():
+                    database: Database = fetch(str(directory), DATABASE_FILE, ecosystem=None)
+            except Exception as error:  # safety raises its own types, and OSError/ValueError
+                raise ServiceError(
+                    f"safety database in {directory} could not be read: {error}"
+                ) from None
+            return database
+
+        return cls(load)
+
+    @classmethod
+    def from_api_key(cls, api_key: str, mirror: str | None = None) -> SafetyService:
+        """The database from safety's data API, authenticated by an API key.
+
+        The key goes only in the `X-Api-Key` header to safety's own host (or `mirror`).
+        """
+        fetch = _safety_function("fetch_database_url")
+        import httpx
+        from safety.constants import API_MIRRORS
+
+        url = mirror or API_MIRRORS[0]
+
+        def load() -> Database:
+            try:
+                with _quiet(), httpx.Client(headers={"X-Api-Key": api_key}) as client:
+                    database: Database = fetch(
+                        client, url, DATABASE_FILE, cached=0, telemetry=False, from_cache=False
+                    )
+            except Exception as error:  # noqa: BLE001 - any failure means no answer
+                raise ServiceError(
+                    f"safety database could not be downloaded: {type(error).__name__}"
+                ) from None
+            return database
+
+        return cls(load)
+
+    def query(self, packages: Sequence[PackageVersion]) -> ServiceAnswer:
+        """Advisories whose affected-version specifiers contain each version."""
+        database = self.load()
+        meta = database.get("meta") or database.get("$meta") or {}
+        entries = database.get("vulnerable_packages", database)
+        if not isinstance(entries, Mapping) or not isinstance(meta, Mapping):
+            raise ServiceError("safety database is malformed: no package table")
+        by_name: dict[str, Any] = {
+            str(canonicalize_name(k)): v for k, v in entries.items() if not k.startswith("$")
+        }
+        base = str(meta.get("base_domain") or "")
+        findings = {
+            package: tuple(
+                _advisory(entry, base)
+                for entry in by_name.get(package[0], ())
+                if _affects(entry, package[1])
+            )
+            for package in dict.fromkeys(packages)
+        }
+        stamp = meta.get("last_updated") or meta.get("timestamp")
+        return ServiceAnswer(
+            service=self.name,
+            answered_at=datetime.now(timezone.utc),
+            findings=findings,
+            database=f"last updated {stamp}" if stamp else None,
+        )
+
+
+def _safety_function(name: str) -> Callable[..., Database]:
+    """A function of `safety.safety`, or a clear error when the extra is not installed."""
+    try:
+        with _quiet():
+            from safety import safety
+    except ImportError:
+        raise UserError(
+            f"the safety vulnerability service needs the safety package: {INSTALL_HINT}",
+            key="policy.vulnerabilities.services",
+        ) from None
+    function: Callable[..., Database] = getattr(safety, name)
+    return function
+
+
+@contextlib.contextmanager
+def _quiet() -> Any:
+    """Keep safety's deprecation warnings and prints away from our users' output."""
+    with (
+        warnings.catch_warnings(),
+        contextlib.redirect_stdout(io.StringIO()),
+        contextlib.redirect_stderr(io.StringIO()),
+    ):
+        warnings.simplefilter("ignore")
+        yield
+
+
+def _affects(entry: Mapping[str, Any], version: str) -> bool:
+    """Whether any of an entry's specifiers (`specs`, else `v`) contains the version."""
+    specs = entry.get("specs") or [entry.get("v", "")]
+    try:
+        parsed = Version(version)
+        return any(SpecifierSet(spec).contains(parsed, prereleases=True) for spec in specs if spec)
+    except (InvalidSpecifier, InvalidVersion):
+        return False
+
+
+def _advisory(entry: Mapping[str, Any], base_domain: str) -> Advisory:
+    """An Advisory from a safety database entry; its CVE becomes an alias."""
+    cve = entry.get("cve")
+    path = entry.get("more_info_path") or ""
+    return Advisory(
+        id=str(entry["id"]),
+        aliases=(str(cve),) if cve else (),
+        summary=str(entry.get("advisory") or "")[:200],
+        link=f"{base_domain}{path}" if path else "",
+        fixed_in=tuple(str(v) for v in entry.get("fixed_versions") or () if v),
+    )
