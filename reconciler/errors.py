@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from reconciler.model import Plan
 
 
 class ReconcilerError(Exception):
@@ -44,4 +48,11 @@ class LockHeldError(ReconcilerError):
 
 
 class MassDeleteError(ReconcilerError):
-    """A plan deletes more than `policy.max_deletions` without `--allow-mass-delete`."""
+    """A plan deletes more than `policy.max_deletions` without `--allow-mass-delete`.
+
+    Carries the refused plan, so that a report can still show what it would have done.
+    """
+
+    def __init__(self, message: str, plan: Plan) -> None:
+        super().__init__(message)
+        self.plan = plan

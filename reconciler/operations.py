@@ -20,6 +20,7 @@ from reconciler.model import (
 )
 from reconciler.progress import ApplyProgress
 from reconciler.registry import Registry
+from reconciler.report.drift import DriftReport, Mode
 from reconciler.upstream import UpstreamIndex
 from reconciler.vulns import PackageVersion, VulnerabilityService
 
@@ -85,7 +86,8 @@ def check_deletion_limit(plan: Plan, max_deletions: int, allow_mass_delete: bool
     if deletions > max_deletions and not allow_mass_delete:
         raise MassDeleteError(
             f"the plan deletes {deletions} versions, more than policy.max_deletions "
-            f"({max_deletions}); review it and pass --allow-mass-delete to go ahead"
+            f"({max_deletions}); review it and pass --allow-mass-delete to go ahead",
+            plan,
         )
 
 
@@ -129,6 +131,41 @@ def plan_and_apply(
         if not plan.has_changes or not approve(plan):
             return plan, None
         return plan, applier.apply(plan, registry, upstream, actual, progress)
+
+
+def drift(
+    desired: DesiredState,
+    registry: Registry,
+    upstream: UpstreamIndex,
+    services: Sequence[VulnerabilityService],
+    now: datetime,
+    progress: ApplyProgress,
+    report_only: bool,
+    allow_mass_delete: bool,
+) -> DriftReport:
+    """The nightly job: plan against main's desired state and apply it whole, or only report.
+
+    What main's desired state calls for is already approved, so every action is applied:
+    quarantines, versions that matured, repairs of the registry. Too many deletions are
+    refused (an upstream outage must not empty the mirror) and reported for a person.
+    """
+    if report_only:
+        plan = make_plan(desired, registry.list_actual(), upstream, services, now)
+        return DriftReport(plan, Mode.REPORT_ONLY)
+    try:
+        plan, result = plan_and_apply(
+            desired,
+            registry,
+            upstream,
+            services,
+            now,
+            approve=lambda _plan: True,
+            progress=progress,
+            allow_mass_delete=allow_mass_delete,
+        )
+    except MassDeleteError as error:
+        return DriftReport(error.plan, Mode.REFUSED, refusal=str(error))
+    return DriftReport(plan, Mode.APPLIED, result)
 
 
 def check_not_future(evaluated_at: datetime, wall_clock: datetime) -> None:

@@ -79,50 +79,56 @@ def to_json(plan: Plan) -> str:
     """The plan file's text."""
     document = {
         "format_version": FORMAT_VERSION,
-        "created_at": _time(plan.created_at),
-        "evaluated_at": _time(plan.evaluated_at),
+        "created_at": json_time(plan.created_at),
+        "evaluated_at": json_time(plan.evaluated_at),
         "desired_digest": plan.desired_digest,
         "actual_digest": plan.actual_digest,
-        "actions": [_action(a) for a in plan.actions],
-        "blocked": [
-            {
-                "name": b.name,
-                "requirement": b.requirement,
-                "reason": b.reason,
-                "detail": b.detail,
-                "eligible_at": _time(b.eligible_at),
-                "advisories": list(b.advisories),
-            }
-            for b in plan.blocked
-        ],
+        "actions": [action_json(a) for a in plan.actions],
+        "blocked": [blocked_json(b) for b in plan.blocked],
         "warnings": list(plan.warnings),
         "summary": {
             "upload": plan.count(ActionKind.UPLOAD),
             "delete": plan.count(ActionKind.DELETE),
             "blocked": len(plan.blocked),
         },
-        "advisory_sources": [
-            {
-                "service": s.service,
-                "answered_at": _time(s.answered_at),
-                "queried": s.queried,
-                "unanswered": s.unanswered,
-                "database": s.database,
-            }
-            for s in plan.advisory_sources
-        ],
-        "advisories": {
-            a.id: {
-                "aliases": list(a.aliases),
-                "summary": a.summary,
-                "link": a.link,
-                "fixed_in": list(a.fixed_in),
-            }
-            for a in plan.advisories
-        },
+        "advisory_sources": [source_json(s) for s in plan.advisory_sources],
+        "advisories": {a.id: advisory_json(a) for a in plan.advisories},
         "registry_generation": plan.registry_generation,
     }
     return json.dumps(document, indent=2) + "\n"
+
+
+def blocked_json(blocked: Blocked) -> dict[str, Any]:
+    """A blocked requirement as the plan file (and the drift report) writes it."""
+    return {
+        "name": blocked.name,
+        "requirement": blocked.requirement,
+        "reason": blocked.reason,
+        "detail": blocked.detail,
+        "eligible_at": json_time(blocked.eligible_at),
+        "advisories": list(blocked.advisories),
+    }
+
+
+def source_json(source: AdvisorySource) -> dict[str, Any]:
+    """Which vulnerability service answered, when, and from which data."""
+    return {
+        "service": source.service,
+        "answered_at": json_time(source.answered_at),
+        "queried": source.queried,
+        "unanswered": source.unanswered,
+        "database": source.database,
+    }
+
+
+def advisory_json(advisory: Advisory) -> dict[str, Any]:
+    """An advisory's details, keyed by its id where it is written."""
+    return {
+        "aliases": list(advisory.aliases),
+        "summary": advisory.summary,
+        "link": advisory.link,
+        "fixed_in": list(advisory.fixed_in),
+    }
 
 
 def read_plan(path: Path) -> Plan:
@@ -180,7 +186,8 @@ def read_plan(path: Path) -> Plan:
         raise UserError(f"malformed plan file ({error!r})", path=path) from None
 
 
-def _action(action: Action) -> dict[str, Any]:
+def action_json(action: Action) -> dict[str, Any]:
+    """One action as the plan file writes it."""
     data: dict[str, Any] = {
         "action": action.action.value,
         "name": action.name,
@@ -206,7 +213,7 @@ def _file(planned: PlannedFile) -> dict[str, Any]:
         data.update(
             url=planned.url,
             size=planned.size,
-            upload_time=_time(planned.upload_time),
+            upload_time=json_time(planned.upload_time),
             requires_python=planned.requires_python,
             yanked=planned.yanked,
             yanked_reason=planned.yanked_reason,
@@ -244,7 +251,8 @@ def _read_action(data: dict[str, Any]) -> Action:
     )
 
 
-def _time(moment: datetime | None) -> str | None:
+def json_time(moment: datetime | None) -> str | None:
+    """An instant as ISO 8601 with `Z`, or None."""
     return moment.isoformat().replace("+00:00", "Z") if moment is not None else None
 
 

@@ -126,6 +126,7 @@ class Workspace:
             + policy
             + f"upstream:\n  index_url: {self.upstream.index_url}\n"
             f"  osv_url: {self.osv.url}\n"
+            f"  json_url: {self.upstream.url}/pypi\n"
             f"registry:\n  type: directory\n  path: registry\n" + extra
         )
 

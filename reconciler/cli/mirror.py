@@ -1,4 +1,4 @@
-"""The `mirror` command: plan, apply, show, force-unlock."""
+"""The `mirror` command: plan, apply, show, drift, force-unlock."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from reconciler.cli.options import (
     RegistryOption,
     run,
 )
-from reconciler.errors import UserError
+from reconciler.errors import MassDeleteError, UserError
 from reconciler.http import default_cache_dir
 from reconciler.model import Plan
 
@@ -149,6 +149,54 @@ def show(
     run(common, body)
 
 
+@app.command()
+def drift(
+    report_only: Annotated[
+        bool, typer.Option("--report-only", help="Report the drift; change nothing.")
+    ] = False,
+    report_dir: Annotated[
+        Path,
+        typer.Option("--report-dir", help="Where to write drift-report.md and drift-report.json."),
+    ] = Path("."),
+    allow_mass_delete: AllowMassDeleteOption = False,
+    desired_state: DesiredStateOption = Path("desired-state"),
+    registry: RegistryOption = None,
+    now: NowOption = None,
+    debug: DebugOption = False,
+) -> None:
+    """The nightly job: quarantine what must go, apply what matured, report all drift.
+
+    Exit 0: no drift; 2: drift found (and applied, unless --report-only); 1: error.
+    """
+    common = Common(desired_state, registry, now, debug)
+
+    def body() -> int:
+        desired = common.desired()
+        found = operations.drift(
+            desired,
+            wiring.make_registry(desired, common.registry),
+            wiring.make_upstream(desired, default_cache_dir()),
+            wiring.make_services(desired, default_cache_dir()),
+            common.now(),
+            make_progress(),
+            report_only=report_only,
+            allow_mass_delete=allow_mass_delete,
+        )
+        typer.echo(report.TableFormat(color=is_terminal()).render(found.plan), nl=False)
+        markdown_path, json_path = report_dir / "drift-report.md", report_dir / "drift-report.json"
+        _write_text(markdown_path, found.to_markdown(), "the drift report")
+        _write_text(json_path, found.to_json(), "the drift report")
+        typer.echo(f"Drift report: {markdown_path} and {json_path}")
+        code = 2 if found.drifted else 0
+        if found.result is not None:
+            code = report_result(found.result) or code
+        if found.refusal is not None:
+            raise MassDeleteError(found.refusal, found.plan)
+        return code
+
+    run(common, body)
+
+
 @app.command("force-unlock")
 def force_unlock(
     lock_id: Annotated[str, typer.Argument(metavar="LOCK_ID", help="The id the lock error named.")],
@@ -169,11 +217,15 @@ def force_unlock(
 
 
 def _write_plan(path: Path, the_plan: Plan) -> None:
+    _write_text(path, planfile.to_json(the_plan), "the plan")
+
+
+def _write_text(path: Path, text: str, what: str) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(planfile.to_json(the_plan), encoding="utf-8")
+        path.write_text(text, encoding="utf-8")
     except OSError as error:
-        raise UserError(f"cannot write the plan: {error.strerror}", path=path) from None
+        raise UserError(f"cannot write {what}: {error.strerror}", path=path) from None
 
 
 def _show_and_confirm(the_plan: Plan, auto_approve: bool) -> bool:

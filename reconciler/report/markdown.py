@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from reconciler.model import ActionKind, Plan
+from collections.abc import Sequence
+
+from reconciler.model import ActionKind, Advisory, Plan
 from reconciler.report.interface import PlanFormat
-from reconciler.report.text import action_line, blocked_line, summary_line
+from reconciler.report.text import (
+    action_line,
+    advisory_line,
+    blocked_line,
+    sources_line,
+    summary_line,
+)
 
 
 class MarkdownFormat(PlanFormat):
@@ -29,8 +37,8 @@ class MarkdownFormat(PlanFormat):
                     "| --- | --- | --- | --- |",
                 ]
                 lines += [
-                    f"| {_cell(a.name)} | {_cell(a.version)} | {len(a.files)} | "
-                    f"{_cell(action_line(a))} |"
+                    f"| {cell(a.name)} | {cell(a.version)} | {len(a.files)} | "
+                    f"{cell(action_line(a))} |"
                     for a in actions
                 ]
                 lines.append("")
@@ -44,23 +52,33 @@ class MarkdownFormat(PlanFormat):
             for b in plan.blocked:
                 eligible = f"{b.eligible_at:%Y-%m-%d}" if b.eligible_at else ""
                 lines.append(
-                    f"| {_cell(b.requirement)} | {_cell(b.reason)} | {_cell(blocked_line(b))} "
+                    f"| {cell(b.requirement)} | {cell(b.reason)} | {cell(blocked_line(b))} "
                     f"| {eligible} |"
                 )
             lines.append("")
+        lines += advisory_section(plan.advisories)
         if plan.warnings:
-            lines += ["#### Warnings", ""] + [f"- {_cell(w)}" for w in plan.warnings] + [""]
-        sources = ", ".join(
-            f"{s.service} at {s.answered_at:%Y-%m-%d %H:%M} UTC" for s in plan.advisory_sources
-        )
+            lines += ["#### Warnings", ""] + [f"- {cell(w)}" for w in plan.warnings] + [""]
         lines.append(
-            f"<sub>Evaluated at {plan.evaluated_at:%Y-%m-%d %H:%M} UTC"
-            + (f"; advisories from {sources}" if sources else "")
-            + "</sub>"
+            f"<sub>Evaluated at {plan.evaluated_at:%Y-%m-%d %H:%M} UTC; "
+            f"{cell(sources_line(plan.advisory_sources))}</sub>"
         )
         return "\n".join(lines) + "\n"
 
 
-def _cell(text: str) -> str:
+def advisory_section(advisories: Sequence[Advisory]) -> list[str]:
+    """Markdown lines listing advisories, each linked, with aliases, summary and fix."""
+    if not advisories:
+        return []
+    lines = [f"#### Advisories ({len(advisories)})", ""]
+    for advisory in advisories:
+        text = cell(advisory_line(advisory))
+        if advisory.link.startswith(("https://", "http://")):
+            text = text.replace(advisory.id, f"[{advisory.id}]({advisory.link})", 1)
+        lines.append(f"- {text}")
+    return [*lines, ""]
+
+
+def cell(text: str) -> str:
     """Text safe inside a markdown table cell."""
     return text.replace("|", "\\|").replace("\n", " ")

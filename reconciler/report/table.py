@@ -10,7 +10,13 @@ from rich.table import Table
 
 from reconciler.model import ActionKind, Plan
 from reconciler.report.interface import PlanFormat
-from reconciler.report.text import action_line, blocked_line, summary_line
+from reconciler.report.text import (
+    action_line,
+    advisory_line,
+    blocked_line,
+    sources_line,
+    summary_line,
+)
 
 
 class TableFormat(PlanFormat):
@@ -58,7 +64,16 @@ class TableFormat(PlanFormat):
                     escape(blocked_line(blocked)),
                 )
             console.print(table)
+        if plan.advisories:
+            table = Table(title="Advisories")
+            for column in ("advisory", "link"):
+                table.add_column(column, overflow="fold")
+            for advisory in plan.advisories:
+                table.add_row(escape(advisory_line(advisory)), escape(advisory.link))
+            console.print(table)
         for warning in plan.warnings:
             console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
         console.print(summary_line(plan), highlight=False)
+        if plan.advisory_sources:
+            console.print(escape(sources_line(plan.advisory_sources)), highlight=False)
         return buffer.getvalue()

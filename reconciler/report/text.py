@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from reconciler.model import Action, ActionKind, Blocked, Plan
+from collections.abc import Sequence
+
+from reconciler.model import Action, ActionKind, Advisory, AdvisorySource, Blocked, Plan
 
 
 def summary_line(plan: Plan) -> str:
@@ -28,3 +30,27 @@ def blocked_line(blocked: Blocked) -> str:
     if blocked.eligible_at is not None:
         return f"{blocked.detail} (eligible {blocked.eligible_at:%Y-%m-%d %H:%M} UTC)"
     return blocked.detail
+
+
+def advisory_line(advisory: Advisory) -> str:
+    """`GHSA-… (CVE-…): summary; fixed in 2.0.1`: what a reviewer needs besides the link."""
+    text = advisory.id
+    if advisory.aliases:
+        text += f" ({', '.join(advisory.aliases)})"
+    if advisory.summary:
+        text += f": {advisory.summary}"
+    text += f"; fixed in {', '.join(advisory.fixed_in)}" if advisory.fixed_in else "; no fix yet"
+    return text
+
+
+def sources_line(sources: Sequence[AdvisorySource]) -> str:
+    """Which services answered, when, from which database, and what they could not check."""
+    parts = []
+    for source in sources:
+        part = f"{source.service} at {source.answered_at:%Y-%m-%d %H:%M} UTC"
+        if source.database:
+            part += f" ({source.database})"
+        if source.unanswered:
+            part += f", {source.unanswered} version(s) unknown to it"
+        parts.append(part)
+    return "advisories from " + "; ".join(parts) if parts else "no advisory service consulted"

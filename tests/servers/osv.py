@@ -34,7 +34,7 @@ class OsvHandler(QuietHandler):
             name = re.sub(r"[-_.]+", "-", query["package"]["name"]).lower()
             ids = fake.affected.get((name, query["version"]), [])
             results.append(
-                {"vulns": [{"id": i, "modified": "2026-01-01T00:00:00Z"} for i in ids]}
+                {"vulns": [{"id": i, "modified": fake.records[i]["modified"]} for i in ids]}
                 if ids
                 else {}
             )
@@ -95,3 +95,8 @@ class FakeOsv(FakeServer):
         if withdrawn:
             record["withdrawn"] = "2026-02-01T00:00:00Z"
         self.records[vuln_id] = record
+
+    def withdraw(self, vuln_id: str) -> None:
+        """Withdraw a record as OSV does: `withdrawn` set and `modified` moved on."""
+        self.records[vuln_id]["withdrawn"] = "2026-11-20T00:00:00Z"
+        self.records[vuln_id]["modified"] = "2026-11-20T00:00:00Z"

@@ -1,8 +1,12 @@
-"""A fake upstream index: PEP 691 JSON and PEP 503 HTML project pages, files, ETags.
+"""A fake upstream index: PEP 691 JSON and PEP 503 HTML project pages, files, ETags, and
+PyPI's per-release JSON API.
 
 It follows the documented protocol: content negotiation on `Accept` (PEP 691), `upload-time`,
 `size`, `hashes`, `yanked`, `requires-python` (PEPs 700, 592), PEP 792 `project-status`, ETag
 revalidation with 304, and a 301 from a non-normalised name to the normalised one (as PyPI).
+`/pypi/<name>/<version>/json` answers as https://docs.pypi.org/api/json/ documents: `info`,
+`urls` and `vulnerabilities` (OSV-derived: id, aliases, summary, details, fixed_in, link,
+source, withdrawn), 404 for a release it does not have.
 """
 
 from __future__ import annotations
@@ -101,7 +105,47 @@ class UpstreamHandler(QuietHandler):
         if match:
             self.file(match.group(1))
             return
+        match = re.fullmatch(r"/pypi/([^/]+)/([^/]+)/json", path)
+        if match:
+            self.release_json(match.group(1), match.group(2))
+            return
         self.send_body(404, b"not found", "text/plain")
+
+    def release_json(self, requested: str, version: str) -> None:
+        fake: FakeUpstream = self.fake
+        name = canonical(requested)
+        project = fake.projects.get(name)
+        files = [f for f in project.files if _version_of(f.filename) == version] if project else []
+        if not files:
+            self.send_body(404, b'{"message": "Not Found"}', "application/json")
+            return
+        document = {
+            "info": {"name": name, "version": version, "yanked": all(f.yanked for f in files)},
+            "last_serial": 1,
+            "urls": [
+                {
+                    "filename": f.filename,
+                    "digests": {"sha256": f.sha256},
+                    "size": f.size,
+                    "url": f"{fake.url}/files/{f.filename}",
+                    "yanked": bool(f.yanked),
+                }
+                for f in files
+            ],
+            "vulnerabilities": fake.vulnerabilities.get((name, version), []),
+        }
+        body = json.dumps(document).encode()
+        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+        headers = {"ETag": etag, "Cache-Control": "max-age=900, public"}
+        if self.headers.get("If-None-Match") == etag:
+            self.fake.record(self.command, self.path, 304)
+            self.send_response(304)
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_body(200, body, "application/json", headers)
 
     def project_page(self, requested: str) -> None:
         fake: FakeUpstream = self.fake
@@ -165,7 +209,32 @@ class FakeUpstream(FakeServer):
         self.fail_next: dict[str, int] = {}
         self.failure = (503, "0")  # (status, Retry-After) of the injected failures
         self.redirects: dict[str, str] = {}
+        self.vulnerabilities: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self._mutex = threading.Lock()
+
+    def add_vulnerability(
+        self,
+        vuln_id: str,
+        project: str,
+        versions: list[str],
+        fixed: str | None = None,
+        aliases: tuple[str, ...] = (),
+        withdrawn: bool = False,
+    ) -> None:
+        """An entry in the `vulnerabilities` key of each affected release's JSON."""
+        for version in versions:
+            self.vulnerabilities.setdefault((canonical(project), version), []).append(
+                {
+                    "id": vuln_id,
+                    "aliases": list(aliases),
+                    "summary": None,
+                    "details": f"details of {vuln_id}",
+                    "fixed_in": [fixed] if fixed else [],
+                    "link": f"https://osv.dev/vulnerability/{vuln_id}",
+                    "source": "osv",
+                    "withdrawn": "2026-02-01T00:00:00Z" if withdrawn else None,
+                }
+            )
 
     @property
     def index_url(self) -> str:
