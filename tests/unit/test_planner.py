@@ -224,3 +224,20 @@ def test_yank_upstream_after_mirroring_updates_the_marker() -> None:
     assert action.reason.startswith("yank marker changed upstream")
     (planned,) = action.files
     assert planned.yanked and planned.before_sha256 == planned.sha256
+
+
+def test_a_mirrored_version_no_service_could_check_is_kept_with_a_warning() -> None:
+    project = make_project("foo", FOO_10, FOO_11)
+    plan = planner.plan(
+        planner.PlanInputs(
+            make_desired(make_requirement("foo==1.1")),
+            {"foo": project},
+            {},
+            held(FOO_11),
+            FROZEN_NOW,
+            unchecked=frozenset({("foo", "1.1")}),
+        )
+    )
+    assert plan.actions == ()  # nothing quarantined on missing data
+    assert plan.blocked[0].reason == "unchecked"
+    assert any("foo 1.1 could not be checked for advisories" in w for w in plan.warnings)

@@ -197,3 +197,53 @@ def test_versions_to_audit_skips_versions_that_fail_other_rules() -> None:
     )
     context = policy.PolicyContext(make_config(), FROZEN_NOW)
     assert policy.versions_to_audit(make_requirement("foo"), project, context) == [Version("1.0")]
+
+
+FIX_PROJECT = make_project(
+    "foo",
+    make_file("foo", "1.0", days_ago(100)),
+    make_file("foo", "1.1", days_ago(5)),  # fixes GHSA-held
+    make_file("foo", "1.2", days_ago(4)),  # has its own advisory
+)
+HELD_ADVISORY = Advisory("GHSA-held", fixed_in=("1.1",))
+
+
+def test_security_fix_lane_admits_a_young_fix_of_the_held_version() -> None:
+    config = make_config(fix_min_age_days=3)
+    advisories = {("foo", "1.0"): [HELD_ADVISORY], ("foo", "1.2"): [Advisory("GHSA-new")]}
+    decision = decide("foo", FIX_PROJECT, config, advisories, held=[Version("1.0")])
+    assert isinstance(decision, policy.Admitted) and decision.version == Version("1.1")
+    assert any("security fix: fixes GHSA-held in 1.0; admitted under" in n for n in decision.notes)
+    # Not for a version nothing held is affected by, and never at the default (same) age.
+    assert isinstance(decide("foo", FIX_PROJECT, config, advisories), Blocked)
+    assert isinstance(decide("foo", FIX_PROJECT, None, advisories, held=[Version("1.0")]), Blocked)
+
+
+def test_security_fix_lane_needs_a_fixed_version_above_the_held_one() -> None:
+    config = make_config(fix_min_age_days=3)
+    unfixed = {("foo", "1.0"): [Advisory("GHSA-held")]}  # no fixed version known
+    assert isinstance(decide("foo", FIX_PROJECT, config, unfixed, held=[Version("1.0")]), Blocked)
+    still_affected = {
+        ("foo", "1.0"): [HELD_ADVISORY],
+        ("foo", "1.1"): [HELD_ADVISORY],
+        ("foo", "1.2"): [Advisory("GHSA-new")],
+    }
+    decision = decide("foo", FIX_PROJECT, config, still_affected, held=[Version("1.0")])
+    assert isinstance(decision, Blocked) and decision.advisories == ("GHSA-new", "GHSA-held")
+
+
+def test_a_version_no_service_could_check_is_never_admitted() -> None:
+    project = make_project("foo", make_file("foo", "1.0", days_ago(100)))
+    decision = decide("foo", project, unchecked=frozenset({("foo", "1.0")}))
+    assert isinstance(decision, Blocked) and decision.reason == "unchecked"
+
+
+def test_ignored_advisories_are_named_on_admission() -> None:
+    project = make_project("foo", make_file("foo", "1.0", days_ago(100)))
+    config = make_config(
+        ignore=(IgnoredAdvisory("CVE-1", "unreachable", expires=date(2027, 1, 1)),)
+    )
+    advisories = {("foo", "1.0"): [Advisory("GHSA-1", aliases=("CVE-1",))]}
+    decision = decide("foo==1.0", project, config, advisories)
+    assert isinstance(decision, policy.Admitted)
+    assert decision.notes == ("GHSA-1 ignored until 2027-01-01: unreachable",)

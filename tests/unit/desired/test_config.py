@@ -77,6 +77,18 @@ def test_defaults_when_absent(tmp_path: Path) -> None:
     assert config.registry.path == "registry"
 
 
+def test_audit_settings(tmp_path: Path) -> None:
+    config = load(
+        tmp_path,
+        "policy:\n  min_age_days: 14\n  fix_min_age_days: 3\n  vulnerabilities:\n"
+        "    services: [osv, pypi, safety]\n    safety:\n      api_key_env: SAFETY_API_KEY\n",
+    )
+    assert config.policy.fix_age_days == 3
+    assert config.policy.services == ("osv", "pypi", "safety")
+    assert config.policy.safety.api_key_env == "SAFETY_API_KEY"
+    assert load(tmp_path, "policy:\n  min_age_days: 9\n").policy.fix_age_days == 9
+
+
 @pytest.mark.parametrize(
     ("config", "expected"),
     [
@@ -110,6 +122,23 @@ def test_defaults_when_absent(tmp_path: Path) -> None:
         ),
         ("registry:\n  type: s3\n", "config.yaml:2: registry.type: must be one of"),
         ("policy: [1]\n", "config.yaml:1: policy: expected a mapping"),
+        (
+            "policy:\n  min_age_days: 7\n  fix_min_age_days: 9\n",
+            "config.yaml:3: policy.fix_min_age_days: must be between 0 and min_age_days (7)",
+        ),
+        (
+            "policy:\n  vulnerabilities:\n    services: [osv, safety]\n",
+            "config.yaml:3: policy.vulnerabilities.services: the safety service needs",
+        ),
+        (
+            "policy:\n  vulnerabilities:\n    safety:\n      database: db\n"
+            "      api_key_env: KEY\n",
+            "config.yaml:5: policy.vulnerabilities.safety.api_key_env: give database or",
+        ),
+        (
+            "policy:\n  vulnerabilities:\n    safety:\n      api_key_env: sk-live-123\n",
+            "policy.vulnerabilities.safety.api_key_env: expected the name of an environment",
+        ),
         ("policy:\n  min_age_days: [\n", "config.yaml:3: invalid YAML"),
     ],
 )
