@@ -142,16 +142,24 @@ def drift(
     progress: ApplyProgress,
     report_only: bool,
     allow_mass_delete: bool,
+    announce: Callable[[Plan], None],
 ) -> DriftReport:
     """The nightly job: plan against main's desired state and apply it whole, or only report.
 
     What main's desired state calls for is already approved, so every action is applied:
     quarantines, versions that matured, repairs of the registry. Too many deletions are
     refused (an upstream outage must not empty the mirror) and reported for a person.
+    `announce` sees the plan before anything is applied (a CI log keeps what was done).
     """
     if report_only:
         plan = make_plan(desired, registry.list_actual(), upstream, services, now)
+        announce(plan)
         return DriftReport(plan, Mode.REPORT_ONLY)
+
+    def approve(plan: Plan) -> bool:
+        announce(plan)
+        return True
+
     try:
         plan, result = plan_and_apply(
             desired,
@@ -159,12 +167,15 @@ def drift(
             upstream,
             services,
             now,
-            approve=lambda _plan: True,
+            approve=approve,
             progress=progress,
             allow_mass_delete=allow_mass_delete,
         )
     except MassDeleteError as error:
+        announce(error.plan)
         return DriftReport(error.plan, Mode.REFUSED, refusal=str(error))
+    if result is None:  # nothing to change: approval was never asked
+        announce(plan)
     return DriftReport(plan, Mode.APPLIED, result)
 
 

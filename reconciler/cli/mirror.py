@@ -181,8 +181,10 @@ def drift(
             make_progress(),
             report_only=report_only,
             allow_mass_delete=allow_mass_delete,
+            announce=lambda p: typer.echo(
+                report.TableFormat(color=is_terminal()).render(p), nl=False
+            ),
         )
-        typer.echo(report.TableFormat(color=is_terminal()).render(found.plan), nl=False)
         markdown_path, json_path = report_dir / "drift-report.md", report_dir / "drift-report.json"
         _write_text(markdown_path, found.to_markdown(), "the drift report")
         _write_text(json_path, found.to_json(), "the drift report")

@@ -37,9 +37,9 @@ class Category(str, Enum):
 
 TITLES = {
     Category.QUARANTINED: "Quarantined",
-    Category.ADMITTED: "Admitted since the last run (matured, or newly selected by a range)",
-    Category.RESTORED: "Restored (the cause of an earlier quarantine no longer applies)",
-    Category.REGISTRY_EDITED: "Registry changed outside the mirror (by hand, or not yet applied)",
+    Category.ADMITTED: "Admitted since the last run: matured, or newly selected by a range",
+    Category.RESTORED: "Restored: the cause of an earlier quarantine no longer applies",
+    Category.REGISTRY_EDITED: "Registry changed outside the mirror: by hand, or not yet applied",
     Category.UPSTREAM_CHANGED: "Changed upstream",
 }
 

@@ -19,9 +19,10 @@ def summary_line(plan: Plan) -> str:
 
 
 def action_line(action: Action) -> str:
-    """The reason of an action, with its advisories when it quarantines."""
-    if action.advisories:
-        return f"{action.reason} [{', '.join(action.advisories)}]"
+    """The reason of an action, naming its advisories when the reason does not already."""
+    unnamed = [i for i in action.advisories if i not in action.reason]
+    if unnamed:
+        return f"{action.reason} [{', '.join(unnamed)}]"
     return action.reason
 
 
