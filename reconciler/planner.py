@@ -82,9 +82,10 @@ def plan(inputs: PlanInputs) -> Plan:
     context = policy.PolicyContext(desired.config, inputs.now, inputs.advisories, inputs.unchecked)
     requirements = {r.name: r for r in desired.requirements}
     mirrored = inputs.actual.by_version()
+    # Held versions as the registry spells them: that is how the services were asked about them.
     held: dict[str, list[Version]] = {}
-    for name, key in mirrored:
-        if (parsed := _parse(key)) is not None:
+    for (name, _), files in mirrored.items():
+        if (parsed := _parse(_registry_spelling(files))) is not None:
             held.setdefault(name, []).append(parsed)
     distrusted = _upstream_changed(mirrored, inputs.projects)
     decisions = {

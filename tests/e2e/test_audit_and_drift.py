@@ -161,6 +161,11 @@ def test_upstream_takedown_and_yank_quarantine(workspace: Workspace) -> None:
     assert causes == {("foo-bar", "vanished"), ("baz", "yanked")}
     assert "vanished upstream" in markdown and "yanked upstream" in markdown
 
+    workspace.upstream.yank("baz", "2.0", False)  # un-yanked: it comes back, and says why
+    (restored,) = plan_json(workspace)["actions"]
+    assert restored["name"] == "baz" and restored["cause"] == "restored"
+    assert restored["reason"].startswith("restored: quarantined 2026-11-24 (yanked upstream)")
+
 
 def test_ignore_entries_with_and_without_expiry(workspace: Workspace) -> None:
     seed(workspace, "foo-bar==1.1\n")

@@ -241,3 +241,17 @@ def test_a_mirrored_version_no_service_could_check_is_kept_with_a_warning() -> N
     assert plan.actions == ()  # nothing quarantined on missing data
     assert plan.blocked[0].reason == "unchecked"
     assert any("foo 1.1 could not be checked for advisories" in w for w in plan.warnings)
+
+
+def test_security_fix_lane_finds_advisories_of_a_held_version_spelled_with_a_zero() -> None:
+    held_file = make_file("foo", "1.0", days_ago(100))
+    fix = make_file("foo", "1.1", days_ago(5))
+    plan = run(
+        make_desired(make_requirement("foo"), config=make_config(fix_min_age_days=3)),
+        {"foo": make_project("foo", held_file, fix)},
+        held(held_file),
+        {("foo", "1.0"): [Advisory("GHSA-h", fixed_in=("1.1",))]},
+    )
+    quarantine, upload = plan.actions
+    assert quarantine.version == "1.0" and upload.version == "1.1"
+    assert "security fix: fixes GHSA-h in 1.0" in upload.reason
