@@ -95,6 +95,8 @@ def _remember(action: Action, held: dict[tuple[str, str], str], registry: Regist
                 reason=action.reason.removeprefix("quarantine: "),
                 advisories=action.advisories,
                 at=datetime.now(timezone.utc),
+                cause=action.cause,
+                files=tuple((f.filename, f.sha256) for f in action.files),
             )
         )
     elif action.cause is Cause.RESTORED:

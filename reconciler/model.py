@@ -257,6 +257,27 @@ class Advisory:
         )
 
 
+class Cause(str, Enum):
+    """Why an action exists, for machines: the drift report groups actions by it."""
+
+    # quarantines
+    ADVISORY = "advisory"
+    YANKED = "yanked"
+    VANISHED = "vanished"
+    UPSTREAM_QUARANTINED = "upstream-quarantined"
+    UPSTREAM_CHANGED = "upstream-changed"
+    # uploads
+    NEW_REQUIREMENT = "new-requirement"
+    NEW_VERSION = "new-version"
+    RESTORED = "restored"
+    MISSING_FROM_REGISTRY = "missing-from-registry"
+    CHANGED_IN_REGISTRY = "changed-in-registry"
+    YANK_CHANGED = "yank-changed"
+    # prunes
+    NOT_DESIRED = "not-desired"
+    NOT_ADMITTED = "not-admitted"
+
+
 @dataclass(frozen=True)
 class RegistryFile:
     """A file the registry holds, with the sha256 of its actual bytes and its yank marker."""
@@ -279,6 +300,8 @@ class QuarantineRecord:
     reason: str
     advisories: tuple[str, ...]
     at: datetime
+    cause: Cause | None = None
+    files: tuple[tuple[str, str], ...] = ()  # (filename, sha256) of what was removed
 
 
 @dataclass(frozen=True)
@@ -383,27 +406,6 @@ class ActionKind(str, Enum):
 
     UPLOAD = "upload"
     DELETE = "delete"
-
-
-class Cause(str, Enum):
-    """Why an action exists, for machines: the drift report groups actions by it."""
-
-    # quarantines
-    ADVISORY = "advisory"
-    YANKED = "yanked"
-    VANISHED = "vanished"
-    UPSTREAM_QUARANTINED = "upstream-quarantined"
-    UPSTREAM_CHANGED = "upstream-changed"
-    # uploads
-    NEW_REQUIREMENT = "new-requirement"
-    NEW_VERSION = "new-version"
-    RESTORED = "restored"
-    MISSING_FROM_REGISTRY = "missing-from-registry"
-    CHANGED_IN_REGISTRY = "changed-in-registry"
-    YANK_CHANGED = "yank-changed"
-    # prunes
-    NOT_DESIRED = "not-desired"
-    NOT_ADMITTED = "not-admitted"
 
 
 @dataclass(frozen=True)

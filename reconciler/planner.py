@@ -87,7 +87,7 @@ def plan(inputs: PlanInputs) -> Plan:
     for (name, _), files in mirrored.items():
         if (parsed := _parse(_registry_spelling(files))) is not None:
             held.setdefault(name, []).append(parsed)
-    distrusted = _upstream_changed(mirrored, inputs.projects)
+    distrusted = _upstream_changed(mirrored, inputs.actual, inputs.projects, context)
     decisions = {
         name: policy.decide(
             requirement,
@@ -205,28 +205,42 @@ def _parse(version: str) -> Version | None:
 
 def _upstream_changed(
     mirrored: Mapping[tuple[str, str], Mapping[str, RegistryFile]],
+    actual: ActualState,
     projects: Mapping[str, UpstreamProject | None],
+    context: policy.PolicyContext,
 ) -> dict[tuple[str, Version], str]:
-    """Mirrored versions whose upstream file now has other bytes than the mirror took.
+    """Versions whose upstream file now has other bytes than the mirror took, and why.
 
     PyPI never lets a file name be reused, so new bytes under an old name mean a tampered or
-    rebuilt upstream: the version is quarantined and refused, never silently replaced.
+    rebuilt upstream: the version is quarantined and refused, never silently replaced, and it
+    stays refused after the quarantine (the log keeps the bytes taken) until an exception for
+    the version says a person reviewed the new bytes.
     """
+    taken: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for (name, _), files in mirrored.items():
+        for registry_file in files.values():
+            # Only the recorded hash says what was taken; without one, a difference may as
+            # well be a hand edit of the registry (repaired by re-uploading instead).
+            if registry_file.recorded_sha256:
+                taken.setdefault((name, registry_file.version), []).append(
+                    (registry_file.filename, registry_file.recorded_sha256)
+                )
+    for record in actual.quarantined:
+        if record.cause is Cause.UPSTREAM_CHANGED:
+            taken.setdefault((record.name, record.version), []).extend(record.files)
     changed: dict[tuple[str, Version], str] = {}
-    for (name, key), files in mirrored.items():
-        project = projects.get(name)
-        version = _parse(key)
-        if project is None or version is None:
+    for (name, spelling), hashes in taken.items():
+        project, version = projects.get(name), _parse(spelling)
+        if project is None or version is None or context.exception_for(name, version):
             continue
         upstream = {f.filename: f.sha256 for f in project.files}
-        for registry_file in files.values():
-            took = registry_file.recorded_sha256 or registry_file.sha256
-            now = upstream.get(registry_file.filename)
+        for filename, took in hashes:
+            now = upstream.get(filename)
             if now and now != took:
                 changed[(name, version)] = (
-                    f"upstream now serves other bytes for {registry_file.filename} than were "
-                    f"mirrored (sha256 {took[:12]}… then, {now[:12]}… now); review it, then "
-                    "remove the file from the registry by hand to mirror the new bytes"
+                    f"upstream now serves other bytes for {filename} than were mirrored "
+                    f"(sha256 {took[:12]}… then, {now[:12]}… now); after review, an exception "
+                    "for this version admits the new bytes"
                 )
     return changed
 
@@ -308,9 +322,16 @@ def _upload(
             )
         else:
             reason = f"new requirement {decision.requirement.text}"
-    elif differing:
+    elif hand_edited := [
+        f for f in differing if present[f.filename].sha256 != present[f.filename].recorded_sha256
+    ]:
         cause = Cause.CHANGED_IN_REGISTRY
         reason = "file changed in the registry, restoring upstream's bytes: " + ", ".join(
+            f.filename for f in hand_edited
+        )
+    elif differing:
+        cause = Cause.UPSTREAM_CHANGED
+        reason = "upstream serves other bytes than were mirrored, replacing them: " + ", ".join(
             f.filename for f in differing
         )
     elif missing:

@@ -55,12 +55,13 @@ class PolicyContext:
         """The maturity period of a version that fixes an advisory on what the registry holds."""
         return timedelta(days=self.config.policy.fix_age_days)
 
-    def advisories_of(self, name: str, version: Version | str) -> tuple[Advisory, ...] | None:
-        """What the services found for a version; None when it could not be checked."""
-        key = (name, str(version))
-        if key in self.unchecked:
-            return None
-        return tuple(self.advisories.get(key, ()))
+    def advisories_of(self, name: str, version: Version | str) -> tuple[Advisory, ...]:
+        """What the services found for a version (see `is_unchecked` for what they could not)."""
+        return tuple(self.advisories.get((name, str(version)), ()))
+
+    def is_unchecked(self, name: str, version: Version | str) -> bool:
+        """Whether some service had no record of this version: its silence is not a clean bill."""
+        return (name, str(version)) in self.unchecked
 
     def exception_for(self, name: str, version: Version) -> PolicyException | None:
         """The active exception admitting this version, if any."""
@@ -212,13 +213,6 @@ def judge_version(
 
     if check_advisories:
         found = context.advisories_of(requirement.name, version)
-        if found is None:
-            return Verdict(
-                version,
-                problem="unchecked",
-                detail="a vulnerability service has no record of this version, so it cannot "
-                "be checked (fail closed)",
-            )
         blocking = context.blocking(found, excepted=exception is not None)
         if blocking:
             malicious = any(a.malicious for a in blocking)
@@ -227,6 +221,13 @@ def judge_version(
                 problem="malicious" if malicious else "vulnerable",
                 detail="has " + ", ".join(context.describe(a) for a in blocking),
                 advisories=blocking,
+            )
+        if context.is_unchecked(requirement.name, version):
+            return Verdict(
+                version,
+                problem="unchecked",
+                detail="a vulnerability service has no record of this version, so it cannot "
+                "be checked (fail closed)",
             )
         notes.extend(context.ignored_notes(found, excepted=exception is not None))
     return Verdict(version, files=tuple(files), notes=tuple(notes))
@@ -284,14 +285,16 @@ def decide(
             f"no upstream version matches {requirement.specifier or 'any version'}",
         )
     releases = project.releases()
+    distrusted = distrusted or {}
+    lane = _fix_lane(requirement, versions, releases, held, context, distrusted)
     rejected: list[Verdict] = []
     for version in versions:
-        if distrusted and version in distrusted:
+        if version in distrusted:
             rejected.append(
                 Verdict(version, problem="upstream-changed", detail=distrusted[version])
             )
             continue
-        fixes = _fixes(requirement.name, version, held, context)
+        fixes = lane.get(version, [])
         verdict = judge_version(
             requirement,
             version,
@@ -302,7 +305,7 @@ def decide(
         if verdict.problem is None:
             notes = [*verdict.notes]
             if fixes:
-                notes.append(_fix_lane_note(fixes, verdict.files, context))
+                notes.append(_fix_lane_note(fixes, context))
             notes.extend(f"{v.version}: {v.detail}" for v in rejected[:3])
             return Admitted(requirement, version, verdict.files, tuple(notes))
         rejected.append(verdict)
@@ -329,7 +332,7 @@ def quarantine_cause(
 
     `queried_as` is the version's spelling the services were asked about.
     """
-    found = context.advisories_of(name, queried_as) or ()
+    found = context.advisories_of(name, queried_as)
     malicious = tuple(a for a in found if a.malicious)
     if malicious:
         # A takedown is usually a malware report: name it whatever else is true.
@@ -370,36 +373,49 @@ def expired_entries(config: Config, now: datetime) -> list[str]:
     return warnings
 
 
-def _fixes(
-    name: str, version: Version, held: Collection[Version], context: PolicyContext
-) -> list[tuple[Version, Advisory]]:
-    """(held version, advisory) pairs this version fixes: the advisory blocks the held version,
-    names a fixed version above it and at or below this one, and does not affect this one."""
-    own = context.advisories_of(name, version) or ()
-    found = []
-    for held_version in held:
-        if held_version >= version:
-            continue
-        blocking = context.blocking(context.advisories_of(name, held_version) or (), False)
-        for advisory in blocking:
-            fixed = [_parse(f) for f in advisory.fixed_in]
-            if any(f is not None and held_version < f <= version for f in fixed) and not any(
-                advisory.names & a.names for a in own
-            ):
-                found.append((held_version, advisory))
-    return found
-
-
-def _fix_lane_note(
-    fixes: Sequence[tuple[Version, Advisory]],
-    files: Sequence[UpstreamFile],
+def _fix_lane(
+    requirement: Requirement,
+    versions: Sequence[Version],
+    releases: Mapping[Version, Sequence[UpstreamFile]],
+    held: Collection[Version],
     context: PolicyContext,
-) -> str:
-    """The plan line for a security fix; says when the shorter maturity period admitted it."""
+    distrusted: Mapping[Version, str],
+) -> dict[Version, list[tuple[Version, Advisory]]]:
+    """The versions the security-fix lane may admit early, with what each fixes.
+
+    For each blocking advisory on a held version, only the lowest candidate that fixes it (a
+    fixed version above the held one and at or below the candidate, the candidate free of it)
+    and passes every rule at `fix_min_age_days`; and only when that candidate is not mature
+    anyway. So the lane never reaches past the fix to a release published an hour ago.
+    """
+    lane: dict[Version, list[tuple[Version, Advisory]]] = {}
+    if context.fix_min_age >= context.min_age:
+        return lane
+    ascending = sorted(versions)
+    for held_version in held:
+        found = context.advisories_of(requirement.name, held_version)
+        for advisory in context.blocking(found, excepted=False):
+            fixed = [v for f in advisory.fixed_in if (v := _parse(f)) and v > held_version]
+            for candidate in ascending:
+                if candidate in distrusted or not any(f <= candidate for f in fixed):
+                    continue
+                own = context.advisories_of(requirement.name, candidate)
+                if any(advisory.names & a.names for a in own):
+                    continue
+                release = releases[candidate]
+                early = judge_version(
+                    requirement, candidate, release, context, min_age=context.fix_min_age
+                )
+                if early.problem is None:
+                    if judge_version(requirement, candidate, release, context).problem is not None:
+                        lane.setdefault(candidate, []).append((held_version, advisory))
+                    break
+    return lane
+
+
+def _fix_lane_note(fixes: Sequence[tuple[Version, Advisory]], context: PolicyContext) -> str:
+    """The plan line for a version the security-fix lane admitted before `min_age_days`."""
     fixed = ", ".join(f"{a.id} in {held}" for held, a in fixes)
-    early = [f for f in files if not _mature(f, context.min_age, context.now)]
-    if not early:
-        return f"security fix: fixes {fixed}"
     return (
         f"security fix: fixes {fixed}; admitted under policy.fix_min_age_days "
         f"({context.config.policy.fix_age_days}) before policy.min_age_days "

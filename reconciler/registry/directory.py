@@ -24,6 +24,7 @@ from filelock import FileLock, Timeout
 from reconciler.errors import LockHeldError, UserError
 from reconciler.model import (
     ActualState,
+    Cause,
     PlannedFile,
     QuarantineRecord,
     RegistryFile,
@@ -122,6 +123,8 @@ class DirectoryRegistry(Registry):
                     reason=entry["reason"],
                     advisories=tuple(entry["advisories"]),
                     at=datetime.fromisoformat(entry["at"]),
+                    cause=Cause(entry["cause"]) if entry.get("cause") else None,
+                    files=tuple((f, h) for f, h in entry.get("files", [])),
                 )
                 for key, entry in data.items()
             }
@@ -138,6 +141,8 @@ class DirectoryRegistry(Registry):
                 "reason": r.reason,
                 "advisories": list(r.advisories),
                 "at": r.at.isoformat(),
+                "cause": r.cause.value if r.cause else None,
+                "files": [list(pair) for pair in r.files],
             }
             for key, r in sorted(records.items())
         }

@@ -17,7 +17,7 @@ from typing import Any
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from reconciler.errors import UserError
 from reconciler.model import Advisory
@@ -88,29 +88,43 @@ class SafetyService(VulnerabilityService):
     def query(self, packages: Sequence[PackageVersion]) -> ServiceAnswer:
         """Advisories whose affected-version specifiers contain each version."""
         database = self.load()
-        meta = database.get("meta") or database.get("$meta") or {}
-        entries = database.get("vulnerable_packages", database)
-        if not isinstance(entries, Mapping) or not isinstance(meta, Mapping):
-            raise ServiceError("safety database is malformed: no package table")
-        by_name: dict[str, Any] = {
-            str(canonicalize_name(k)): v for k, v in entries.items() if not k.startswith("$")
-        }
-        base = str(meta.get("base_domain") or "")
-        findings = {
-            package: tuple(
-                _advisory(entry, base)
-                for entry in by_name.get(package[0], ())
-                if _affects(entry, package[1])
-            )
-            for package in dict.fromkeys(packages)
-        }
-        stamp = meta.get("last_updated") or meta.get("timestamp")
+        try:
+            findings, stamp = _findings(database, packages)
+        except (KeyError, TypeError, AttributeError, ValueError) as error:
+            raise ServiceError(f"safety database is malformed: {error!r}") from None
         return ServiceAnswer(
             service=self.name,
             answered_at=datetime.now(timezone.utc),
             findings=findings,
             database=f"last updated {stamp}" if stamp else None,
         )
+
+
+def _findings(
+    database: Database, packages: Sequence[PackageVersion]
+) -> tuple[dict[PackageVersion, tuple[Advisory, ...]], str | None]:
+    """Findings per version, and the database's own date.
+
+    Both layouts safety reads: schema 2 (`meta`, `vulnerable_packages`, `ids` per entry) and
+    the flat one (`$meta`, names at the top, `id` and `cve` per entry).
+    """
+    meta = database.get("meta") or database.get("$meta") or {}
+    entries = database.get("vulnerable_packages", database)
+    by_name: dict[str, list[Mapping[str, Any]]] = {}
+    for key, value in entries.items():
+        if not key.startswith("$") and key != "meta":
+            by_name.setdefault(str(canonicalize_name(key)), []).extend(value)
+    base = str(meta.get("base_domain") or "")
+    findings = {
+        package: tuple(
+            _advisory(entry, base)
+            for entry in by_name.get(package[0], ())
+            if _affects(entry, package[1])
+        )
+        for package in dict.fromkeys(packages)
+    }
+    stamp = meta.get("last_updated") or meta.get("timestamp")
+    return findings, str(stamp) if stamp else None
 
 
 def _safety_function(name: str) -> Callable[..., Database]:
@@ -140,22 +154,46 @@ def _quiet() -> Any:
 
 
 def _affects(entry: Mapping[str, Any], version: str) -> bool:
-    """Whether any of an entry's specifiers (`specs`, else `v`) contains the version."""
+    """Whether any of an entry's specifiers (`specs`, else `v`) contains the version.
+
+    A specifier that cannot be read stops the plan: skipping it could admit a version it names.
+    """
     specs = entry.get("specs") or [entry.get("v", "")]
+    parsed = Version(version)
+    return any(_specifier(entry, spec).contains(parsed, prereleases=True) for spec in specs if spec)
+
+
+def _specifier(entry: Mapping[str, Any], spec: str) -> SpecifierSet:
     try:
-        parsed = Version(version)
-        return any(SpecifierSet(spec).contains(parsed, prereleases=True) for spec in specs if spec)
-    except (InvalidSpecifier, InvalidVersion):
-        return False
+        return SpecifierSet(spec)
+    except InvalidSpecifier:
+        raise ServiceError(
+            f"safety database entry {_ids(entry)[0]} has an unreadable specifier {spec!r}"
+        ) from None
+
+
+def _ids(entry: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
+    """(id, aliases) of an entry: schema 2 lists typed `ids`; the flat layout `id` and `cve`."""
+    if "ids" in entry:
+        typed = [(str(i.get("type")), str(i.get("id"))) for i in entry["ids"] if i.get("id")]
+        pyup = [i for t, i in typed if t == "pyup"]
+        others = tuple(i for t, i in typed if t != "pyup")
+        if pyup:
+            primary = pyup[0] if not pyup[0].isdigit() else f"pyup.io-{pyup[0]}"
+            return primary, others
+        if others:
+            return others[0], others[1:]
+    cve = entry.get("cve")
+    return str(entry["id"]), (str(cve),) if cve else ()
 
 
 def _advisory(entry: Mapping[str, Any], base_domain: str) -> Advisory:
     """An Advisory from a safety database entry; its CVE becomes an alias."""
-    cve = entry.get("cve")
+    advisory_id, aliases = _ids(entry)
     path = entry.get("more_info_path") or ""
     return Advisory(
-        id=str(entry["id"]),
-        aliases=(str(cve),) if cve else (),
+        id=advisory_id,
+        aliases=aliases,
         summary=str(entry.get("advisory") or "")[:200],
         link=f"{base_domain}{path}" if path else "",
         fixed_in=tuple(str(v) for v in entry.get("fixed_versions") or () if v),

@@ -12,6 +12,7 @@ from typing import Any
 
 from tests.conftest import Workspace, days_ago
 from tests.e2e.helpers import installed_version, pip_install
+from tests.servers.upstream import FakeFile
 
 SAFETY_DB = Path(__file__).resolve().parent.parent / "data" / "safety-db"
 
@@ -331,3 +332,29 @@ def test_too_many_quarantines_are_refused_but_reported(workspace: Workspace) -> 
     report = json.loads((workspace.root / "reports" / "drift-report.json").read_text())
     assert report["mode"] == "refused" and len(report["quarantined"]) == 2
     assert held(workspace) == {("foo-bar", "1.1"), ("baz", "2.0")}
+
+
+def test_new_bytes_under_a_mirrored_name_stay_refused_until_an_exception(
+    workspace: Workspace,
+) -> None:
+    seed(workspace, "foo-bar==1.1\n")
+    assert workspace.mirror("apply", "--auto-approve").exit_code == 0
+    (original,) = [f for f in workspace.upstream.projects["foo-bar"].files if "-1.1-" in f.filename]
+    workspace.upstream.add_file(
+        "foo-bar", FakeFile(original.filename, original.upload_time, b"tampered bytes")
+    )
+
+    code, report, _ = drift(workspace)
+    assert code == 2 and report["quarantined"][0]["cause"] == "upstream-changed"
+    assert held(workspace) == set()
+    # The next night the version is still refused: quarantining it did not make it trusted.
+    code, report, _ = drift(workspace)
+    assert code == 0 and report["blocked"][0]["reason"] == "upstream-changed"
+    assert held(workspace) == set()
+
+    workspace.config(
+        extra='exceptions:\n  - package: foo-bar\n    version: "1.1"\n'
+        "    reason: rebuilt upstream, reviewed in INC-7\n"
+    )
+    (upload,) = plan_json(workspace)["actions"]
+    assert upload["cause"] == "restored" and "admitted by exception" in upload["reason"]

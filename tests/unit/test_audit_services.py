@@ -144,3 +144,40 @@ def test_findings_unite_by_alias_and_a_malicious_id_stays_primary() -> None:
     assert known[0].aliases == ("CVE-1", "PYSEC-1") and known[0].fixed_in == ("2",)
     operations.merge_advisories(known, [Advisory("MAL-1", ("GHSA-2",))])
     assert known[-1].id == "MAL-1" and known[-1].malicious
+
+
+def test_safety_schema_2_entries_with_typed_ids(tmp_path: Path) -> None:
+    database = {
+        "meta": {"schema_version": "2.0.0", "base_domain": "https://data.example"},
+        "vulnerable_packages": {
+            "foo": [
+                {
+                    "ids": [{"type": "pyup", "id": "70612"}, {"type": "cve", "id": "CVE-2024-1"}],
+                    "specs": ["<2.0"],
+                    "advisory": "bad",
+                    "more_info_path": "/v/70612",
+                }
+            ]
+        },
+    }
+    (tmp_path / "insecure_full.json").write_text(json.dumps(database))
+    (advisory,) = (
+        SafetyService.from_directory(tmp_path).query([("foo", "1.0")]).findings[("foo", "1.0")]
+    )
+    assert (advisory.id, advisory.aliases) == ("pyup.io-70612", ("CVE-2024-1",))
+
+
+@pytest.mark.parametrize(
+    ("packages", "message"),
+    [
+        ({"foo": [{"id": "pyup.io-1", "specs": ["<=1.x", "<2.0"]}]}, "unreadable specifier"),
+        ({"foo": ["<2.0"]}, "malformed"),
+        ({"foo": [{"specs": ["<2.0"]}]}, "malformed"),
+    ],
+)
+def test_safety_database_it_cannot_read_fails_closed(
+    tmp_path: Path, packages: dict[str, Any], message: str
+) -> None:
+    (tmp_path / "insecure_full.json").write_text(json.dumps({"$meta": {}, **packages}))
+    with pytest.raises(ServiceError, match=message):
+        SafetyService.from_directory(tmp_path).query([("foo", "1.0")])

@@ -255,3 +255,33 @@ def test_security_fix_lane_finds_advisories_of_a_held_version_spelled_with_a_zer
     quarantine, upload = plan.actions
     assert quarantine.version == "1.0" and upload.version == "1.1"
     assert "security fix: fixes GHSA-h in 1.0" in upload.reason
+
+
+def test_a_malicious_finding_quarantines_even_when_another_service_had_no_record() -> None:
+    project = make_project("foo", FOO_10, FOO_11)
+    plan = planner.plan(
+        planner.PlanInputs(
+            make_desired(make_requirement("foo==1.1")),
+            {"foo": project},
+            {("foo", "1.1"): [Advisory("MAL-2026-1")]},
+            held(FOO_11),
+            FROZEN_NOW,
+            unchecked=frozenset({("foo", "1.1")}),
+        )
+    )
+    (quarantine,) = plan.actions
+    assert quarantine.quarantine and quarantine.advisories == ("MAL-2026-1",)
+    assert plan.blocked[0].reason == "malicious"
+
+
+def test_without_a_recorded_hash_a_difference_is_repaired_not_distrusted() -> None:
+    actual = ActualState(
+        files=(RegistryFile("foo", "1.1", FOO_11.filename, "0" * 64, recorded_sha256=None),)
+    )
+    plan = run(
+        make_desired(make_requirement("foo==1.1")),
+        {"foo": make_project("foo", FOO_11)},
+        actual,
+    )
+    (upload,) = plan.actions
+    assert upload.cause is Cause.CHANGED_IN_REGISTRY

@@ -229,7 +229,31 @@ def test_security_fix_lane_needs_a_fixed_version_above_the_held_one() -> None:
         ("foo", "1.2"): [Advisory("GHSA-new")],
     }
     decision = decide("foo", FIX_PROJECT, config, still_affected, held=[Version("1.0")])
-    assert isinstance(decision, Blocked) and decision.advisories == ("GHSA-new", "GHSA-held")
+    assert isinstance(decision, Blocked) and "security fix" not in decision.detail
+
+
+def test_security_fix_lane_stops_at_the_lowest_clean_fix() -> None:
+    # 1.1 fixes the held version's advisory; 9.9 came out an hour ago and must not ride along.
+    fresh = make_project(
+        "foo",
+        make_file("foo", "1.0", days_ago(100)),
+        make_file("foo", "1.1", days_ago(5)),
+        make_file("foo", "9.9", days_ago(0.05)),
+    )
+    config = make_config(fix_min_age_days=0)
+    advisories = {("foo", "1.0"): [HELD_ADVISORY]}
+    decision = decide("foo", fresh, config, advisories, held=[Version("1.0")])
+    assert isinstance(decision, policy.Admitted) and decision.version == Version("1.1")
+    # With a mature fix there is nothing to hurry: the ordinary rules choose, no lane note.
+    mature = make_project(
+        "foo",
+        make_file("foo", "1.0", days_ago(100)),
+        make_file("foo", "1.1", days_ago(300)),
+        make_file("foo", "9.9", days_ago(0.05)),
+    )
+    decision = decide("foo", mature, config, advisories, held=[Version("1.0")])
+    assert isinstance(decision, policy.Admitted) and decision.version == Version("1.1")
+    assert not any("security fix" in n for n in decision.notes)
 
 
 def test_a_version_no_service_could_check_is_never_admitted() -> None:
