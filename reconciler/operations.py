@@ -65,6 +65,7 @@ def make_plan(
             advisory_sources=tuple(sources),
             created_at=datetime.now(timezone.utc),
             unchecked=frozenset(unchecked),
+            audited=frozenset(pairs),
         )
     )
 

@@ -49,6 +49,7 @@ class PlanInputs:
     advisory_sources: tuple[AdvisorySource, ...] = ()
     created_at: datetime | None = None  # wall-clock time of planning; `now` may be `--now`
     unchecked: frozenset[policy.PackageKey] = frozenset()
+    audited: frozenset[policy.PackageKey] | None = None  # the pairs the services were asked
 
 
 def projects_to_fetch(desired: DesiredState, actual: ActualState) -> set[str]:
@@ -79,7 +80,9 @@ def versions_to_audit(
 def plan(inputs: PlanInputs) -> Plan:
     """Compute the actions that bring the registry to the desired state, and what is blocked."""
     desired = inputs.desired
-    context = policy.PolicyContext(desired.config, inputs.now, inputs.advisories, inputs.unchecked)
+    context = policy.PolicyContext(
+        desired.config, inputs.now, inputs.advisories, inputs.unchecked, inputs.audited
+    )
     requirements = {r.name: r for r in desired.requirements}
     mirrored = inputs.actual.by_version()
     # Held versions as the registry spells them: that is how the services were asked about them.

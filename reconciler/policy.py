@@ -37,13 +37,15 @@ class PolicyContext:
     """Everything a decision depends on besides the requirement and upstream data.
 
     `advisories` holds what the services found; a key in `unchecked` is a version some service
-    had no record of: never admitted on that, never quarantined on that (fail closed both ways).
+    had no record of, and with `audited` given, a key outside it is one nobody was asked about:
+    either is never admitted, and never quarantined for lack of findings (fail closed).
     """
 
     config: Config
     now: datetime
     advisories: Advisories = field(default_factory=dict)
     unchecked: frozenset[PackageKey] = frozenset()
+    audited: frozenset[PackageKey] | None = None  # what was asked; None: plain-data callers
 
     @property
     def min_age(self) -> timedelta:
@@ -60,8 +62,10 @@ class PolicyContext:
         return tuple(self.advisories.get((name, str(version)), ()))
 
     def is_unchecked(self, name: str, version: Version | str) -> bool:
-        """Whether some service had no record of this version: its silence is not a clean bill."""
-        return (name, str(version)) in self.unchecked
+        """Whether some service had no record of this version, or none was asked about it:
+        silence is not a clean bill."""
+        key = (name, str(version))
+        return key in self.unchecked or (self.audited is not None and key not in self.audited)
 
     def exception_for(self, name: str, version: Version) -> PolicyException | None:
         """The active exception admitting this version, if any."""

@@ -285,3 +285,17 @@ def test_without_a_recorded_hash_a_difference_is_repaired_not_distrusted() -> No
     )
     (upload,) = plan.actions
     assert upload.cause is Cause.CHANGED_IN_REGISTRY
+
+
+def test_a_version_nobody_was_asked_about_is_not_admitted() -> None:
+    plan = planner.plan(
+        planner.PlanInputs(
+            make_desired(make_requirement("foo==1.1")),
+            {"foo": make_project("foo", FOO_10, FOO_11)},
+            {},
+            EMPTY,
+            FROZEN_NOW,
+            audited=frozenset({("foo", "1.0")}),
+        )
+    )
+    assert plan.actions == () and plan.blocked[0].reason == "unchecked"
