@@ -27,10 +27,20 @@ class CappedRetry(Retry):
         return min(super().parse_retry_after(retry_after), MAX_RETRY_AFTER)
 
 
-def make_retry(total: int = 5, backoff_factor: float = 0.5) -> Retry:
+# Requests that are safe to repeat. POST is here for the read-only POSTs of the vulnerability
+# services (OSV querybatch); a client whose POSTs change state passes its own set.
+RETRIED_METHODS = frozenset({"GET", "HEAD", "POST"})
+
+
+def make_retry(
+    total: int = 5,
+    backoff_factor: float = 0.5,
+    methods: frozenset[str] = RETRIED_METHODS,
+) -> Retry:
     """Retry idempotent requests on 429, 5xx and broken connections.
 
     Backoff is exponential; a Retry-After header on 429/503 is honoured (urllib3 `Retry`).
+    Connection failures before a request was sent are retried whatever the method.
     """
     return CappedRetry(
         total=total,
@@ -39,7 +49,7 @@ def make_retry(total: int = 5, backoff_factor: float = 0.5) -> Retry:
         status=total,
         backoff_factor=backoff_factor,
         status_forcelist=(429, 500, 502, 503, 504),
-        allowed_methods=frozenset({"GET", "HEAD", "POST"}),
+        allowed_methods=methods,
         respect_retry_after_header=True,
         raise_on_status=False,
         raise_on_redirect=False,

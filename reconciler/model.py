@@ -316,6 +316,7 @@ class ActualState:
     generation: int = 0
     last_plan: str | None = None
     quarantined: tuple[QuarantineRecord, ...] = ()
+    keeps_index_metadata: bool = True  # False: yank markers and upload times are not kept
 
     def by_version(self) -> Mapping[tuple[str, str], dict[str, RegistryFile]]:
         """Files keyed by (canonical name, `version_key`), then by filename."""

@@ -108,6 +108,11 @@ def plan(inputs: PlanInputs) -> Plan:
     }
     blocked_names = {name for name, d in decisions.items() if isinstance(d, Blocked)}
     warnings = policy.expired_entries(desired.config, inputs.now)
+    if not inputs.actual.keeps_index_metadata:
+        warnings.append(
+            "this registry serves PEP 503 HTML only: upstream upload times and yank markers are "
+            "not carried, so client-side cooldowns (uv --exclude-newer) cannot work against it"
+        )
 
     quarantines: list[Action] = []
     prunes: list[Action] = []
@@ -293,7 +298,8 @@ def _upload(
     restamped = [
         f
         for f in decision.files
-        if f.filename in present
+        if actual.keeps_index_metadata
+        and f.filename in present
         and present[f.filename].sha256 == f.sha256
         and (present[f.filename].yanked, present[f.filename].yanked_reason)
         != (f.yanked, f.yanked_reason)

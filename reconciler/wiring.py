@@ -7,9 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from reconciler.errors import UserError
+from reconciler.gitlab import Credential, GitLabClient, ci_setting
 from reconciler.http import make_session
 from reconciler.model import DesiredState, RegistryType
+from reconciler.notes import MergeRequestNotes
 from reconciler.registry import DirectoryRegistry, Registry
+from reconciler.registry.gitlab import GitLabRegistry
 from reconciler.upstream import UpstreamIndex
 from reconciler.vulns import OsvService, PypiService, SafetyService, VulnerabilityService
 
@@ -71,4 +74,30 @@ def make_registry(desired: DesiredState, override: RegistryType | None) -> Regis
     kind = override or desired.config.registry.type
     if kind is RegistryType.DIRECTORY:
         return DirectoryRegistry(_repository_path(desired, desired.config.registry.path))
-    raise UserError(f"registry type {kind.value!r} is not available in this release yet")
+    return make_gitlab_registry()
+
+
+def make_gitlab_registry() -> GitLabRegistry:
+    """GitLab's PyPI registry of the CI project, with the job token (GitLab CI provides all
+    three variables; elsewhere set them by hand)."""
+    purpose = "the gitlab registry needs CI_API_V4_URL, CI_PROJECT_ID and CI_JOB_TOKEN"
+    client = GitLabClient(
+        ci_setting("CI_API_V4_URL", purpose),
+        ci_setting("CI_PROJECT_ID", purpose),
+        pool_size=WORKERS,
+    )
+    return GitLabRegistry(client, Credential(ci_setting("CI_JOB_TOKEN", purpose)), workers=WORKERS)
+
+
+def make_merge_request_notes() -> MergeRequestNotes:
+    """The merge request of this pipeline, written to with MIRROR_NOTE_TOKEN."""
+    purpose = "mirror comment posts to the merge request of a merge-request pipeline"
+    token = ci_setting(
+        "MIRROR_NOTE_TOKEN",
+        "mirror comment needs a project access token with api scope there "
+        "(the CI job token cannot write notes)",
+    )
+    client = GitLabClient(
+        ci_setting("CI_API_V4_URL", purpose), ci_setting("CI_PROJECT_ID", purpose)
+    )
+    return MergeRequestNotes(client, Credential(token), ci_setting("CI_MERGE_REQUEST_IID", purpose))

@@ -1,4 +1,4 @@
-"""The `mirror` command: plan, apply, show, drift, force-unlock."""
+"""The `mirror` command: plan, apply, show, comment, drift, force-unlock."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from reconciler import operations, planfile, report, wiring
+from reconciler import notes, operations, planfile, report, wiring
 from reconciler.cli.console import is_terminal, make_progress, report_result
 from reconciler.cli.options import (
     Common,
@@ -144,6 +144,26 @@ def show(
             planfile.read_plan(plan_file)
         )
         typer.echo(rendered, nl=False)
+        return 0
+
+    run(common, body)
+
+
+@app.command()
+def comment(
+    plan_file: Annotated[Path, typer.Argument(metavar="PLAN", help="A saved plan file.")],
+    debug: DebugOption = False,
+) -> None:
+    """Post the plan as a note on the merge request, updating the mirror's earlier note.
+
+    Needs CI_API_V4_URL, CI_PROJECT_ID, CI_MERGE_REQUEST_IID and MIRROR_NOTE_TOKEN.
+    """
+    common = Common(Path("desired-state"), None, None, debug)
+
+    def body() -> int:
+        the_plan = planfile.read_plan(plan_file)
+        outcome, note_id = wiring.make_merge_request_notes().upsert(notes.note_body(the_plan))
+        typer.echo(f"{outcome.capitalize()} the plan note (note {note_id}).")
         return 0
 
     run(common, body)

@@ -24,14 +24,12 @@ from filelock import FileLock, Timeout
 from reconciler.errors import LockHeldError, UserError
 from reconciler.model import (
     ActualState,
-    Cause,
     PlannedFile,
     QuarantineRecord,
     RegistryFile,
     parse_distribution_filename,
-    version_key,
 )
-from reconciler.registry import simple_pages
+from reconciler.registry import quarantine_log, simple_pages
 from reconciler.registry.interface import LockInfo, Registry, RegistryError
 
 # Relative link from simple/<name>/ to files/<name>/ (works for file:// and any web server).
@@ -103,49 +101,26 @@ class DirectoryRegistry(Registry):
     def record_quarantine(self, record: QuarantineRecord) -> None:
         """Add the record to `.mirror/quarantine.json`, replacing an older one."""
         records = self._read_quarantine()
-        records[f"{record.name} {version_key(record.version)}"] = record
+        records[quarantine_log.key(record.name, record.version)] = record
         self._write_quarantine(records)
 
     def forget_quarantine(self, name: str, version: str) -> None:
         """Drop the version's record from `.mirror/quarantine.json`."""
         records = self._read_quarantine()
-        if records.pop(f"{name} {version_key(version)}", None) is not None:
+        if records.pop(quarantine_log.key(name, version), None) is not None:
             self._write_quarantine(records)
 
     def _read_quarantine(self) -> dict[str, QuarantineRecord]:
         path = self.state / "quarantine.json"
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            return {
-                key: QuarantineRecord(
-                    name=entry["name"],
-                    version=entry["version"],
-                    reason=entry["reason"],
-                    advisories=tuple(entry["advisories"]),
-                    at=datetime.fromisoformat(entry["at"]),
-                    cause=Cause(entry["cause"]) if entry.get("cause") else None,
-                    files=tuple((f, h) for f, h in entry.get("files", [])),
-                )
-                for key, entry in data.items()
-            }
+            return quarantine_log.from_json(json.loads(path.read_text(encoding="utf-8")))
         except FileNotFoundError:
             return {}
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
-            raise RegistryError(f"cannot read {path}: {error!r}") from error
+        except (OSError, ValueError) as error:
+            raise RegistryError(f"cannot read {path}: {error}") from error
 
     def _write_quarantine(self, records: dict[str, QuarantineRecord]) -> None:
-        document = {
-            key: {
-                "name": r.name,
-                "version": r.version,
-                "reason": r.reason,
-                "advisories": list(r.advisories),
-                "at": r.at.isoformat(),
-                "cause": r.cause.value if r.cause else None,
-                "files": [list(pair) for pair in r.files],
-            }
-            for key, r in sorted(records.items())
-        }
+        document = {k: quarantine_log.to_json(r) for k, r in sorted(records.items())}
         _atomic_write(self.state / "quarantine.json", json.dumps(document, indent=2).encode())
 
     def begin_apply(self, plan_id: str) -> None:

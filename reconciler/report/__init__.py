@@ -1,4 +1,5 @@
-"""Plan formats: table (people), json (the plan file), markdown (merge-request notes)."""
+"""Plan formats: table (people), json (the plan file), markdown (merge-request notes), and
+terraform and junit (GitLab's merge-request widgets, through `artifacts:reports`)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,21 @@ from enum import Enum
 
 from reconciler.report.interface import PlanFormat
 from reconciler.report.json import JsonFormat
+from reconciler.report.junit import JunitFormat
 from reconciler.report.markdown import MarkdownFormat
 from reconciler.report.table import TableFormat
+from reconciler.report.terraform import TerraformFormat
 
-__all__ = ["FormatName", "JsonFormat", "MarkdownFormat", "PlanFormat", "TableFormat", "make_format"]
+__all__ = [
+    "FormatName",
+    "JsonFormat",
+    "JunitFormat",
+    "MarkdownFormat",
+    "PlanFormat",
+    "TableFormat",
+    "TerraformFormat",
+    "make_format",
+]
 
 
 class FormatName(str, Enum):
@@ -18,6 +30,8 @@ class FormatName(str, Enum):
     TABLE = "table"
     JSON = "json"
     MARKDOWN = "markdown"
+    TERRAFORM = "terraform"
+    JUNIT = "junit"
 
 
 def make_format(name: FormatName, color: bool = False) -> PlanFormat:
@@ -26,4 +40,8 @@ def make_format(name: FormatName, color: bool = False) -> PlanFormat:
         return TableFormat(color=color)
     if name is FormatName.JSON:
         return JsonFormat()
+    if name is FormatName.TERRAFORM:
+        return TerraformFormat()
+    if name is FormatName.JUNIT:
+        return JunitFormat()
     return MarkdownFormat()

@@ -16,7 +16,15 @@ from reconciler.report.text import (
 
 
 class MarkdownFormat(PlanFormat):
-    """A plan as a markdown note: summary, changes, quarantines, blocked, warnings."""
+    """A plan as a markdown note: summary, changes, quarantines, blocked, warnings.
+
+    `fold_after`: a section with more rows goes inside `<details>` (long plans stay readable).
+    `max_rows`: rows past this are cut, with a line saying how many (notes have a size limit).
+    """
+
+    def __init__(self, fold_after: int | None = None, max_rows: int | None = None) -> None:
+        self.fold_after = fold_after
+        self.max_rows = max_rows
 
     def render(self, plan: Plan) -> str:
         """Markdown text."""
@@ -29,33 +37,24 @@ class MarkdownFormat(PlanFormat):
             ("Upload", uploads),
             ("Delete", deletes),
         ):
-            if actions:
-                lines += [
-                    f"#### {title} ({len(actions)})",
-                    "",
-                    "| package | version | files | reason |",
-                    "| --- | --- | --- | --- |",
-                ]
-                lines += [
+            lines += self._section(
+                f"{title} ({len(actions)})",
+                "| package | version | files | reason |",
+                [
                     f"| {cell(a.name)} | {cell(a.version)} | {len(a.files)} | "
                     f"{cell(action_line(a))} |"
                     for a in actions
-                ]
-                lines.append("")
-        if plan.blocked:
-            lines += [
-                f"#### Blocked ({len(plan.blocked)})",
-                "",
-                "| requirement | reason | detail | eligible |",
-                "| --- | --- | --- | --- |",
-            ]
-            for b in plan.blocked:
-                eligible = f"{b.eligible_at:%Y-%m-%d}" if b.eligible_at else ""
-                lines.append(
-                    f"| {cell(b.requirement)} | {cell(b.reason)} | {cell(blocked_line(b))} "
-                    f"| {eligible} |"
-                )
-            lines.append("")
+                ],
+            )
+        lines += self._section(
+            f"Blocked ({len(plan.blocked)})",
+            "| requirement | reason | detail | eligible |",
+            [
+                f"| {cell(b.requirement)} | {cell(b.reason)} | {cell(blocked_line(b))} "
+                f"| {f'{b.eligible_at:%Y-%m-%d}' if b.eligible_at else ''} |"
+                for b in plan.blocked
+            ],
+        )
         lines += advisory_section(plan.advisories)
         if plan.warnings:
             lines += ["#### Warnings", ""] + [f"- {cell(w)}" for w in plan.warnings] + [""]
@@ -64,6 +63,22 @@ class MarkdownFormat(PlanFormat):
             f"{cell(sources_line(plan.advisory_sources))}</sub>"
         )
         return "\n".join(lines) + "\n"
+
+    def _section(self, title: str, header: str, rows: list[str]) -> list[str]:
+        """A titled table, folded and cut as configured; nothing for no rows."""
+        if not rows:
+            return []
+        columns = header.count("|") - 1
+        shown = rows if self.max_rows is None else rows[: self.max_rows]
+        table = [header, "|" + " --- |" * columns, *shown]
+        if len(shown) < len(rows):
+            table.append(
+                f"\n_{len(rows) - len(shown)} more not shown here; the full plan is the "
+                "job's plan.json artifact (`mirror show plan.json`)._"
+            )
+        if self.fold_after is not None and len(rows) > self.fold_after:
+            return [f"<details><summary>{title}</summary>", "", *table, "", "</details>", ""]
+        return [f"#### {title}", "", *table, ""]
 
 
 def advisory_section(advisories: Sequence[Advisory]) -> list[str]:

@@ -1,0 +1,182 @@
+"""A narrow GitLab REST client: which credential goes where, pagination, and errors.
+
+GitLab accepts the CI job token in different ways on different routes (see
+shared/reference/gitlab-api.md section 0): HTTP Basic with user `gitlab-ci-token` on the PyPI
+and Terraform-state routes, the `JOB-TOKEN` header on the Packages API. Tokens travel only in
+request headers to the configured host, never in URLs, messages or logs; redirects are never
+followed (a redirect could carry the credential elsewhere, and GitLab's simple index forwards
+unknown names to pypi.org).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import requests
+
+from reconciler.errors import ReconcilerError, UserError
+from reconciler.http import MAX_RETRY_AFTER, make_retry, make_session
+
+# State-changing POSTs are never repeated blindly: an upload that failed may have landed.
+IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE"})
+PER_PAGE = 100  # GitLab's maximum
+
+
+class GitLabError(ReconcilerError):
+    """GitLab refused or failed a request (after retries)."""
+
+
+@dataclass(frozen=True)
+class Credential:
+    """A token and the way a route wants it; `repr` never shows the secret."""
+
+    token: str
+
+    def __repr__(self) -> str:
+        return "Credential(<redacted>)"
+
+    def job_token_header(self) -> dict[str, str]:
+        """The Packages API's way: the `JOB-TOKEN` header (Basic is refused there)."""
+        return {"JOB-TOKEN": self.token}
+
+    def job_token_basic(self) -> tuple[str, str]:
+        """The PyPI and Terraform-state routes' way: Basic, user `gitlab-ci-token`."""
+        return ("gitlab-ci-token", self.token)
+
+    def private_token_header(self) -> dict[str, str]:
+        """A personal/project access token (`MIRROR_NOTE_TOKEN`)."""
+        return {"PRIVATE-TOKEN": self.token}
+
+
+def ci_setting(name: str, purpose: str) -> str:
+    """A CI/CD variable the GitLab parts need; a clear error when it is missing."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        raise UserError(f"environment variable {name} is not set; {purpose}")
+    return value
+
+
+class GitLabClient:
+    """Requests to one GitLab project's API over one pooled, retrying session."""
+
+    def __init__(
+        self,
+        api_url: str,
+        project_id: str,
+        session: requests.Session | None = None,
+        pool_size: int = 16,
+        timeout: float = 60.0,
+    ) -> None:
+        parts = urlsplit(api_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.username:
+            raise UserError(f"CI_API_V4_URL is not an http(s) API URL: {api_url!r}")
+        self.api_url = api_url.rstrip("/")
+        self.project_url = f"{self.api_url}/projects/{quote(project_id, safe='')}"
+        self.session = session or make_session(
+            None, pool_size, retry=make_retry(methods=IDEMPOTENT)
+        )
+        self.timeout = timeout
+
+    def describe(self) -> str:
+        """Host and project, for messages."""
+        return self.project_url
+
+    def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        """One request, redirects off; connection failures become GitLabError."""
+        kwargs.setdefault("timeout", self.timeout)
+        try:
+            return self.session.request(method, url, allow_redirects=False, **kwargs)
+        except requests.RequestException as error:
+            raise GitLabError(
+                f"GitLab could not be reached ({method} {_path(url)}): {type(error).__name__}"
+            ) from None
+
+    def paginate(
+        self, url: str, params: Mapping[str, Any], headers: Mapping[str, str], what: str
+    ) -> Iterator[dict[str, Any]]:
+        """Every item of a list endpoint, page by page.
+
+        Follows `x-next-page` (or `Link: rel="next"`), never the totals: GitLab omits them
+        above 10,000 results (reference section 2.5).
+        """
+        page: str | None = "1"
+        while page:
+            response = self.request(
+                "GET", url, params={**params, "per_page": PER_PAGE, "page": page}, headers=headers
+            )
+            check(response, what)
+            items = response.json()
+            if not isinstance(items, list):
+                raise GitLabError(f"GitLab answered {what} with something other than a list")
+            yield from items
+            page = response.headers.get("x-next-page")
+            if page is None:  # no offset headers: fall back to the Link header
+                next_link = response.links.get("next", {}).get("url")
+                if next_link:
+                    page = dict(
+                        item.split("=", 1)
+                        for item in urlsplit(next_link).query.split("&")
+                        if "=" in item
+                    ).get("page")
+
+
+def check(response: requests.Response, what: str, role: str = "Reporter") -> None:
+    """Raise a clear error for a failed response, naming the permission GitLab wants."""
+    status = response.status_code
+    if 200 <= status < 300:
+        return
+    if status == 401:
+        raise GitLabError(
+            f"GitLab did not accept the credential for {what} (401): check that the token "
+            "is set, unexpired, and allowed for this project"
+        )
+    if status == 403:
+        raise GitLabError(
+            f"GitLab refused {what} (403): the token's user needs at least the {role} role "
+            "on the project"
+        )
+    if 300 <= status < 400:
+        raise GitLabError(
+            f"GitLab redirected {what} to {redacted_location(response)}; redirects are not "
+            "followed (check CI_API_V4_URL)"
+        )
+    raise GitLabError(f"GitLab answered {status} for {what}: {_message(response)}")
+
+
+def retry_after(response: requests.Response, attempt: int) -> float:
+    """How long to wait before repeating a throttled or failed request."""
+    header = response.headers.get("Retry-After")
+    if header and header.isdigit():
+        return min(float(header), MAX_RETRY_AFTER)
+    return min(0.5 * 2.0**attempt, MAX_RETRY_AFTER)
+
+
+def pause(seconds: float) -> None:
+    """Sleep between attempts (a seam for tests that want no waiting)."""
+    time.sleep(seconds)
+
+
+def redacted_location(response: requests.Response) -> str:
+    """The redirect target without credentials or query."""
+    location = response.headers.get("Location", "")
+    parts = urlsplit(location)
+    return f"{parts.scheme}://{parts.hostname}{parts.path}" if parts.hostname else "elsewhere"
+
+
+def _message(response: requests.Response) -> str:
+    try:
+        data = response.json()
+    except ValueError:
+        return response.text[:200]
+    if isinstance(data, dict):
+        return str(data.get("message") or data.get("error") or data)[:200]
+    return str(data)[:200]
+
+
+def _path(url: str) -> str:
+    return urlsplit(url).path

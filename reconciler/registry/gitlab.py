@@ -1,0 +1,402 @@
+"""GitLab's PyPI package registry, through GitLab's REST API (shared/reference/gitlab-api.md).
+
+- Actual state: the Packages API (`package_type=pypi`, every page by `x-next-page`) and each
+  package's files with their sha256; names compared by PEP 503 normalisation. The simple index
+  is never read (GitLab forwards unknown names to pypi.org with a 302).
+- Upload: a streamed multipart POST to the PyPI endpoint with one canonical name spelling and
+  `sha256_digest` (GitLab stores it unchecked; the applier verified the bytes). An upload that
+  failed may have landed, so the package's files are listed again before any retry.
+- Delete: a whole version through the Packages API (deletion is asynchronous but immediate for
+  listings); single files only where a version keeps others.
+- Lock and the mirror's own state (apply generation, last plan, quarantine log): a GitLab
+  Terraform state (`pypi-mirror`), locked for the whole apply, its content written only under
+  that lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import tempfile
+import uuid
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from packaging.utils import canonicalize_name
+from requests_toolbelt import MultipartEncoder
+
+from reconciler import __version__
+from reconciler.errors import LockHeldError, UserError
+from reconciler.gitlab import Credential, GitLabClient, GitLabError, check, pause, retry_after
+from reconciler.model import (
+    ActualState,
+    PlannedFile,
+    QuarantineRecord,
+    RegistryFile,
+    parse_distribution_filename,
+    version_key,
+)
+from reconciler.registry import quarantine_log
+from reconciler.registry.interface import LockInfo, Registry
+
+STATE_NAME = "pypi-mirror"
+UPLOAD_ATTEMPTS = 5
+_TAKEN = "has already been taken"
+
+
+@dataclass(frozen=True)
+class _Held:
+    """Where a held file lives in GitLab, for deletes."""
+
+    package_id: int
+    file_id: int
+    sha256: str
+
+
+class GitLabRegistry(Registry):
+    """A GitLab project's PyPI registry, driven with the CI job token."""
+
+    def __init__(
+        self,
+        client: GitLabClient,
+        job_token: Credential,
+        state_name: str = STATE_NAME,
+        workers: int = 16,
+    ) -> None:
+        self.client = client
+        self.token = job_token
+        self.state_name = state_name
+        self.workers = workers
+        self._lock_id: str | None = None
+        self._state: dict[str, Any] = {}
+        self._held: dict[tuple[str, str], _Held] = {}
+        self._packages: dict[tuple[str, str], list[int]] = {}
+
+    def describe(self) -> str:
+        """The project's API URL (no credentials)."""
+        return f"GitLab registry {self.client.describe()}"
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def list_actual(self) -> ActualState:
+        """Every PyPI file the project holds; any failed page is an error, never emptiness."""
+        self._state = self._read_state()
+        packages = list(
+            self.client.paginate(
+                f"{self.client.project_url}/packages",
+                {"package_type": "pypi", "order_by": "created_at", "sort": "asc"},
+                self.token.job_token_header(),
+                "the package listing",
+            )
+        )
+        files_by_package: list[list[dict[str, Any]]] = []
+        if packages:
+            with ThreadPoolExecutor(max_workers=min(self.workers, len(packages))) as pool:
+                files_by_package = list(pool.map(self._package_files, packages))
+        held: list[RegistryFile] = []
+        self._held, self._packages = {}, {}
+        for package, files in zip(packages, files_by_package, strict=True):
+            name = canonicalize_name(str(package["name"]))
+            for entry in files:
+                parsed = parse_distribution_filename(str(entry["file_name"]))
+                sha256 = str(entry.get("file_sha256") or "").lower()
+                if parsed is None or parsed[0] != name or not sha256:
+                    continue  # not a distribution of this package, or no digest: not ours
+                self._held[(name, entry["file_name"])] = _Held(package["id"], entry["id"], sha256)
+                key = (name, version_key(parsed[1]))
+                if package["id"] not in self._packages.setdefault(key, []):
+                    self._packages[key].append(package["id"])
+                # GitLab keeps the digest the uploader sent; only the mirror uploads, so it is
+                # both the bytes' hash and the record of what was taken.
+                held.append(
+                    RegistryFile(
+                        name, parsed[1], entry["file_name"], sha256, recorded_sha256=sha256
+                    )
+                )
+        mirror = self._state.get("mirror", {})
+        try:
+            quarantined = quarantine_log.from_json(mirror.get("quarantine", {}))
+        except ValueError as error:
+            raise GitLabError(f"the mirror state ({self.state_name}): {error}") from None
+        return ActualState(
+            files=tuple(held),
+            generation=int(mirror.get("generation", 0)),
+            last_plan=mirror.get("last_plan"),
+            quarantined=tuple(quarantined.values()),
+            keeps_index_metadata=False,
+        )
+
+    def _package_files(self, package: dict[str, Any]) -> list[dict[str, Any]]:
+        return list(
+            self.client.paginate(
+                f"{self.client.project_url}/packages/{package['id']}/package_files",
+                {},
+                self.token.job_token_header(),
+                f"the files of package {package['name']} {package['version']}",
+            )
+        )
+
+    # -- writing -------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def staging(self) -> Iterator[Path]:
+        """A private temporary directory: files are verified there, then streamed up."""
+        with tempfile.TemporaryDirectory(prefix="mirror-staging-") as directory:
+            yield Path(directory)
+
+    def upload(self, name: str, version: str, planned: PlannedFile, local_path: Path) -> None:
+        """POST the verified file; a retry first checks whether the last attempt landed."""
+        existing = self._held.get((name, planned.filename))
+        if existing is not None and existing.sha256 != planned.sha256:
+            # GitLab refuses a second file of the same name: the old bytes go first.
+            self._delete_file(existing, planned.filename)
+        for attempt in range(UPLOAD_ATTEMPTS):
+            outcome = self._post_file(name, version, planned, local_path)
+            if outcome is None:
+                return
+            landed = self._landed(name, version, planned)
+            if landed == planned.sha256:
+                return
+            if landed is not None:
+                raise GitLabError(
+                    f"{planned.filename}: GitLab already holds a file of that name with sha256 "
+                    f"{landed}, not the {planned.sha256} the plan uploads"
+                )
+            if outcome == "taken":
+                raise GitLabError(f"{planned.filename}: GitLab says the file name is taken")
+            pause(outcome if isinstance(outcome, float) else 0.5 * 2.0**attempt)
+        raise GitLabError(f"{planned.filename}: upload failed {UPLOAD_ATTEMPTS} times")
+
+    def _post_file(
+        self, name: str, version: str, planned: PlannedFile, local_path: Path
+    ) -> str | float | None:
+        """One upload attempt: None when created; else "taken", or how long to wait."""
+        with local_path.open("rb") as stream:
+            fields: dict[str, Any] = {
+                "name": name,  # one canonical spelling: GitLab matches packages exactly
+                "version": version,
+                "sha256_digest": planned.sha256,
+                "content": (planned.filename, stream, "application/octet-stream"),
+            }
+            if planned.requires_python:
+                fields["requires_python"] = planned.requires_python
+            encoder = MultipartEncoder(fields=fields)  # streams from disk, flat memory
+            try:
+                response = self.client.request(
+                    "POST",
+                    f"{self.client.project_url}/packages/pypi",
+                    data=encoder,
+                    headers={"Content-Type": encoder.content_type},
+                    auth=self.token.job_token_basic(),
+                )
+            except GitLabError:
+                return 0.5  # broken connection: it may have landed; look before retrying
+        if response.status_code == 201:
+            return None
+        if response.status_code == 400 and _TAKEN in response.text:
+            return "taken"
+        if response.status_code == 429 or response.status_code >= 500:
+            return retry_after(response, 0)
+        check(response, f"the upload of {planned.filename}", role="Developer")
+        raise GitLabError(f"{planned.filename}: GitLab answered {response.status_code}")
+
+    def _landed(self, name: str, version: str, planned: PlannedFile) -> str | None:
+        """The sha256 GitLab holds for this file name in this package, if any."""
+        packages = self.client.paginate(
+            f"{self.client.project_url}/packages",
+            {"package_type": "pypi", "package_name": name, "package_version": version},
+            self.token.job_token_header(),
+            f"the listing of {name} {version}",
+        )
+        for package in packages:
+            if canonicalize_name(str(package["name"])) != name:
+                continue  # the name filter is a substring match
+            for entry in self._package_files(package):
+                if entry["file_name"] == planned.filename:
+                    sha256 = str(entry.get("file_sha256") or "").lower()
+                    self._held[(name, planned.filename)] = _Held(package["id"], entry["id"], sha256)
+                    return sha256
+        return None
+
+    def update_metadata(self, name: str, version: str, planned: PlannedFile) -> None:
+        """GitLab keeps no yank markers; the plan never asks (keeps_index_metadata=False)."""
+
+    def delete(self, name: str, version: str, filenames: Sequence[str]) -> None:
+        """Delete the whole version where every file goes, else the files one by one."""
+        wanted = set(filenames)
+        for package_id in self._packages.get((name, version_key(version)), []):
+            files = {f for (n, f), held in self._held.items() if held.package_id == package_id}
+            if files <= wanted:
+                self._delete(f"packages/{package_id}", f"{name} {version}")
+            else:
+                for filename in sorted(files & wanted):
+                    self._delete_file(self._held[(name, filename)], filename)
+
+    def _delete_file(self, held: _Held, filename: str) -> None:
+        self._delete(f"packages/{held.package_id}/package_files/{held.file_id}", filename)
+
+    def _delete(self, path: str, what: str) -> None:
+        response = self.client.request(
+            "DELETE", f"{self.client.project_url}/{path}", headers=self.token.job_token_header()
+        )
+        if response.status_code == 404:
+            return  # already gone (a retried delete, or someone else's)
+        check(response, f"the deletion of {what}", role="Maintainer")
+
+    # -- the mirror's own state ------------------------------------------------------------------
+
+    def begin_apply(self, plan_id: str) -> None:
+        """Count one more apply, unless the state already records this plan (a resume)."""
+        mirror = self._state.setdefault("mirror", {})
+        if mirror.get("last_plan") != plan_id:
+            mirror["generation"] = int(mirror.get("generation", 0)) + 1
+            mirror["last_plan"] = plan_id
+            self._write_state()
+
+    def record_quarantine(self, record: QuarantineRecord) -> None:
+        """Add the record to the state's quarantine log."""
+        log = self._state.setdefault("mirror", {}).setdefault("quarantine", {})
+        log[quarantine_log.key(record.name, record.version)] = quarantine_log.to_json(record)
+        self._write_state()
+
+    def forget_quarantine(self, name: str, version: str) -> None:
+        """Drop a restored version's record."""
+        log = self._state.setdefault("mirror", {}).setdefault("quarantine", {})
+        if log.pop(quarantine_log.key(name, version), None) is not None:
+            self._write_state()
+
+    def _state_url(self) -> str:
+        return f"{self.client.project_url}/terraform/state/{self.state_name}"
+
+    def _read_state(self) -> dict[str, Any]:
+        response = self.client.request("GET", self._state_url(), auth=self.token.job_token_basic())
+        if response.status_code in (204, 404):
+            return {}
+        check(response, f"the mirror state ({self.state_name})", role="Developer")
+        try:
+            document = response.json()
+        except ValueError:
+            raise GitLabError(f"the mirror state ({self.state_name}) is not JSON") from None
+        return document if isinstance(document, dict) else {}
+
+    def _write_state(self) -> None:
+        """Write the state under our lock (GitLab refuses a write without the lock's ID)."""
+        if self._lock_id is None:
+            raise GitLabError("the mirror state can only be written while holding the lock")
+        self._state["serial"] = int(self._state.get("serial", 0)) + 1
+        # The shape of a Terraform state, so GitLab's state pages show it; ours is `mirror`.
+        self._state.setdefault("version", 4)
+        self._state.setdefault("lineage", "pypi-delayed-mirror")
+        response = self.client.request(
+            "POST",
+            self._state_url(),
+            params={"ID": self._lock_id},
+            data=json.dumps(self._state),
+            headers={"Content-Type": "application/json"},
+            auth=self.token.job_token_basic(),
+        )
+        check(response, f"the write of the mirror state ({self.state_name})", role="Maintainer")
+
+    # -- the lock --------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def lock(self, owner: str) -> Iterator[LockInfo]:
+        """The Terraform-state lock for the whole apply; a held lock fails at once."""
+        info = LockInfo(id=str(uuid.uuid4()), owner=owner, created_at=datetime.now(timezone.utc))
+        holder = self._take_lock(info)
+        if holder is not None:
+            raise LockHeldError(
+                f"{self.describe()} is locked by {holder.owner} since "
+                f"{holder.created_at:%Y-%m-%d %H:%M:%S} UTC (lock ID {holder.id}); if that "
+                f"apply is dead, run `mirror force-unlock {holder.id}`"
+            )
+        self._lock_id = info.id
+        try:
+            yield info
+        finally:
+            self._lock_id = None
+            # A mismatch (409) means someone force-unlocked and relocked: theirs now, leave it.
+            with contextlib.suppress(GitLabError):
+                self.client.request(
+                    "DELETE",
+                    f"{self._state_url()}/lock",
+                    params={"ID": info.id},
+                    auth=self.token.job_token_basic(),
+                )
+
+    def _take_lock(self, info: LockInfo) -> LockInfo | None:
+        """POST the lock; None when it is ours, else who holds it.
+
+        A retried POST may find our own earlier attempt holding it: same ID, ours.
+        """
+        body = {
+            "ID": info.id,
+            "Operation": "mirror apply",
+            "Info": info.owner,
+            "Who": info.owner,
+            "Version": __version__,
+            "Created": info.created_at.isoformat(),
+            "Path": self.state_name,
+        }
+        for attempt in range(UPLOAD_ATTEMPTS):
+            try:
+                response = self.client.request(
+                    "POST",
+                    f"{self._state_url()}/lock",
+                    json=body,
+                    auth=self.token.job_token_basic(),
+                )
+            except GitLabError:
+                pause(0.5 * 2.0**attempt)
+                continue
+            if response.status_code == 200:
+                return None
+            if response.status_code == 409:
+                holder = _lock_holder(response.json())
+                return None if holder.id == info.id else holder
+            if response.status_code == 429 or response.status_code >= 500:
+                pause(retry_after(response, attempt))
+                continue
+            check(response, "taking the registry lock", role="Maintainer")
+        raise GitLabError("the registry lock could not be taken: GitLab kept failing")
+
+    def force_unlock(self, lock_id: str) -> LockInfo:
+        """Release a stuck lock by its ID (a mismatching ID is refused)."""
+        probe = LockInfo(str(uuid.uuid4()), "mirror force-unlock", datetime.now(timezone.utc))
+        holder = self._take_lock(probe)
+        if holder is None:  # nobody held it, and now our probe does: give it back
+            self.client.request(
+                "DELETE",
+                f"{self._state_url()}/lock",
+                params={"ID": probe.id},
+                auth=self.token.job_token_basic(),
+            )
+            raise UserError(f"{self.describe()} is not locked")
+        if holder.id != lock_id:
+            raise UserError(
+                f"lock ID {lock_id} does not match the lock held by {holder.owner} "
+                f"(lock ID {holder.id})"
+            )
+        response = self.client.request(
+            "DELETE",
+            f"{self._state_url()}/lock",
+            params={"ID": lock_id},
+            auth=self.token.job_token_basic(),
+        )
+        check(response, "releasing the registry lock", role="Maintainer")
+        return holder
+
+
+def _lock_holder(body: dict[str, Any]) -> LockInfo:
+    """The holder a 409 names (its ID, GitLab username and time)."""
+    try:
+        created = datetime.fromisoformat(str(body.get("Created", "")).replace("Z", "+00:00"))
+    except ValueError:
+        created = datetime.now(timezone.utc)
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=timezone.utc)
+    return LockInfo(id=str(body.get("ID", "")), owner=str(body.get("Who", "?")), created_at=created)

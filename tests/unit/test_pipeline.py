@@ -1,0 +1,206 @@
+"""`.gitlab-ci.yml` routes each job to its pipeline: plan on MRs, apply on main, drift nightly.
+
+A tiny evaluator of the rule expressions the file uses, with GitLab's semantics: the first
+matching rule wins, `when: never` excludes, a job with rules and no match does not run, and
+`workflow:rules` decides whether there is a pipeline at all.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ruamel.yaml import YAML
+
+CI_FILE = Path(__file__).resolve().parents[2] / ".gitlab-ci.yml"
+MIRROR_JOBS = ("plan", "apply", "drift")
+TOKENS = ("CI_JOB_TOKEN", "MIRROR_NOTE_TOKEN")
+# Top-level keys that are not jobs.
+GLOBAL_KEYS = {"workflow", "stages", "variables", "default", "include", "image", "cache"}
+GLOBAL_KEYS |= {"before_script", "after_script", "services"}
+
+_EQUALS_LITERAL = re.compile(r'^\$(\w+)\s*==\s*"([^"]*)"$')
+_EQUALS_VARIABLE = re.compile(r"^\$(\w+)\s*==\s*\$(\w+)$")
+_PRESENT = re.compile(r"^\$(\w+)$")
+
+Env = Mapping[str, str]
+
+
+def load() -> dict[str, Any]:
+    data = YAML(typ="safe").load(CI_FILE.read_text(encoding="utf-8"))
+    assert isinstance(data, dict)
+    return data
+
+
+CI = load()
+JOBS = {name: job for name, job in CI.items() if name not in GLOBAL_KEYS}
+
+
+def evaluate(expression: str, env: Env) -> bool:
+    """The forms the file uses: `$A == "x"`, `$A == $B`, `$A` (set, non-empty), joined by &&."""
+    assert "||" not in expression and "(" not in expression, f"unsupported: {expression}"
+    return all(_clause(part.strip(), env) for part in expression.split("&&"))
+
+
+def _clause(clause: str, env: Env) -> bool:
+    if match := _EQUALS_LITERAL.match(clause):
+        return env.get(match[1]) == match[2]
+    if match := _EQUALS_VARIABLE.match(clause):
+        return env.get(match[1]) == env.get(match[2])  # two unset variables are equal
+    if match := _PRESENT.match(clause):
+        return bool(env.get(match[1]))
+    raise AssertionError(f"the evaluator does not know this form: {clause!r}")
+
+
+def matches(rules: list[dict[str, Any]], env: Env) -> bool:
+    """First matching rule wins; `when: never` excludes; no match: excluded."""
+    for rule in rules:
+        assert set(rule) <= {"if", "when"}, f"unsupported rule keys: {rule}"
+        if "if" not in rule or evaluate(rule["if"], env):
+            return rule.get("when", "on_success") != "never"
+    return False
+
+
+def pipeline(env: Env) -> set[str] | None:
+    """The jobs a pipeline with these variables runs; None when there is no pipeline."""
+    if not matches(CI["workflow"]["rules"], env):
+        return None
+    return {name for name, job in JOBS.items() if matches(job["rules"], env)}
+
+
+def scripts(job: Mapping[str, Any]) -> Iterator[str]:
+    for key in ("before_script", "script", "after_script"):
+        yield from job.get(key, ())
+
+
+BASE = {"CI_DEFAULT_BRANCH": "main", "CI_PROJECT_ID": "42", "CI_JOB_TOKEN": "secret"}
+
+
+def env(**variables: str) -> dict[str, str]:
+    return {**BASE, **variables}
+
+
+MR_EVENT = env(CI_PIPELINE_SOURCE="merge_request_event", CI_MERGE_REQUEST_IID="7")
+PUSH_MAIN = env(CI_PIPELINE_SOURCE="push", CI_COMMIT_BRANCH="main")
+PUSH_FEATURE = env(CI_PIPELINE_SOURCE="push", CI_COMMIT_BRANCH="feature")
+PUSH_FEATURE_WITH_MR = env(
+    CI_PIPELINE_SOURCE="push", CI_COMMIT_BRANCH="feature", CI_OPEN_MERGE_REQUESTS="g/p!7"
+)
+SCHEDULE_MAIN = env(CI_PIPELINE_SOURCE="schedule", CI_COMMIT_BRANCH="main")
+
+
+def test_the_three_jobs_exist_and_all_have_rules() -> None:
+    assert set(JOBS) == set(MIRROR_JOBS)
+    for name, job in JOBS.items():
+        assert job.get("rules"), f"{name} has no rules: it would run in every pipeline"
+
+
+@pytest.mark.parametrize(
+    ("case", "variables", "expected"),
+    [
+        ("merge request", MR_EVENT, {"plan"}),
+        ("push to the default branch", PUSH_MAIN, {"apply"}),
+        ("schedule on the default branch", SCHEDULE_MAIN, {"drift"}),
+        ("push to another branch", PUSH_FEATURE, set()),
+        (
+            "push to main with an MR from main open",
+            {**PUSH_MAIN, "CI_OPEN_MERGE_REQUESTS": "g/p!8"},
+            {"apply"},
+        ),
+        (
+            "schedule on another branch",
+            env(CI_PIPELINE_SOURCE="schedule", CI_COMMIT_BRANCH="feature"),
+            set(),
+        ),
+        ("manual run on main", env(CI_PIPELINE_SOURCE="web", CI_COMMIT_BRANCH="main"), set()),
+        ("api run on main", env(CI_PIPELINE_SOURCE="api", CI_COMMIT_BRANCH="main"), set()),
+    ],
+)
+def test_rules_route_each_job_to_its_pipeline(
+    case: str, variables: Env, expected: set[str]
+) -> None:
+    assert (pipeline(variables) or set()) == expected, case
+
+
+def test_a_branch_with_an_open_merge_request_gets_no_duplicate_branch_pipeline() -> None:
+    assert pipeline(PUSH_FEATURE_WITH_MR) is None
+
+
+def test_a_schedule_on_main_drifts_and_does_not_apply() -> None:
+    jobs = pipeline(SCHEDULE_MAIN)
+    assert jobs is not None
+    assert "apply" not in jobs and "drift" in jobs
+
+
+def test_apply_and_drift_share_a_resource_group_and_plan_takes_none() -> None:
+    group = JOBS["apply"]["resource_group"]
+    assert group and JOBS["drift"]["resource_group"] == group
+    assert "resource_group" not in JOBS["plan"]
+
+
+def test_plan_publishes_the_merge_request_reports_always() -> None:
+    artifacts = JOBS["plan"]["artifacts"]
+    assert artifacts["when"] == "always"
+    assert "plan.json" in artifacts["paths"]
+    reports = artifacts["reports"]
+    assert reports["terraform"] == "plan.tfreport.json"
+    assert reports["junit"] == "plan.junit.xml"
+    script = "\n".join(scripts(JOBS["plan"]))
+    assert "--format terraform > plan.tfreport.json" in script
+    assert "--format junit > plan.junit.xml" in script
+    assert "mirror comment plan.json" in script
+
+
+def test_apply_applies_the_plan_it_just_made_and_keeps_it() -> None:
+    script = list(JOBS["apply"]["script"])
+    assert script == [
+        "mirror plan --registry gitlab --out plan.json",
+        "mirror apply plan.json --registry gitlab",
+    ]
+    assert "plan.json" in JOBS["apply"]["artifacts"]["paths"]
+
+
+def test_drift_found_is_a_warning_and_an_error_fails() -> None:
+    drift = JOBS["drift"]
+    assert drift["allow_failure"] == {"exit_codes": [2]}
+    assert drift["artifacts"]["when"] == "always"
+    assert "drift-report/" in drift["artifacts"]["paths"]
+    assert "--report-dir drift-report" in "\n".join(scripts(drift))
+
+
+def test_common_image_and_caches() -> None:
+    default = CI["default"]
+    assert default["image"] == "python:3.11-slim"
+    assert CI["variables"]["MIRROR_CACHE_DIR"] == "$CI_PROJECT_DIR/.cache/mirror"
+    prefix = "$CI_PROJECT_DIR/"
+    cached = {f"{prefix}{path.rstrip('/')}" for path in default["cache"]["paths"]}
+    assert CI["variables"]["MIRROR_CACHE_DIR"] in cached
+    assert CI["variables"]["PIP_CACHE_DIR"] in cached
+    assert "python -m pip install ." in default["before_script"]
+
+
+def test_no_job_uses_a_token_in_its_script() -> None:
+    """Scripts may test whether a token is set, never expand it anywhere it could be seen."""
+    blocks = [CI.get("default", {}), *JOBS.values()]
+    for block in blocks:
+        for line in scripts(block):
+            for token in TOKENS:
+                unseen = line.replace(f'[ -n "${{{token}:-}}" ]', "")
+                for expansion in (f"${token}", f"${{{token}"):
+                    assert expansion not in unseen, f"a script expands {token}: {line}"
+
+
+def test_the_evaluator_itself() -> None:
+    assert evaluate('$A == "x"', {"A": "x"})
+    assert not evaluate('$A == "x"', {})
+    assert evaluate("$A == $B", {"A": "m", "B": "m"})
+    assert not evaluate("$A == $B", {"A": "m"})
+    assert evaluate("$A && $B", {"A": "1", "B": "2"})
+    assert not evaluate("$A && $B", {"A": "1", "B": ""})
+    assert matches([{"if": "$A", "when": "never"}, {"if": "$A"}], {"A": "1"}) is False
+    assert matches([{"if": "$B"}], {"A": "1"}) is False
+    with pytest.raises(AssertionError):
+        evaluate('$A != "x"', {})
