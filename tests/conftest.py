@@ -142,7 +142,7 @@ class Workspace:
         extra = ["--desired-state", str(self.desired)]
         if now is not None and args[0] not in ("show", "force-unlock"):
             extra += ["--now", now]
-        if args[0] == "show":
+        if args[0] in ("show", "comment"):  # they read a saved plan, not the desired state
             extra = []
         return CliRunner().invoke(app, [*args, *extra], input=input)
 

@@ -1,0 +1,345 @@
+"""The mirror on GitLab's PyPI registry, end to end against a fake GitLab on 127.0.0.1.
+
+The fake follows shared/reference/gitlab-api.md: Basic-only job token on PyPI and Terraform
+routes, JOB-TOKEN on the Packages API, pagination headers, 400 on a duplicate file name,
+asynchronous deletes, 302 forwarding for unknown names, the Terraform lock's 200/409 rules, and
+notes the job token cannot write.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from reconciler.gitlab import IDEMPOTENT, Credential, GitLabClient, GitLabError
+from reconciler.http import make_retry, make_session
+from reconciler.model import Action, ActionKind, Plan, PlannedFile
+from reconciler.notes import MARKER, note_body
+from reconciler.registry.gitlab import GitLabRegistry
+from tests.conftest import FROZEN_NOW, NOW_ARG, Workspace, days_ago
+from tests.e2e.helpers import clean_env, installed_version, mirror_command, pip_install
+from tests.servers.gitlab import FakeGitLab
+from tests.servers.upstream import FakeFile
+
+
+@pytest.fixture
+def gitlab(workspace: Workspace, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGitLab]:
+    with FakeGitLab() as server:
+        monkeypatch.setenv("CI_API_V4_URL", server.api_url)
+        monkeypatch.setenv("CI_PROJECT_ID", server.project_id)
+        monkeypatch.setenv("CI_JOB_TOKEN", server.job_token)
+        workspace.config(extra="")
+        config = workspace.desired / "config.yaml"
+        config.write_text(config.read_text().replace("type: directory", "type: gitlab"))
+        yield server  # type: ignore[misc]
+
+
+def seed(workspace: Workspace, requirements: str = "foo-bar>=1\nbaz==2.0\n") -> None:
+    upstream = workspace.upstream
+    upstream.add_release("Foo_Bar", "1.0", days_ago(100), sdist=True)
+    upstream.add_release("Foo_Bar", "1.1", days_ago(40), sdist=True)
+    upstream.add_release("Foo_Bar", "1.2", days_ago(3))
+    upstream.add_release("baz", "2.0", days_ago(30), requires_python=">=3.8")
+    workspace.requirements(requirements)
+
+
+def held(gitlab: FakeGitLab) -> set[tuple[str, str, str]]:
+    return {
+        (p["name"], p["version"], f["file_name"])
+        for p in gitlab.packages
+        if p["status"] == "default"
+        for f in p["files"]
+        if f["status"] == "default"
+    }
+
+
+def simple_url_with_token(gitlab: FakeGitLab) -> str:
+    return gitlab.simple_url.replace("://", f"://gitlab-ci-token:{gitlab.job_token}@", 1)
+
+
+def registry(gitlab: FakeGitLab) -> GitLabRegistry:
+    return GitLabRegistry(
+        GitLabClient(gitlab.api_url, gitlab.project_id), Credential(gitlab.job_token)
+    )
+
+
+def test_plan_apply_drift_on_gitlab_then_pip_installs(
+    workspace: Workspace, gitlab: FakeGitLab
+) -> None:
+    seed(workspace)
+    planned = workspace.mirror("plan", "--out", "plan.json")
+    assert planned.exit_code == 0, planned.output
+    assert "upload times and yank markers are not carried" in planned.stdout
+    applied = workspace.mirror("apply", "plan.json")
+    assert applied.exit_code == 0, applied.output
+    assert held(gitlab) == {
+        ("foo-bar", "1.1", "foo_bar-1.1-py3-none-any.whl"),
+        ("foo-bar", "1.1", "foo_bar-1.1.tar.gz"),
+        ("baz", "2.0", "baz-2.0-py3-none-any.whl"),
+    }
+    for package in gitlab.packages:  # the digest sent is the bytes' own
+        assert all(f["file_sha256"] == f["actual_sha256"] for f in package["files"])
+
+    target = workspace.root / "site"
+    result = pip_install(simple_url_with_token(gitlab), target, "Foo.Bar", "baz")
+    assert result.returncode == 0, result.stderr
+    assert installed_version(target, "foo_bar") == "1.1"
+
+    again = workspace.mirror("plan", "--detailed-exitcode")
+    assert again.exit_code == 0 and "No changes" in again.stdout, again.output
+
+    workspace.osv.add("GHSA-gl", "foo-bar", ["1.1"], fixed="1.2")
+    drift = workspace.mirror("drift", "--report-dir", "reports")
+    assert drift.exit_code == 2, drift.output
+    assert ("foo-bar", "1.0", "foo_bar-1.0-py3-none-any.whl") in held(gitlab)
+    assert not any(v == "1.1" for _, v, _ in held(gitlab))
+    report = json.loads((workspace.root / "reports" / "drift-report.json").read_text())
+    assert report["quarantined"][0]["advisories"][0]["id"] == "GHSA-gl"
+    # The quarantine log lives in the mirror's Terraform state, beside the lock.
+    state = json.loads(gitlab.states["pypi-mirror"])
+    assert "foo-bar 1.1" in state["mirror"]["quarantine"]
+    assert workspace.mirror("drift", "--report-dir", "reports").exit_code == 0
+
+
+def test_listing_follows_every_page_and_never_the_totals(gitlab: FakeGitLab) -> None:
+    gitlab.totals_limit = 100  # GitLab omits totals past a limit; the client must not need them
+    for i in range(250):
+        gitlab.add_package(f"pkg-{i}", "1.0", {f"pkg_{i}-1.0-py3-none-any.whl": b"x"})
+    gitlab.add_package("pkg-0-extra", "1.0", {"pkg_0_extra-1.0-py3-none-any.whl": b"y"})
+    actual = registry(gitlab).list_actual()
+    assert len(actual.files) == 251
+    assert {f.name for f in actual.files if f.name.startswith("pkg-0")} == {"pkg-0", "pkg-0-extra"}
+    listing = [p for _, p in gitlab.request_log if p.startswith("/api/v4/projects/42/packages?")]
+    assert len(listing) == 3 and all("per_page=100" in p for p in listing)
+
+
+def test_a_failed_listing_is_an_error_not_an_empty_registry(
+    workspace: Workspace, gitlab: FakeGitLab
+) -> None:
+    seed(workspace)
+    gitlab.add_package("foo-bar", "1.1", {"foo_bar-1.1-py3-none-any.whl": b"x"})
+    gitlab.inject("GET", r"/package_files$", "500")  # the second page of facts fails
+    no_retries = make_session(None, 4, retry=make_retry(total=0, methods=IDEMPOTENT))
+    client = GitLabClient(gitlab.api_url, gitlab.project_id, session=no_retries)
+    with pytest.raises(GitLabError, match="GitLab answered 500 for the files of package"):
+        GitLabRegistry(client, Credential(gitlab.job_token)).list_actual()
+
+    gitlab.job_role = "guest"
+    result = workspace.mirror("plan")
+    assert result.exit_code == 1
+    assert "(403): the token's user needs at least the Developer role" in result.stderr
+
+
+def test_a_retried_upload_after_a_500_that_landed_counts_once(
+    workspace: Workspace, gitlab: FakeGitLab
+) -> None:
+    seed(workspace, "baz==2.0\n")
+    gitlab.inject("POST", r"/packages/pypi$", "500-after")
+    result = workspace.mirror("apply", "--auto-approve")
+    assert result.exit_code == 0, result.output
+    (package,) = gitlab.packages
+    assert [f["file_name"] for f in package["files"]] == ["baz-2.0-py3-none-any.whl"]
+    assert gitlab.faults_served == ["500-after"]
+
+
+def test_injected_faults_converge(workspace: Workspace, gitlab: FakeGitLab) -> None:
+    seed(workspace)
+    gitlab.inject("GET", r"/packages$", "429", retry_after="0")
+    gitlab.inject("GET", r"/package_files$", "500")
+    gitlab.inject("POST", r"/packages/pypi$", "reset")
+    gitlab.inject("POST", r"/packages/pypi$", "reset-after")
+    gitlab.inject("POST", r"/packages/pypi$", "429", retry_after="0")
+    gitlab.inject("POST", r"/terraform/state/pypi-mirror/lock$", "500")
+    result = workspace.mirror("apply", "--auto-approve")
+    assert result.exit_code == 0, result.output
+    assert len(held(gitlab)) == 3
+    assert sum(len(p["files"]) for p in gitlab.packages) == 3  # nothing uploaded twice
+    again = workspace.mirror("plan", "--detailed-exitcode")
+    assert again.exit_code == 0, again.output
+
+
+def test_deletes_need_maintainer_and_say_so(workspace: Workspace, gitlab: FakeGitLab) -> None:
+    seed(workspace)
+    assert workspace.mirror("apply", "--auto-approve").exit_code == 0
+    gitlab.job_role = "developer"
+    workspace.requirements("baz==2.0\n")
+    result = workspace.mirror("apply", "--auto-approve")
+    assert result.exit_code == 1
+    assert "needs at least the Maintainer role" in result.stderr
+
+
+def test_two_concurrent_applies_never_both_write(workspace: Workspace, gitlab: FakeGitLab) -> None:
+    workspace.upstream.add_file(
+        "slow", FakeFile("slow-1.0-py3-none-any.whl", days_ago(30), size=2 << 20, throttle=0.02)
+    )
+    workspace.requirements("slow==1.0\n")
+    env = clean_env(
+        CI_API_V4_URL=gitlab.api_url,
+        CI_PROJECT_ID=gitlab.project_id,
+        CI_JOB_TOKEN=gitlab.job_token,
+        MIRROR_CACHE_DIR=str(workspace.root / "cache"),
+    )
+    command = mirror_command(
+        "apply", "--auto-approve", "--desired-state", str(workspace.desired), "--now", NOW_ARG
+    )
+    first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 20
+    while "pypi-mirror" not in gitlab.locks and time.monotonic() < deadline:
+        time.sleep(0.02)
+    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    first_out, first_err = first.communicate(timeout=60)
+    assert first.returncode == 0, first_err
+    assert second.returncode == 1
+    assert "is locked by pipeline-user" in second.stderr
+    assert "mirror force-unlock" in second.stderr
+    assert [len(p["files"]) for p in gitlab.packages] == [1]
+
+
+def test_force_unlock_releases_a_stuck_lock(workspace: Workspace, gitlab: FakeGitLab) -> None:
+    seed(workspace, "baz==2.0\n")
+    stuck = {
+        "ID": "dead-apply-1",
+        "Operation": "mirror apply",
+        "Info": "a job that died",
+        "Who": "x",
+        "Version": "0",
+        "Created": "2026-11-23T10:00:00Z",
+        "Path": "pypi-mirror",
+    }
+    taken = requests.post(
+        f"{gitlab.api_url}/projects/42/terraform/state/pypi-mirror/lock",
+        json=stuck,
+        auth=("gitlab-ci-token", gitlab.job_token),
+        timeout=5,
+    )
+    assert taken.status_code == 200
+    blocked = workspace.mirror("apply", "--auto-approve")
+    assert blocked.exit_code == 1 and "lock ID dead-apply-1" in blocked.stderr
+    wrong = workspace.mirror("force-unlock", "not-it")
+    assert wrong.exit_code == 1 and "does not match" in wrong.stderr
+    released = workspace.mirror("force-unlock", "dead-apply-1")
+    assert released.exit_code == 0, released.output
+    assert workspace.mirror("apply", "--auto-approve").exit_code == 0
+    assert "pypi-mirror" not in gitlab.locks
+
+
+def test_the_note_is_created_once_then_updated_and_others_are_left_alone(
+    workspace: Workspace, gitlab: FakeGitLab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed(workspace)
+    gitlab.add_note(7, 5, f"alice quotes the bot: {MARKER}")
+    gitlab.add_note(7, 77, "a system note by the bot", system=True)
+    monkeypatch.setenv("CI_MERGE_REQUEST_IID", "7")
+    monkeypatch.setenv("MIRROR_NOTE_TOKEN", gitlab.note_token)
+    assert workspace.mirror("plan", "--out", "plan.json").exit_code == 0
+
+    created = workspace.mirror("comment", "plan.json")
+    assert created.exit_code == 0, created.output
+    assert created.stdout.startswith("Created the plan note")
+    seed(workspace, "baz==2.0\n")
+    assert workspace.mirror("plan", "--out", "plan.json").exit_code == 0
+    updated = workspace.mirror("comment", "plan.json")
+    assert updated.exit_code == 0 and updated.stdout.startswith("Updated the plan note")
+
+    ours = [n for n in gitlab.notes if n["author"]["id"] == 77 and not n["system"]]
+    assert len(ours) == 1 and MARKER in ours[0]["body"] and "baz" in ours[0]["body"]
+    assert "foo-bar" not in ours[0]["body"].split("Blocked")[0]
+    alice = next(n for n in gitlab.notes if n["author"]["id"] == 5)
+    assert alice["body"] == f"alice quotes the bot: {MARKER}"
+    assert not any(
+        kind == "basic-job-token" for _, path, kind in gitlab.auth_log if "notes" in path
+    )
+
+
+@pytest.mark.parametrize(
+    ("unset", "message"),
+    [
+        ("MIRROR_NOTE_TOKEN", "MIRROR_NOTE_TOKEN is not set"),
+        ("CI_MERGE_REQUEST_IID", "CI_MERGE_REQUEST_IID is not set"),
+    ],
+)
+def test_comment_without_token_or_merge_request_is_a_clear_error(
+    workspace: Workspace,
+    gitlab: FakeGitLab,
+    monkeypatch: pytest.MonkeyPatch,
+    unset: str,
+    message: str,
+) -> None:
+    seed(workspace)
+    monkeypatch.setenv("CI_MERGE_REQUEST_IID", "7")
+    monkeypatch.setenv("MIRROR_NOTE_TOKEN", gitlab.note_token)
+    monkeypatch.delenv(unset)
+    assert workspace.mirror("plan", "--out", "plan.json").exit_code == 0
+    result = workspace.mirror("comment", "plan.json")
+    assert result.exit_code == 1 and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_the_job_token_cannot_write_notes_and_the_error_says_so(
+    workspace: Workspace, gitlab: FakeGitLab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed(workspace)
+    monkeypatch.setenv("CI_MERGE_REQUEST_IID", "7")
+    monkeypatch.setenv("MIRROR_NOTE_TOKEN", gitlab.job_token)
+    assert workspace.mirror("plan", "--out", "plan.json").exit_code == 0
+    result = workspace.mirror("comment", "plan.json")
+    assert result.exit_code == 1 and "401" in result.stderr
+    assert gitlab.job_token not in result.stderr
+
+
+def test_a_long_plan_is_folded_and_cut_to_fit_the_note_limit() -> None:
+    actions = tuple(
+        _upload(f"package-{i}", "1.0", "a reason that takes some room " * 3) for i in range(400)
+    )
+    plan = Plan(FROZEN_NOW, FROZEN_NOW, "d", "a", actions, ())
+    body = note_body(plan, limit=20_000)
+    assert len(body) <= 20_000 and body.startswith(MARKER)
+    assert "<details><summary>Upload (400)</summary>" in body
+    assert "more not shown here; the full plan is the job's plan.json artifact" in body
+    small = note_body(Plan(FROZEN_NOW, FROZEN_NOW, "d", "a", actions[:3], ()))
+    assert "<details>" not in small and "more not shown" not in small
+
+
+def test_no_token_reaches_any_output_file_or_note(
+    workspace: Workspace, gitlab: FakeGitLab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed(workspace)
+    monkeypatch.setenv("CI_MERGE_REQUEST_IID", "7")
+    monkeypatch.setenv("MIRROR_NOTE_TOKEN", gitlab.note_token)
+    outputs: list[str] = []
+    for args in (
+        ("plan", "--out", "plan.json", "--debug"),
+        ("show", "plan.json", "--format", "markdown"),
+        ("comment", "plan.json"),
+        ("apply", "plan.json"),
+        ("drift", "--report-dir", "reports"),
+        ("force-unlock", "nothing-held"),
+    ):
+        result = workspace.mirror(*args)
+        outputs += [result.stdout, result.stderr]
+    written = [p.read_text() for p in workspace.root.rglob("*") if p.is_file() and _text(p)]
+    notes = [n["body"] for n in gitlab.notes]
+    state = [s.decode() for s in gitlab.states.values()]
+    for secret in (gitlab.job_token, gitlab.note_token):
+        for text in (*outputs, *written, *notes, *state):
+            assert secret not in text
+
+
+def _text(path: Path) -> bool:
+    return path.suffix in {".json", ".md", ".txt", ".yaml", ".xml", ""} and "cache" not in str(path)
+
+
+def _upload(name: str, version: str, reason: str) -> Action:
+    return Action(
+        ActionKind.UPLOAD,
+        name,
+        version,
+        reason,
+        (PlannedFile(f"{name.replace('-', '_')}-{version}-py3-none-any.whl", "0" * 64),),
+    )
