@@ -1,0 +1,125 @@
+"""How many GitLab API requests a plan and an apply make against a registry of 1000 packages.
+
+A fake GitLab (tests/servers/gitlab.py) holds 1000 mirrored packages; the local upstream has
+them too, plus newer versions of 50. Prints, per command, the requests by route and the time:
+- `mirror plan` with nothing to change;
+- `mirror apply` of a plan that moves 50 requirements to a newer version and drops 50 others
+  (50 uploads, 100 whole-version deletes).
+
+The times include the fakes' own work: the fake GitLab and the fake upstream run in this
+process, in Python, and on a 2-core machine they, not the mirror, are the bottleneck. The request
+counts are the figures that carry over to a real GitLab.
+
+Run from the repository root: `python benchmarks/bench_gitlab.py [--packages N] [--latency-ms N]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import tempfile
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench_core import NOW, clean_env, mirror, run_measured  # noqa: E402
+
+from tests.servers.gitlab import FakeGitLab  # noqa: E402
+from tests.servers.osv import FakeOsv  # noqa: E402
+from tests.servers.upstream import FakeFile, FakeUpstream  # noqa: E402
+
+ROUTES = (
+    ("package listing", r"/packages\?"),
+    ("package files", r"/packages/\d+/package_files"),
+    ("upload", r"/packages/pypi$"),
+    ("delete", r"^DELETE .*/packages/\d+$"),
+    ("lock", r"/terraform/state/[^/]+/lock"),
+    ("state", r"/terraform/state/[^/?]+(\?|$)"),
+)
+
+
+def route(method: str, path: str) -> str:
+    for label, pattern in ROUTES:
+        if re.search(pattern, f"{method} {path}" if pattern.startswith("^") else path):
+            return label
+    return "other"
+
+
+def write_state(root: Path, upstream: FakeUpstream, osv: FakeOsv, requirements: str) -> Path:
+    desired = root / "desired-state"
+    desired.mkdir(parents=True, exist_ok=True)
+    (desired / "requirements.txt").write_text(requirements)
+    (desired / "config.yaml").write_text(
+        "policy:\n  min_age_days: 14\n  max_deletions: 1000\n"
+        f"upstream:\n  index_url: {upstream.index_url}\n  osv_url: {osv.url}\n"
+        "registry:\n  type: gitlab\n"
+    )
+    return desired
+
+
+def measure(label: str, gitlab: FakeGitLab, command: list[str], env: dict[str, str]) -> None:
+    start = len(gitlab.request_log)
+    elapsed, _, code = run_measured(command, env)
+    routes = Counter(route(m, p) for m, p in gitlab.request_log[start:])
+    total = sum(routes.values())
+    detail = ", ".join(f"{count} {name}" for name, count in routes.most_common())
+    print(f"  {label:26} {elapsed:6.2f} s  exit {code}, {total} API requests: {detail}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--packages", type=int, default=1000)
+    parser.add_argument("--latency-ms", type=float, default=5)
+    args = parser.parse_args()
+    latency = args.latency_ms / 1000
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        FakeUpstream() as upstream,
+        FakeOsv() as osv,
+        FakeGitLab(latency=latency) as gitlab,
+    ):
+        root = Path(tmp)
+        names = [f"project-{i:04d}" for i in range(args.packages)]
+        for index, name in enumerate(names):
+            module = name.replace("-", "_")
+            filename = f"{module}-1.0-py3-none-any.whl"
+            content = f"{name} 1.0".encode()
+            upstream.add_file(name, FakeFile(filename, NOW - timedelta(days=100), content))
+            gitlab.add_package(name, "1.0", {filename: content})
+            if index < 50:
+                upstream.add_file(
+                    name,
+                    FakeFile(f"{module}-1.1-py3-none-any.whl", NOW - timedelta(days=30), b"1.1"),
+                )
+        env = clean_env(root / "cache")
+        env.update(
+            CI_API_V4_URL=gitlab.api_url,
+            CI_PROJECT_ID=gitlab.project_id,
+            CI_JOB_TOKEN=gitlab.job_token,
+        )
+        print(
+            f"GitLab registry of {args.packages} packages, {args.latency_ms:.0f} ms latency per "
+            "API request:"
+        )
+        pinned = "".join(f"{name}==1.0\n" for name in names)
+        desired = write_state(root, upstream, osv, pinned)
+        measure(
+            "plan, nothing to change", gitlab, mirror("plan", "--desired-state", str(desired)), env
+        )
+        changed = "".join(f"{name}\n" for name in names[:50]) + "".join(
+            f"{name}==1.0\n" for name in names[100:]
+        )
+        write_state(root, upstream, osv, changed)
+        measure(
+            "apply, 50 up + 100 down",
+            gitlab,
+            mirror("apply", "--auto-approve", "--desired-state", str(desired)),
+            env,
+        )
+
+
+if __name__ == "__main__":
+    main()
