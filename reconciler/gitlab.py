@@ -73,8 +73,12 @@ class GitLabClient:
         timeout: float = 60.0,
     ) -> None:
         parts = urlsplit(api_url)
-        if parts.scheme not in ("http", "https") or not parts.netloc or parts.username:
-            raise UserError(f"CI_API_V4_URL is not an http(s) API URL: {api_url!r}")
+        if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
+            # Never echo the value: it might carry a credential.
+            raise UserError(
+                "CI_API_V4_URL must be an http(s) URL like https://gitlab.example/api/v4, "
+                "without credentials"
+            )
         self.api_url = api_url.rstrip("/")
         self.project_url = f"{self.api_url}/projects/{quote(project_id, safe='')}"
         self.session = session or make_session(
@@ -169,13 +173,14 @@ def redacted_location(response: requests.Response) -> str:
 
 
 def _message(response: requests.Response) -> str:
+    """GitLab's own message, on one line (a proxy's HTML error page included)."""
     try:
         data = response.json()
     except ValueError:
-        return response.text[:200]
+        data = response.text
     if isinstance(data, dict):
-        return str(data.get("message") or data.get("error") or data)[:200]
-    return str(data)[:200]
+        data = data.get("message") or data.get("error") or data
+    return " ".join(str(data).split())[:200]
 
 
 def _path(url: str) -> str:

@@ -26,6 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import requests
 from packaging.utils import canonicalize_name
 from requests_toolbelt import MultipartEncoder
 
@@ -73,7 +74,7 @@ class GitLabRegistry(Registry):
         self.workers = workers
         self._lock_id: str | None = None
         self._state: dict[str, Any] = {}
-        self._held: dict[tuple[str, str], _Held] = {}
+        self._held: dict[tuple[str, str], list[_Held]] = {}
         self._packages: dict[tuple[str, str], list[int]] = {}
 
     def describe(self) -> str:
@@ -97,26 +98,12 @@ class GitLabRegistry(Registry):
         if packages:
             with ThreadPoolExecutor(max_workers=min(self.workers, len(packages))) as pool:
                 files_by_package = list(pool.map(self._package_files, packages))
-        held: list[RegistryFile] = []
-        self._held, self._packages = {}, {}
-        for package, files in zip(packages, files_by_package, strict=True):
-            name = canonicalize_name(str(package["name"]))
-            for entry in files:
-                parsed = parse_distribution_filename(str(entry["file_name"]))
-                sha256 = str(entry.get("file_sha256") or "").lower()
-                if parsed is None or parsed[0] != name or not sha256:
-                    continue  # not a distribution of this package, or no digest: not ours
-                self._held[(name, entry["file_name"])] = _Held(package["id"], entry["id"], sha256)
-                key = (name, version_key(parsed[1]))
-                if package["id"] not in self._packages.setdefault(key, []):
-                    self._packages[key].append(package["id"])
-                # GitLab keeps the digest the uploader sent; only the mirror uploads, so it is
-                # both the bytes' hash and the record of what was taken.
-                held.append(
-                    RegistryFile(
-                        name, parsed[1], entry["file_name"], sha256, recorded_sha256=sha256
-                    )
-                )
+        try:
+            held = self._index(packages, files_by_package)
+        except (KeyError, TypeError, AttributeError) as error:
+            raise GitLabError(
+                f"GitLab's package listing has an unexpected shape: {error!r}"
+            ) from None
         mirror = self._state.get("mirror", {})
         try:
             quarantined = quarantine_log.from_json(mirror.get("quarantine", {}))
@@ -129,6 +116,33 @@ class GitLabRegistry(Registry):
             quarantined=tuple(quarantined.values()),
             keeps_index_metadata=False,
         )
+
+    def _index(
+        self, packages: list[dict[str, Any]], files_by_package: list[list[dict[str, Any]]]
+    ) -> list[RegistryFile]:
+        """The files held, and where each lives (kept for uploads and deletes)."""
+        held: list[RegistryFile] = []
+        self._held, self._packages = {}, {}
+        for package, files in zip(packages, files_by_package, strict=True):
+            name = canonicalize_name(str(package["name"]))
+            for entry in files:
+                parsed = parse_distribution_filename(str(entry["file_name"]))
+                sha256 = str(entry.get("file_sha256") or "").lower()
+                if parsed is None or parsed[0] != name or not sha256:
+                    continue  # not a distribution of this package, or no digest: not ours
+                where = _Held(int(package["id"]), int(entry["id"]), sha256)
+                self._held.setdefault((name, str(entry["file_name"])), []).append(where)
+                key = (name, version_key(parsed[1]))
+                if where.package_id not in self._packages.setdefault(key, []):
+                    self._packages[key].append(where.package_id)
+                # GitLab keeps the digest the uploader sent; only the mirror uploads, so it is
+                # both the bytes' hash and the record of what was taken.
+                held.append(
+                    RegistryFile(
+                        name, parsed[1], entry["file_name"], sha256, recorded_sha256=sha256
+                    )
+                )
+        return held
 
     def _package_files(self, package: dict[str, Any]) -> list[dict[str, Any]]:
         return list(
@@ -150,12 +164,15 @@ class GitLabRegistry(Registry):
 
     def upload(self, name: str, version: str, planned: PlannedFile, local_path: Path) -> None:
         """POST the verified file; a retry first checks whether the last attempt landed."""
-        existing = self._held.get((name, planned.filename))
-        if existing is not None and existing.sha256 != planned.sha256:
-            # GitLab refuses a second file of the same name: the old bytes go first.
-            self._delete_file(existing, planned.filename)
+        if any(h.sha256 != planned.sha256 for h in self._held.get((name, planned.filename), [])):
+            # A deleted file's name stays taken in its package until GitLab's cleanup worker
+            # runs, so deleting first would only lose the old file.
+            raise GitLabError(
+                f"{planned.filename}: GitLab cannot replace a file in place; delete the "
+                f"{name} {version} package in GitLab, let its cleanup run, then apply again"
+            )
         for attempt in range(UPLOAD_ATTEMPTS):
-            outcome = self._post_file(name, version, planned, local_path)
+            outcome = self._post_file(name, version, planned, local_path, attempt)
             if outcome is None:
                 return
             landed = self._landed(name, version, planned)
@@ -172,7 +189,7 @@ class GitLabRegistry(Registry):
         raise GitLabError(f"{planned.filename}: upload failed {UPLOAD_ATTEMPTS} times")
 
     def _post_file(
-        self, name: str, version: str, planned: PlannedFile, local_path: Path
+        self, name: str, version: str, planned: PlannedFile, local_path: Path, attempt: int
     ) -> str | float | None:
         """One upload attempt: None when created; else "taken", or how long to wait."""
         with local_path.open("rb") as stream:
@@ -194,13 +211,13 @@ class GitLabRegistry(Registry):
                     auth=self.token.job_token_basic(),
                 )
             except GitLabError:
-                return 0.5  # broken connection: it may have landed; look before retrying
+                return 0.5 * 2.0**attempt  # a broken connection: it may have landed; look first
         if response.status_code == 201:
             return None
         if response.status_code == 400 and _TAKEN in response.text:
             return "taken"
         if response.status_code == 429 or response.status_code >= 500:
-            return retry_after(response, 0)
+            return retry_after(response, attempt)
         check(response, f"the upload of {planned.filename}", role="Developer")
         raise GitLabError(f"{planned.filename}: GitLab answered {response.status_code}")
 
@@ -218,7 +235,8 @@ class GitLabRegistry(Registry):
             for entry in self._package_files(package):
                 if entry["file_name"] == planned.filename:
                     sha256 = str(entry.get("file_sha256") or "").lower()
-                    self._held[(name, planned.filename)] = _Held(package["id"], entry["id"], sha256)
+                    where = _Held(int(package["id"]), int(entry["id"]), sha256)
+                    self._held[(name, planned.filename)] = [where]
                     return sha256
         return None
 
@@ -226,18 +244,23 @@ class GitLabRegistry(Registry):
         """GitLab keeps no yank markers; the plan never asks (keeps_index_metadata=False)."""
 
     def delete(self, name: str, version: str, filenames: Sequence[str]) -> None:
-        """Delete the whole version where every file goes, else the files one by one."""
+        """Delete the whole version where every file goes, else the files one by one.
+
+        Each package's files are listed afresh: this apply may have added one since.
+        """
         wanted = set(filenames)
         for package_id in self._packages.get((name, version_key(version)), []):
-            files = {f for (n, f), held in self._held.items() if held.package_id == package_id}
-            if files <= wanted:
+            live = {
+                str(entry["file_name"]): int(entry["id"])
+                for entry in self._package_files(
+                    {"id": package_id, "name": name, "version": version}
+                )
+            }
+            if live and set(live) <= wanted:
                 self._delete(f"packages/{package_id}", f"{name} {version}")
-            else:
-                for filename in sorted(files & wanted):
-                    self._delete_file(self._held[(name, filename)], filename)
-
-    def _delete_file(self, held: _Held, filename: str) -> None:
-        self._delete(f"packages/{held.package_id}/package_files/{held.file_id}", filename)
+                continue
+            for filename in sorted(set(live) & wanted):
+                self._delete(f"packages/{package_id}/package_files/{live[filename]}", filename)
 
     def _delete(self, path: str, what: str) -> None:
         response = self.client.request(
@@ -280,8 +303,14 @@ class GitLabRegistry(Registry):
         try:
             document = response.json()
         except ValueError:
-            raise GitLabError(f"the mirror state ({self.state_name}) is not JSON") from None
-        return document if isinstance(document, dict) else {}
+            document = None
+        if not isinstance(document, dict) or not isinstance(document.get("mirror", {}), dict):
+            # Never overwrite what we cannot read: it may be someone's Terraform state.
+            raise GitLabError(
+                f"the Terraform state {self.state_name} does not hold the mirror's state; "
+                "name another state or remove it"
+            )
+        return document
 
     def _write_state(self) -> None:
         """Write the state under our lock (GitLab refuses a write without the lock's ID)."""
@@ -317,16 +346,25 @@ class GitLabRegistry(Registry):
         self._lock_id = info.id
         try:
             yield info
+        except BaseException:
+            # The apply's own error matters more; a lock left behind is named by the next run.
+            with contextlib.suppress(GitLabError):
+                self._release(info.id)
+            raise
         finally:
             self._lock_id = None
-            # A mismatch (409) means someone force-unlocked and relocked: theirs now, leave it.
-            with contextlib.suppress(GitLabError):
-                self.client.request(
-                    "DELETE",
-                    f"{self._state_url()}/lock",
-                    params={"ID": info.id},
-                    auth=self.token.job_token_basic(),
-                )
+        self._release(info.id)
+
+    def _release(self, lock_id: str) -> None:
+        """DELETE our lock; a mismatch (409) means someone force-unlocked and relocked."""
+        response = self.client.request(
+            "DELETE",
+            f"{self._state_url()}/lock",
+            params={"ID": lock_id},
+            auth=self.token.job_token_basic(),
+        )
+        if response.status_code != 409:
+            check(response, f"releasing the registry lock (lock ID {lock_id})", role="Maintainer")
 
     def _take_lock(self, info: LockInfo) -> LockInfo | None:
         """POST the lock; None when it is ours, else who holds it.
@@ -356,12 +394,15 @@ class GitLabRegistry(Registry):
             if response.status_code == 200:
                 return None
             if response.status_code == 409:
-                holder = _lock_holder(response.json())
+                holder = _lock_holder(response)
                 return None if holder.id == info.id else holder
             if response.status_code == 429 or response.status_code >= 500:
                 pause(retry_after(response, attempt))
                 continue
             check(response, "taking the registry lock", role="Maintainer")
+        # A failed POST may have taken it: give back whatever we hold under our ID.
+        with contextlib.suppress(GitLabError):
+            self._release(info.id)
         raise GitLabError("the registry lock could not be taken: GitLab kept failing")
 
     def force_unlock(self, lock_id: str) -> LockInfo:
@@ -369,12 +410,7 @@ class GitLabRegistry(Registry):
         probe = LockInfo(str(uuid.uuid4()), "mirror force-unlock", datetime.now(timezone.utc))
         holder = self._take_lock(probe)
         if holder is None:  # nobody held it, and now our probe does: give it back
-            self.client.request(
-                "DELETE",
-                f"{self._state_url()}/lock",
-                params={"ID": probe.id},
-                auth=self.token.job_token_basic(),
-            )
+            self._release(probe.id)
             raise UserError(f"{self.describe()} is not locked")
         if holder.id != lock_id:
             raise UserError(
@@ -391,8 +427,14 @@ class GitLabRegistry(Registry):
         return holder
 
 
-def _lock_holder(body: dict[str, Any]) -> LockInfo:
+def _lock_holder(response: requests.Response) -> LockInfo:
     """The holder a 409 names (its ID, GitLab username and time)."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise GitLabError("GitLab says the registry lock is held, but not by whom")
     try:
         created = datetime.fromisoformat(str(body.get("Created", "")).replace("Z", "+00:00"))
     except ValueError:

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 import requests
+import requests_mock
 
+from reconciler.errors import UserError
 from reconciler.gitlab import IDEMPOTENT, Credential, GitLabClient, GitLabError
 from reconciler.http import make_retry, make_session
 from reconciler.model import Action, ActionKind, Plan, PlannedFile
@@ -155,7 +157,7 @@ def test_injected_faults_converge(workspace: Workspace, gitlab: FakeGitLab) -> N
     gitlab.inject("POST", r"/packages/pypi$", "reset")
     gitlab.inject("POST", r"/packages/pypi$", "reset-after")
     gitlab.inject("POST", r"/packages/pypi$", "429", retry_after="0")
-    gitlab.inject("POST", r"/terraform/state/pypi-mirror/lock$", "500")
+    gitlab.inject("POST", r"/terraform/state/pypi-mirror/lock$", "500-after")
     result = workspace.mirror("apply", "--auto-approve")
     assert result.exit_code == 0, result.output
     assert len(held(gitlab)) == 3
@@ -343,3 +345,73 @@ def _upload(name: str, version: str, reason: str) -> Action:
         reason,
         (PlannedFile(f"{name.replace('-', '_')}-{version}-py3-none-any.whl", "0" * 64),),
     )
+
+
+def test_an_upload_and_a_prune_in_one_version_keep_the_new_file(
+    workspace: Workspace, gitlab: FakeGitLab
+) -> None:
+    seed(workspace)
+    files = {f.filename: f.sha256 for f in workspace.upstream.projects["foo-bar"].files}
+    workspace.requirements(f"foo-bar==1.1 --hash=sha256:{files['foo_bar-1.1.tar.gz']}\n")
+    assert workspace.mirror("apply", "--auto-approve").exit_code == 0
+    assert held(gitlab) == {("foo-bar", "1.1", "foo_bar-1.1.tar.gz")}
+    wheel = "foo_bar-1.1-py3-none-any.whl"
+    workspace.requirements(f"foo-bar==1.1 --hash=sha256:{files[wheel]}\n")
+    result = workspace.mirror("apply", "--auto-approve")
+    assert result.exit_code == 0, result.output
+    assert held(gitlab) == {("foo-bar", "1.1", wheel)}  # the prune did not take the new wheel
+    assert workspace.mirror("plan", "--detailed-exitcode").exit_code == 0
+
+
+def test_a_delete_reaches_every_spelling_of_a_project(gitlab: FakeGitLab) -> None:
+    gitlab.add_package(
+        "Foo-Bar", "1.0", {"foo_bar-1.0.tar.gz": b"s", "foo_bar-1.0-py3-none-any.whl": b"w"}
+    )
+    gitlab.add_package("foo-bar", "1.0", {"foo_bar-1.0.tar.gz": b"s"})
+    target = registry(gitlab)
+    target.list_actual()
+    target.delete("foo-bar", "1.0", ["foo_bar-1.0.tar.gz"])
+    assert held(gitlab) == {("Foo-Bar", "1.0", "foo_bar-1.0-py3-none-any.whl")}
+
+
+def test_a_file_is_never_replaced_in_place(gitlab: FakeGitLab, tmp_path: Path) -> None:
+    gitlab.add_package("foo", "1.0", {"foo-1.0.tar.gz": b"old bytes"})
+    target = registry(gitlab)
+    target.list_actual()
+    local = tmp_path / "foo-1.0.tar.gz"
+    local.write_bytes(b"new bytes")
+    with pytest.raises(GitLabError, match="cannot replace a file in place"):
+        target.upload("foo", "1.0", PlannedFile("foo-1.0.tar.gz", "e" * 64), local)
+    assert held(gitlab) == {("foo", "1.0", "foo-1.0.tar.gz")}  # the old file was not lost
+
+
+def test_a_lock_that_cannot_be_released_is_reported(gitlab: FakeGitLab) -> None:
+    no_retries = make_session(None, 4, retry=make_retry(total=0, methods=IDEMPOTENT))
+    target = GitLabRegistry(
+        GitLabClient(gitlab.api_url, gitlab.project_id, session=no_retries),
+        Credential(gitlab.job_token),
+    )
+    gitlab.inject("DELETE", r"/terraform/state/pypi-mirror/lock$", "500")
+    with pytest.raises(GitLabError, match=r"releasing the registry lock \(lock ID "):
+        with target.lock("me"):
+            pass
+
+
+def test_errors_stay_on_one_line_and_never_echo_a_credential() -> None:
+    with pytest.raises(UserError) as caught:
+        GitLabClient("https://:glpat-secret@gitlab.example/api/v4", "42")
+    assert "glpat-secret" not in str(caught.value)
+    with requests_mock.Mocker() as mock:
+        mock.get(
+            "https://gitlab.example/api/v4/projects/42/packages",
+            status_code=502,
+            text="<html>\n<body>\n<h1>502 Bad Gateway</h1>\n</body>\n</html>\n",
+        )
+        client = GitLabClient(
+            "https://gitlab.example/api/v4",
+            "42",
+            session=make_session(None, 1, retry=make_retry(total=0, methods=IDEMPOTENT)),
+        )
+        with pytest.raises(GitLabError) as failed:
+            list(client.paginate(f"{client.project_url}/packages", {}, {}, "the listing"))
+    assert "\n" not in str(failed.value) and "502 Bad Gateway" in str(failed.value)

@@ -16,7 +16,7 @@ import pytest
 from ruamel.yaml import YAML
 
 CI_FILE = Path(__file__).resolve().parents[2] / ".gitlab-ci.yml"
-MIRROR_JOBS = ("plan", "apply", "drift")
+MIRROR_JOBS = ("plan", "apply", "drift", "force-unlock")
 TOKENS = ("CI_JOB_TOKEN", "MIRROR_NOTE_TOKEN")
 # Top-level keys that are not jobs.
 GLOBAL_KEYS = {"workflow", "stages", "variables", "default", "include", "image", "cache"}
@@ -116,6 +116,11 @@ def test_the_three_jobs_exist_and_all_have_rules() -> None:
             set(),
         ),
         ("manual run on main", env(CI_PIPELINE_SOURCE="web", CI_COMMIT_BRANCH="main"), set()),
+        (
+            "manual run with a lock ID",
+            env(CI_PIPELINE_SOURCE="web", CI_COMMIT_BRANCH="main", LOCK_ID="abc"),
+            {"force-unlock"},
+        ),
         ("api run on main", env(CI_PIPELINE_SOURCE="api", CI_COMMIT_BRANCH="main"), set()),
     ],
 )
