@@ -55,7 +55,7 @@ class MergeRequestNotes:
                     "PUT",
                     f"{self.notes_url}/{ours}",
                     json={"body": body},
-                    headers=self.token.private_token_header(),
+                    headers=self._headers(),
                 )
                 check(response, f"the update of note {ours}", role="Reporter")
                 return "updated", ours
