@@ -1,4 +1,4 @@
-"""The `mirror` command: plan, apply, show, comment, drift, force-unlock."""
+"""The `mirror` command: plan, apply, show, comment, drift, serve, force-unlock."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ from reconciler.cli.options import (
 from reconciler.errors import MassDeleteError, UserError
 from reconciler.http import default_cache_dir
 from reconciler.model import Plan
+from reconciler.registry import DirectoryRegistry
+from reconciler.serve import make_server
 
 app = typer.Typer(
     name="mirror",
@@ -215,6 +217,36 @@ def drift(
         if found.refusal is not None:
             raise MassDeleteError(found.refusal, found.plan)
         return code
+
+    run(common, body)
+
+
+@app.command()
+def serve(
+    port: Annotated[
+        int, typer.Option("--port", help="Port to listen on (0: any free one).")
+    ] = 8080,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    desired_state: DesiredStateOption = Path("desired-state"),
+    debug: DebugOption = False,
+) -> None:
+    """Serve the directory registry read-only, negotiating PEP 691 JSON or PEP 503 HTML."""
+    common = Common(desired_state, None, None, debug)
+
+    def body() -> int:
+        target = wiring.make_registry(common.desired(), None)
+        if not isinstance(target, DirectoryRegistry):
+            raise UserError("mirror serve serves the directory registry (registry.type: directory)")
+        server = make_server(target.root, host, port)
+        address, bound = server.server_address[:2]
+        typer.echo(f"Serving {target.root} at http://{address!s}:{bound}/simple/ (Ctrl-C stops)")
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:  # Ctrl-C is how a server is stopped, not an error
+            pass
+        finally:
+            server.server_close()
+        return 0
 
     run(common, body)
 

@@ -1,0 +1,109 @@
+"""`mirror serve` end to end: content negotiation over HTTP, then pip and uv installing from it,
+with uv's `--exclude-newer` choosing by the upstream upload times the mirror kept (PEP 700)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+
+from reconciler.serve import JSON_TYPE
+from tests.conftest import Workspace, days_ago
+from tests.e2e.helpers import clean_env, installed_version, mirror_command, pip_install
+
+PIP_ACCEPT = f"{JSON_TYPE}, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01"
+
+
+@contextmanager
+def served(workspace: Workspace) -> Iterator[str]:
+    """`mirror serve --port 0` as a real process; yields its /simple/ URL."""
+    process = subprocess.Popen(
+        mirror_command("serve", "--port", "0", "--desired-state", str(workspace.desired)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=clean_env(),
+    )
+    try:
+        assert process.stdout is not None
+        match = re.search(r"http://\S+/simple/", process.stdout.readline())
+        assert match, "mirror serve did not say where it listens"
+        yield match.group(0)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def uv_install(index_url: str, target: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`uv pip install --index-url INDEX` into `target`, with no other index or config."""
+    env = {k: v for k, v in clean_env().items() if not k.startswith("UV_")}
+    env.update(UV_NO_CONFIG="1", UV_CACHE_DIR=str(target.parent / "uv-cache"))
+    uv = Path(sys.executable).with_name("uv")
+    command = [str(uv) if uv.exists() else "uv", "pip", "install", "--index-url", index_url]
+    command += ["--python", sys.executable, "--target", str(target), *args]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+
+
+def mirror_two_versions(workspace: Workspace) -> None:
+    """foo-bar 1.0 (100 days old) and 1.1 (40 days old), both held by the registry."""
+    workspace.upstream.add_release("foo-bar", "1.0", days_ago(100))
+    workspace.upstream.add_release("foo-bar", "1.1", days_ago(40))
+    workspace.requirements("foo-bar==1.0\n")
+    assert workspace.mirror("apply", "--auto-approve").exit_code == 0
+    workspace.config(policy="  prune: false\n")
+    workspace.requirements("foo-bar==1.1\n")
+    assert workspace.mirror("apply", "--auto-approve").exit_code == 0
+
+
+def test_serve_negotiates_pages_and_hides_its_state(workspace: Workspace) -> None:
+    mirror_two_versions(workspace)
+    with served(workspace) as url:
+        page = requests.get(f"{url}foo-bar/", headers={"Accept": PIP_ACCEPT}, timeout=5)
+        assert page.headers["Content-Type"] == JSON_TYPE and page.headers["Vary"] == "Accept"
+        files = page.json()["files"]
+        assert {f["upload-time"] for f in files} == {
+            days_ago(100).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            days_ago(40).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        html = requests.get(f"{url}foo-bar/", timeout=5)
+        assert html.headers["Content-Type"] == "text/html" and "#sha256=" in html.text
+        assert (
+            requests.get(
+                f"{url}foo-bar/", headers={"Accept": "application/json"}, timeout=5
+            ).status_code
+            == 406
+        )
+        moved = requests.get(f"{url}Foo_Bar/", allow_redirects=False, timeout=5)
+        assert (moved.status_code, moved.headers["Location"]) == (301, "/simple/foo-bar/")
+        root = url.removesuffix("simple/")
+        assert requests.get(f"{root}.mirror/lock.json", timeout=5).status_code == 404
+        assert requests.get(f"{root}.mirror/quarantine.json", timeout=5).status_code == 404
+        wheel = requests.get(f"{root}files/foo-bar/foo_bar-1.0-py3-none-any.whl", timeout=5)
+        assert wheel.status_code == 200 and wheel.content[:2] == b"PK"
+
+
+def test_pip_and_uv_install_from_serve_and_uv_exclude_newer_uses_upload_times(
+    workspace: Workspace,
+) -> None:
+    mirror_two_versions(workspace)
+    with served(workspace) as url:
+        newest = workspace.root / "uv-newest"
+        result = uv_install(url, newest, "foo-bar")
+        assert result.returncode == 0, result.stderr
+        assert installed_version(newest, "foo_bar") == "1.1"
+
+        cutoff = days_ago(60).strftime("%Y-%m-%dT%H:%M:%SZ")  # after 1.0, before 1.1
+        older = workspace.root / "uv-older"
+        result = uv_install(url, older, "--exclude-newer", cutoff, "foo-bar")
+        assert result.returncode == 0, result.stderr
+        assert installed_version(older, "foo_bar") == "1.0"
+
+        target = workspace.root / "pip"
+        result = pip_install(url, target, "foo-bar")
+        assert result.returncode == 0, result.stderr
+        assert installed_version(target, "foo_bar") == "1.1"
