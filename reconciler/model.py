@@ -192,6 +192,8 @@ class UpstreamFile:
     yanked_reason: str | None = None
     size: int | None = None
     requires_python: str | None = None
+    has_metadata: bool = False  # PEP 658: `<url>.metadata` holds the core metadata
+    metadata_sha256: str | None = None
 
 
 @dataclass(frozen=True)

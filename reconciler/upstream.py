@@ -152,6 +152,9 @@ def _to_project(name: str, page: ProjectPage) -> UpstreamProject:
                 yanked_reason=package.yanked_reason or None,
                 size=package.size,
                 requires_python=package.requires_python,
+                # PEP 658/714: the core metadata is served beside the file, with its digest.
+                has_metadata=bool(package.has_metadata),
+                metadata_sha256=(package.metadata_digests or {}).get("sha256"),
             )
         )
     status = page.status.value if page.status is not None else None

@@ -8,9 +8,7 @@ copy is missing or older, so a nightly audit of an unchanged world costs the bat
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -21,6 +19,7 @@ from urllib.parse import quote
 import requests
 from packaging.utils import canonicalize_name
 
+from reconciler import cachefile
 from reconciler.model import Advisory
 from reconciler.vulns.interface import (
     PackageVersion,
@@ -130,7 +129,7 @@ class OsvService(VulnerabilityService):
             raise ServiceError(f"OSV answered {response.status_code} for {vuln_id}")
         record = _json_object(response, f"OSV record {vuln_id}")
         if cache_file is not None:
-            _store(cache_file, record)
+            cachefile.store(cache_file, json.dumps(record).encode())
         return record
 
     def _cache_file(self, vuln_id: str) -> Path | None:
@@ -147,18 +146,6 @@ class OsvService(VulnerabilityService):
         if response.status_code != 200:
             raise ServiceError(f"OSV answered {response.status_code} at {url}")
         return _json_object(response, "OSV querybatch")
-
-
-def _store(path: Path, record: dict[str, Any]) -> None:
-    """Write a cache entry atomically; a cache that cannot be written only costs requests."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
-            json.dump(record, stream)
-        os.replace(temp, path)
-    except OSError:
-        pass
 
 
 def _json_object(response: requests.Response, what: str) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from html import escape
 from typing import Any
 
 from tests.servers.base import FakeServer, QuietHandler
-from tests.servers.wheels import make_sdist, make_wheel
+from tests.servers.wheels import make_metadata, make_sdist, make_wheel
 
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 HTML_TYPE = "application/vnd.pypi.simple.v1+html"
@@ -46,6 +46,7 @@ class FakeFile:
     corrupt: bool = False  # serve other bytes than the index's sha256 says
     throttle: float = 0.0  # seconds to sleep per chunk (for kill-mid-download tests)
     sha256: str = ""
+    metadata: bytes | None = None  # PEP 658: served at `<file url>.metadata` when set
 
     def __post_init__(self) -> None:
         if self.content is not None:
@@ -100,6 +101,10 @@ class UpstreamHandler(QuietHandler):
         match = re.fullmatch(r"/simple/([^/]+)/", path)
         if match:
             self.project_page(match.group(1))
+            return
+        match = re.fullmatch(r"/files/([^/]+)\.metadata", path)
+        if match:
+            self.metadata_file(match.group(1))
             return
         match = re.fullmatch(r"/files/([^/]+)", path)
         if match:
@@ -179,11 +184,34 @@ class UpstreamHandler(QuietHandler):
             return
         self.send_body(200, body, content_type, headers)
 
+    def metadata_file(self, filename: str) -> None:
+        found = self.fake.find_file(filename)
+        if found is None or found.metadata is None or not self.fake.serve_metadata:
+            self.send_body(404, b"not found", "text/plain")
+            return
+        self.send_body(200, found.metadata, "application/octet-stream")
+
     def file(self, filename: str) -> None:
         fake: FakeUpstream = self.fake
         found = fake.find_file(filename)
         if found is None:
             self.send_body(404, b"not found", "text/plain")
+            return
+        byte_range = re.fullmatch(r"bytes=(\d*)-(\d*)", self.headers.get("Range", ""))
+        if byte_range and found.content is not None and fake.serve_ranges:
+            # RFC 9110 section 14: `a-b`, `a-` and the suffix form `-n`.
+            first, last = byte_range.groups()
+            size = len(found.content)
+            if first:
+                start, end = int(first), min(int(last) if last else size - 1, size - 1)
+            else:
+                start, end = max(size - int(last), 0), size - 1
+            self.send_body(
+                206,
+                found.content[start : end + 1],
+                "application/octet-stream",
+                {"Content-Range": f"bytes {start}-{end}/{size}", "Accept-Ranges": "bytes"},
+            )
             return
         self.fake.record(self.command, self.path, 200)
         self.send_response(200)
@@ -209,6 +237,8 @@ class FakeUpstream(FakeServer):
         self.fail_next: dict[str, int] = {}
         self.failure = (503, "0")  # (status, Retry-After) of the injected failures
         self.redirects: dict[str, str] = {}
+        self.serve_metadata = True  # PEP 658 `.metadata` files (and `core-metadata` in pages)
+        self.serve_ranges = True  # HTTP Range requests on files
         self.vulnerabilities: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self._mutex = threading.Lock()
 
@@ -255,15 +285,22 @@ class FakeUpstream(FakeServer):
         *,
         wheel: bool = True,
         sdist: bool = False,
+        requires: tuple[str, ...] = (),
         **options: Any,
     ) -> list[FakeFile]:
-        """A release with a real, installable wheel (and sdist on request)."""
+        """A release with a real, installable wheel (and sdist on request); `requires` are its
+        Requires-Dist lines. The wheel's metadata is also offered as a PEP 658 file."""
         added = []
+        metadata = make_metadata(project, version, requires)
         if wheel:
-            filename, content = make_wheel(project, version)
-            added.append(self.add_file(project, FakeFile(filename, uploaded, content, **options)))
+            filename, content = make_wheel(project, version, requires)
+            added.append(
+                self.add_file(
+                    project, FakeFile(filename, uploaded, content, metadata=metadata, **options)
+                )
+            )
         if sdist:
-            filename, content = make_sdist(project, version)
+            filename, content = make_sdist(project, version, requires)
             added.append(self.add_file(project, FakeFile(filename, uploaded, content, **options)))
         return added
 
@@ -297,6 +334,8 @@ class FakeUpstream(FakeServer):
             }
             if f.requires_python:
                 entry["requires-python"] = f.requires_python
+            if f.metadata is not None and self.serve_metadata:  # PEP 714's key name
+                entry["core-metadata"] = {"sha256": hashlib.sha256(f.metadata).hexdigest()}
             if f.upload_time is not None:
                 entry["upload-time"] = f.upload_time.astimezone(timezone.utc).strftime(
                     "%Y-%m-%dT%H:%M:%S.%fZ"

@@ -14,15 +14,23 @@ def _module(project: str) -> str:
     return re.sub(r"[-_.]+", "_", project).lower()
 
 
-def make_wheel(project: str, version: str) -> tuple[str, bytes]:
+def make_metadata(project: str, version: str, requires: tuple[str, ...] = ()) -> bytes:
+    """Core metadata (METADATA / PKG-INFO): `requires` are Requires-Dist lines, and each extra
+    they name (`; extra == "x"`) gets its Provides-Extra."""
+    extras = sorted(set(re.findall(r'extra\s*==\s*["\']([^"\']+)["\']', "\n".join(requires))))
+    lines = ["Metadata-Version: 2.1", f"Name: {project}", f"Version: {version}"]
+    lines += [f"Provides-Extra: {extra}" for extra in extras]
+    lines += [f"Requires-Dist: {requirement}" for requirement in requires]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def make_wheel(project: str, version: str, requires: tuple[str, ...] = ()) -> tuple[str, bytes]:
     """A pure-Python `py3-none-any` wheel whose module records its version."""
     module = _module(project)
     dist_info = f"{module}-{version}.dist-info"
     files = {
         f"{module}/__init__.py": f'__version__ = "{version}"\n'.encode(),
-        f"{dist_info}/METADATA": (
-            f"Metadata-Version: 2.1\nName: {project}\nVersion: {version}\n"
-        ).encode(),
+        f"{dist_info}/METADATA": make_metadata(project, version, requires),
         f"{dist_info}/WHEEL": (
             b"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
         ),
@@ -41,11 +49,11 @@ def make_wheel(project: str, version: str) -> tuple[str, bytes]:
     return f"{module}-{version}-py3-none-any.whl", buffer.getvalue()
 
 
-def make_sdist(project: str, version: str) -> tuple[str, bytes]:
+def make_sdist(project: str, version: str, requires: tuple[str, ...] = ()) -> tuple[str, bytes]:
     """A minimal sdist (PKG-INFO only): enough to be mirrored and listed."""
     module = _module(project)
     base = f"{module}-{version}"
-    data = f"Metadata-Version: 2.1\nName: {project}\nVersion: {version}\n".encode()
+    data = make_metadata(project, version, requires)
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
         info = tarfile.TarInfo(f"{base}/PKG-INFO")

@@ -1,0 +1,228 @@
+"""Core metadata of upstream files, for the dependencies of admitted releases.
+
+Read from the PEP 658 `.metadata` file where upstream offers one (and verified against the
+digest the index gives, PEP 714), else from the wheel itself with HTTP Range requests: the zip's
+central directory and the one METADATA member, never the whole wheel. Cached on disk by the
+file's sha256: a distribution's metadata never changes.
+"""
+
+from __future__ import annotations
+
+import email.parser
+import email.policy
+import hashlib
+import io
+import tempfile
+import zipfile
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from reconciler import cachefile
+from reconciler.errors import UpstreamError
+from reconciler.http import redact
+from reconciler.model import UpstreamFile
+
+# What one Range request fetches at least: the end of a zip (directory and EOCD) in one go.
+CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class CoreMetadata:
+    """The parts of a distribution's core metadata the resolver needs."""
+
+    requires_dist: tuple[str, ...]
+    requires_python: str | None = None
+
+
+class MetadataUnavailable(UpstreamError):
+    """A file whose dependencies cannot be read without building it (an sdist)."""
+
+
+def parse(raw: bytes) -> CoreMetadata:
+    """Requires-Dist and Requires-Python from METADATA / PKG-INFO (an RFC 822 message)."""
+    message = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(raw)
+    return CoreMetadata(
+        requires_dist=tuple(str(r).strip() for r in message.get_all("Requires-Dist") or ()),
+        requires_python=message.get("Requires-Python"),
+    )
+
+
+class MetadataReader:
+    """Reads core metadata concurrently over one session, with an on-disk cache."""
+
+    def __init__(
+        self,
+        session: requests.Session,
+        cache_dir: Path | None,
+        workers: int = 16,
+        timeout: float = 30.0,
+    ) -> None:
+        self.session = session
+        self.cache_dir = cache_dir
+        self.workers = workers
+        self.timeout = timeout
+
+    def read_many(self, files: Iterable[UpstreamFile]) -> dict[str, CoreMetadata]:
+        """Metadata by file sha256; files that cannot be read are left out."""
+        unique = {f.sha256: f for f in files if f.sha256}
+        if not unique:
+            return {}
+        with ThreadPoolExecutor(max_workers=min(self.workers, len(unique))) as pool:
+            found = dict(zip(unique, pool.map(self._read_or_none, unique.values()), strict=True))
+        return {sha: metadata for sha, metadata in found.items() if metadata is not None}
+
+    def _read_or_none(self, upstream_file: UpstreamFile) -> CoreMetadata | None:
+        try:
+            return self.read(upstream_file)
+        except MetadataUnavailable:
+            return None
+
+    def read(self, upstream_file: UpstreamFile) -> CoreMetadata:
+        """One file's metadata: cache, then PEP 658, then the wheel's own METADATA."""
+        cached = self._cache_path(upstream_file)
+        if cached is not None and cached.is_file():
+            return parse(cached.read_bytes())
+        if upstream_file.has_metadata:
+            raw = self._pep658(upstream_file)
+        elif upstream_file.filename.endswith(".whl"):
+            raw = self._from_wheel(upstream_file)
+        else:
+            raise MetadataUnavailable(
+                f"{upstream_file.filename}: the dependencies of an sdist cannot be read without "
+                "building it"
+            )
+        if cached is not None:
+            cachefile.store(cached, raw)
+        return parse(raw)
+
+    def _cache_path(self, upstream_file: UpstreamFile) -> Path | None:
+        if self.cache_dir is None or not upstream_file.sha256:
+            return None
+        return self.cache_dir / "metadata" / f"{upstream_file.sha256}.METADATA"
+
+    def _pep658(self, upstream_file: UpstreamFile) -> bytes:
+        url = upstream_file.url.split("#", 1)[0] + ".metadata"
+        raw = self._get(url).content
+        expected = upstream_file.metadata_sha256
+        if expected and hashlib.sha256(raw).hexdigest() != expected.lower():
+            raise UpstreamError(
+                f"{upstream_file.filename}: its .metadata file does not match the sha256 the "
+                "index gives (PEP 714)"
+            )
+        return raw
+
+    def _from_wheel(self, upstream_file: UpstreamFile) -> bytes:
+        url = upstream_file.url.split("#", 1)[0]
+        with RangeFile(self.session, url, upstream_file.size, self.timeout) as remote:
+            try:
+                archive = zipfile.ZipFile(remote)
+            except zipfile.BadZipFile as error:
+                raise UpstreamError(f"{upstream_file.filename}: not a zip: {error}") from None
+            members = [
+                n
+                for n in archive.namelist()
+                if n.count("/") == 1 and n.endswith(".dist-info/METADATA")
+            ]
+            if len(members) != 1:
+                raise UpstreamError(f"{upstream_file.filename}: no single .dist-info/METADATA")
+            return archive.read(members[0])
+
+    def _get(self, url: str) -> requests.Response:
+        try:
+            response = self.session.get(url, timeout=self.timeout)
+        except requests.RequestException as error:
+            raise UpstreamError(f"{redact(url)} could not be fetched: {error}") from None
+        if response.status_code != 200:
+            raise UpstreamError(f"{redact(url)} answered {response.status_code}")
+        return response
+
+
+class RangeFile(io.RawIOBase):
+    """A read-only, seekable view of a remote file through HTTP Range requests (RFC 9110 §14).
+
+    Enough for `zipfile`: it reads the end of the archive, then the one member it wants. A server
+    that ignores Range gets the whole file, spooled to a temporary file.
+    """
+
+    def __init__(
+        self, session: requests.Session, url: str, size: int | None, timeout: float
+    ) -> None:
+        super().__init__()
+        self.session = session
+        self.url = url
+        self.timeout = timeout
+        self.position = 0
+        self.chunks: dict[int, bytes] = {}
+        self.whole: tempfile.SpooledTemporaryFile[bytes] | None = None
+        self.size = size if size is not None else self._probe_size()
+
+    def _probe_size(self) -> int:
+        response = self._range(f"bytes=-{CHUNK}")
+        if self.whole is not None:
+            return self.whole.seek(0, io.SEEK_END)
+        total = response.headers.get("Content-Range", "").rpartition("/")[2]
+        if not total.isdigit():
+            raise UpstreamError(f"{redact(self.url)}: no size in its Content-Range")
+        size = int(total)
+        self.chunks[size - len(response.content)] = response.content
+        return size
+
+    def readable(self) -> bool:
+        """Always."""
+        return True
+
+    def seekable(self) -> bool:
+        """Always."""
+        return True
+
+    def tell(self) -> int:
+        """The current position."""
+        return self.position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        """Move within the remote file."""
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.position, io.SEEK_END: self.size}[whence]
+        self.position = max(0, base + offset)
+        return self.position
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        """Fill `buffer` from the current position, fetching a range when not yet held."""
+        wanted = min(len(buffer), self.size - self.position)
+        if wanted <= 0:
+            return 0
+        data = self._bytes(self.position, wanted)
+        buffer[: len(data)] = data
+        self.position += len(data)
+        return len(data)
+
+    def _bytes(self, start: int, length: int) -> bytes:
+        if self.whole is not None:
+            self.whole.seek(start)
+            return self.whole.read(length)
+        for chunk_start, chunk in self.chunks.items():
+            if chunk_start <= start and start + length <= chunk_start + len(chunk):
+                return chunk[start - chunk_start : start - chunk_start + length]
+        end = min(self.size, start + max(length, CHUNK)) - 1
+        response = self._range(f"bytes={start}-{end}")
+        if self.whole is not None:
+            return self._bytes(start, length)
+        self.chunks[start] = response.content
+        return response.content[:length]
+
+    def _range(self, byte_range: str) -> requests.Response:
+        try:
+            response = self.session.get(
+                self.url, headers={"Range": byte_range}, timeout=self.timeout
+            )
+        except requests.RequestException as error:
+            raise UpstreamError(f"{redact(self.url)} could not be fetched: {error}") from None
+        if response.status_code == 200:  # Range ignored: keep the whole body instead
+            self.whole = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)
+            self.whole.write(response.content)
+        elif response.status_code != 206:
+            raise UpstreamError(f"{redact(self.url)} answered {response.status_code}")
+        return response

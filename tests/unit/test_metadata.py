@@ -1,0 +1,66 @@
+"""Core metadata from upstream: PEP 658 files, wheels read by Range requests, the cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reconciler.errors import UpstreamError
+from reconciler.http import make_session
+from reconciler.metadata import MetadataReader, MetadataUnavailable
+from reconciler.upstream import UpstreamIndex
+from tests.conftest import days_ago
+from tests.servers.upstream import FakeUpstream
+
+REQUIRES = ("idna>=2.5", 'pysocks!=1.5.7; extra == "socks"')
+
+
+def files(upstream: FakeUpstream, name: str):  # type: ignore[no-untyped-def]
+    project = UpstreamIndex(upstream.index_url, make_session(None, 2)).project(name)
+    assert project is not None
+    return {f.filename: f for f in project.files}
+
+
+def test_pep658_metadata_is_read_verified_and_cached(
+    upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    upstream.add_release("req", "1.0", days_ago(30), requires=REQUIRES)
+    wheel = files(upstream, "req")["req-1.0-py3-none-any.whl"]
+    assert wheel.has_metadata and wheel.metadata_sha256
+    reader = MetadataReader(make_session(None, 2), tmp_path)
+    assert reader.read(wheel).requires_dist == REQUIRES
+    assert upstream.count("/files/req-1.0-py3-none-any.whl.metadata") == 1
+    assert reader.read(wheel).requires_dist == REQUIRES  # from the cache: no request
+    assert upstream.count("/files/") == 1
+
+
+def test_a_metadata_file_that_does_not_match_its_digest_is_refused(
+    upstream: FakeUpstream,
+) -> None:
+    (fake,) = upstream.add_release("req", "1.0", days_ago(30), requires=REQUIRES)
+    wheel = files(upstream, "req")["req-1.0-py3-none-any.whl"]
+    fake.metadata = b"Metadata-Version: 2.1\nName: req\nVersion: 1.0\nRequires-Dist: evil\n"
+    with pytest.raises(UpstreamError, match="does not match the sha256"):
+        MetadataReader(make_session(None, 2), None).read(wheel)
+
+
+@pytest.mark.parametrize("ranges", [True, False])
+def test_without_pep658_the_wheel_itself_is_read(upstream: FakeUpstream, ranges: bool) -> None:
+    upstream.serve_metadata = False
+    upstream.serve_ranges = ranges
+    upstream.add_release("req", "1.0", days_ago(30), requires=REQUIRES)
+    wheel = files(upstream, "req")["req-1.0-py3-none-any.whl"]
+    assert not wheel.has_metadata
+    assert MetadataReader(make_session(None, 2), None).read(wheel).requires_dist == REQUIRES
+    statuses = upstream.statuses
+    assert (206 in statuses) is ranges
+
+
+def test_an_sdist_alone_has_no_readable_dependencies(upstream: FakeUpstream) -> None:
+    upstream.add_release("req", "1.0", days_ago(30), wheel=False, sdist=True, requires=REQUIRES)
+    sdist = files(upstream, "req")["req-1.0.tar.gz"]
+    reader = MetadataReader(make_session(None, 2), None)
+    with pytest.raises(MetadataUnavailable):
+        reader.read(sdist)
+    assert reader.read_many([sdist]) == {}
