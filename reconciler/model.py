@@ -113,6 +113,58 @@ class FilesPolicy:
         return self.sdist
 
 
+# Marker values per target platform (PEP 508 environment markers), for one typical machine.
+PLATFORM_MARKERS = {
+    "linux": {
+        "sys_platform": "linux",
+        "platform_system": "Linux",
+        "os_name": "posix",
+        "platform_machine": "x86_64",
+    },
+    "macos": {
+        "sys_platform": "darwin",
+        "platform_system": "Darwin",
+        "os_name": "posix",
+        "platform_machine": "arm64",
+    },
+    "windows": {
+        "sys_platform": "win32",
+        "platform_system": "Windows",
+        "os_name": "nt",
+        "platform_machine": "AMD64",
+    },
+}
+
+
+@dataclass(frozen=True)
+class TargetEnvironment:
+    """One interpreter and platform the mirror's users install on (`policy.environments`)."""
+
+    python: str  # "3.12"
+    platform: str  # a key of PLATFORM_MARKERS
+
+    def markers(self) -> dict[str, str]:
+        """The PEP 508 marker environment of this target, for CPython."""
+        return {
+            **PLATFORM_MARKERS[self.platform],
+            "python_version": self.python,
+            "python_full_version": f"{self.python}.0",
+            "implementation_name": "cpython",
+            "implementation_version": f"{self.python}.0",
+            "platform_python_implementation": "CPython",
+            "platform_release": "",
+            "platform_version": "",
+        }
+
+
+# The CPython versions supported upstream in late 2026, on the three common platforms.
+DEFAULT_ENVIRONMENTS = tuple(
+    TargetEnvironment(python, platform)
+    for python in ("3.10", "3.11", "3.12", "3.13", "3.14")
+    for platform in ("linux", "macos", "windows")
+)
+
+
 @dataclass(frozen=True)
 class SafetyConfig:
     """Where the `safety` service reads its database: a directory, or an API key's env var."""
@@ -134,6 +186,7 @@ class Policy:
     ignore: tuple[IgnoredAdvisory, ...] = ()
     safety: SafetyConfig = field(default_factory=SafetyConfig)
     dependencies: str = "listed"
+    environments: tuple[TargetEnvironment, ...] = DEFAULT_ENVIRONMENTS
     files: FilesPolicy = field(default_factory=FilesPolicy)
 
     @property
@@ -423,6 +476,7 @@ class Action:
     quarantine: bool = False
     advisories: tuple[str, ...] = ()
     cause: Cause | None = None  # None only in plans saved before causes were recorded
+    required_by: tuple[str, ...] = ()  # for a dependency: the releases that need it
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,9 @@ import socket
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 
-from reconciler import applier, planfile, planner
-from reconciler.errors import MassDeleteError, UserError
+from reconciler import applier, closure, planfile, planner
+from reconciler.errors import MassDeleteError, UpstreamError, UserError
+from reconciler.metadata import CoreMetadata
 from reconciler.model import (
     ActionKind,
     ActualState,
@@ -26,6 +27,8 @@ from reconciler.vulns import PackageVersion, VulnerabilityService
 
 # Tolerance between the clock that made a plan and the one judging it.
 CLOCK_SKEW = timedelta(minutes=5)
+# Fetch rounds of the dependency closure: about the depth of the dependency graph.
+MAX_FETCH_ROUNDS = 50
 
 
 def make_plan(
@@ -35,39 +38,77 @@ def make_plan(
     services: Sequence[VulnerabilityService],
     now: datetime,
 ) -> Plan:
-    """Fetch what the plan needs (pages concurrently, advisories batched) and plan."""
+    """Fetch what the plan needs (pages concurrently, advisories batched) and plan.
+
+    With the dependency closure the planner asks for more (pages of dependencies, their core
+    metadata) while resolving: each round fetches the whole frontier it named, concurrently,
+    and audits the new candidates in one batch per service.
+    """
     projects = upstream.projects(planner.projects_to_fetch(desired, actual))
-    pairs = planner.versions_to_audit(desired, projects, actual, now)
-    findings: dict[PackageVersion, list[Advisory]] = {}
-    unchecked: set[PackageVersion] = set()
-    sources = []
-    for service in services:
-        answer = service.query(pairs)
-        sources.append(
-            AdvisorySource(
-                service.name,
-                answer.answered_at,
-                len(pairs),
-                database=answer.database,
-                unanswered=len(answer.unanswered),
-            )
-        )
-        unchecked |= answer.unanswered
-        for package, advisories in answer.findings.items():
-            merge_advisories(findings.setdefault(package, []), advisories)
-    return planner.plan(
-        planner.PlanInputs(
+    audit = _Audit(services)
+    audit.query(planner.versions_to_audit(desired, projects, actual, now))
+    metadata: dict[str, CoreMetadata] = {}
+    unreadable: set[str] = set()
+    created_at = datetime.now(timezone.utc)
+    for _ in range(MAX_FETCH_ROUNDS):
+        inputs = planner.PlanInputs(
             desired=desired,
             projects=projects,
-            advisories=findings,
+            advisories=audit.findings,
             actual=actual,
             now=now,
-            advisory_sources=tuple(sources),
-            created_at=datetime.now(timezone.utc),
-            unchecked=frozenset(unchecked),
-            audited=frozenset(pairs),
+            advisory_sources=audit.sources(),
+            created_at=created_at,
+            unchecked=frozenset(audit.unchecked),
+            audited=frozenset(audit.audited),
+            metadata=metadata,
+            unreadable=frozenset(unreadable),
         )
-    )
+        try:
+            return planner.plan(inputs)
+        except closure.NeedData as need:
+            fresh = need.projects - projects.keys()
+            projects.update(upstream.projects(fresh))
+            audit.query(planner.versions_to_audit(desired, projects, actual, now))
+            read = upstream.core_metadata(need.files)
+            metadata.update(read)
+            unreadable |= {f.sha256 for f in need.files if f.sha256 and f.sha256 not in read}
+    raise UpstreamError(f"the dependency closure did not settle in {MAX_FETCH_ROUNDS} rounds")
+
+
+class _Audit:
+    """Advisories gathered over the rounds of one plan; each version is asked about once."""
+
+    def __init__(self, services: Sequence[VulnerabilityService]) -> None:
+        self.services = services
+        self.findings: dict[PackageVersion, list[Advisory]] = {}
+        self.unchecked: set[PackageVersion] = set()
+        self.audited: set[PackageVersion] = set()
+        self._sources: dict[str, AdvisorySource] = {}
+
+    def query(self, pairs: Sequence[PackageVersion]) -> None:
+        """Ask every service about the pairs not asked about yet."""
+        new = [pair for pair in dict.fromkeys(pairs) if pair not in self.audited]
+        if not new:
+            return
+        for service in self.services:
+            answer = service.query(new)
+            before = self._sources.get(service.name)
+            self._sources[service.name] = AdvisorySource(
+                service.name,
+                answer.answered_at,
+                len(new) + (before.queried if before else 0),
+                database=answer.database or (before.database if before else None),
+                unanswered=len(answer.unanswered) + (before.unanswered if before else 0),
+            )
+            self.unchecked |= answer.unanswered
+            for package, advisories in answer.findings.items():
+                merge_advisories(self.findings.setdefault(package, []), advisories)
+        self.audited.update(new)
+
+    def sources(self) -> tuple[AdvisorySource, ...]:
+        """One line of provenance per service, in the configured order."""
+        return tuple(self._sources[s.name] for s in self.services if s.name in self._sources)
 
 
 def merge_advisories(known: list[Advisory], new: Sequence[Advisory]) -> None:

@@ -197,6 +197,8 @@ def action_json(action: Action) -> dict[str, Any]:
     }
     if action.cause is not None:
         data["cause"] = action.cause.value
+    if action.required_by:
+        data["required_by"] = list(action.required_by)
     if action.quarantine:
         data["quarantine"] = True
         data["advisories"] = list(action.advisories)
@@ -248,6 +250,7 @@ def _read_action(data: dict[str, Any]) -> Action:
         quarantine=bool(data.get("quarantine", False)),
         advisories=tuple(data.get("advisories", [])),
         cause=Cause(data["cause"]) if data.get("cause") else None,
+        required_by=tuple(data.get("required_by", [])),
     )
 
 

@@ -6,13 +6,14 @@ Pure: every input is data (upstream pages, advisories, the registry listing, `no
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
-from reconciler import policy
+from reconciler import closure, policy
+from reconciler.metadata import CoreMetadata
 from reconciler.model import (
     Action,
     ActionKind,
@@ -50,6 +51,8 @@ class PlanInputs:
     created_at: datetime | None = None  # wall-clock time of planning; `now` may be `--now`
     unchecked: frozenset[policy.PackageKey] = frozenset()
     audited: frozenset[policy.PackageKey] | None = None  # the pairs the services were asked
+    metadata: Mapping[str, CoreMetadata] = field(default_factory=dict)  # by file sha256
+    unreadable: frozenset[str] = frozenset()  # files whose metadata could not be read
 
 
 def projects_to_fetch(desired: DesiredState, actual: ActualState) -> set[str]:
@@ -66,11 +69,14 @@ def versions_to_audit(
     """(name, version) pairs to check for advisories, in one batch: every candidate a
     requirement could select, and everything the registry holds (the audit)."""
     context = policy.PolicyContext(desired.config, now)
+    listed = {r.name: r for r in desired.requirements}
+    # With the closure, every project fetched may be a dependency: its candidates too.
+    names = projects.keys() if desired.config.policy.dependencies == "closure" else listed.keys()
     pairs = [
-        (requirement.name, str(version))
-        for requirement in desired.requirements
+        (name, str(version))
+        for name in sorted(names)
         for version in policy.versions_to_audit(
-            requirement, projects.get(requirement.name), context
+            listed.get(name) or closure.dependency_requirement(name), projects.get(name), context
         )
     ]
     pairs.extend((f.name, f.version) for f in actual.files)
@@ -91,23 +97,41 @@ def plan(inputs: PlanInputs) -> Plan:
         if (parsed := _parse(_registry_spelling(files))) is not None:
             held.setdefault(name, []).append(parsed)
     distrusted = _upstream_changed(mirrored, inputs.actual, inputs.projects, context)
-    decisions = {
-        name: policy.decide(
-            requirement,
-            inputs.projects.get(name),
+    warnings = policy.expired_entries(desired.config, inputs.now)
+    required_by: Mapping[str, tuple[str, ...]] = {}
+    kept: frozenset[tuple[str, Version]] = frozenset()
+    decisions: dict[str, policy.Admitted | Blocked]
+    if desired.config.policy.dependencies == "closure":
+        resolved = closure.resolve(
+            desired.requirements,
+            inputs.projects,
+            inputs.metadata,
+            inputs.unreadable,
             context,
-            held=held.get(name, ()),
-            distrusted={version: why for (n, version), why in distrusted.items() if n == name},
+            held,
+            distrusted,
+            desired.config.policy.environments,
         )
-        for name, requirement in requirements.items()
-    }
+        decisions = {**resolved.admitted, **resolved.blocked}
+        required_by, kept = resolved.required_by, resolved.kept
+        warnings.extend(resolved.warnings)
+    else:
+        decisions = {
+            name: policy.decide(
+                requirement,
+                inputs.projects.get(name),
+                context,
+                held=held.get(name, ()),
+                distrusted={v: why for (n, v), why in distrusted.items() if n == name},
+            )
+            for name, requirement in requirements.items()
+        }
     admitted = {
         (d.requirement.name, version_key(str(d.version))): d
         for d in decisions.values()
         if isinstance(d, policy.Admitted)
     }
     blocked_names = {name for name, d in decisions.items() if isinstance(d, Blocked)}
-    warnings = policy.expired_entries(desired.config, inputs.now)
     if not inputs.actual.keeps_index_metadata:
         warnings.append(
             "this registry serves PEP 503 HTML only: upstream upload times and yank markers are "
@@ -167,19 +191,22 @@ def plan(inputs: PlanInputs) -> Plan:
                 "is blocked"
             )
             continue
+        if parsed is not None and (name, parsed) in kept:
+            continue  # a dependency of a version kept while its requirement is blocked
         if desired.config.policy.prune:
-            reason = (
-                f"no longer desired: {requirements[name].text} selects another version"
-                if name in requirements
-                else "no longer desired: not in the requirements"
-            )
+            if name in requirements:
+                reason = f"no longer desired: {requirements[name].text} selects another version"
+            elif desired.config.policy.dependencies == "closure":
+                reason = "no longer needed: not a requirement nor a dependency of one"
+            else:
+                reason = "no longer desired: not in the requirements"
             prunes.append(_delete(name, version, Cause.NOT_DESIRED, reason, files.values()))
 
     leaving = {(a.name, version_key(a.version)) for a in quarantines if _whole_version(a, mirrored)}
     uploads = [
         action
         for decision in sorted(admitted.values(), key=lambda d: d.requirement.name)
-        if (action := _upload(decision, mirrored, inputs.actual, leaving)) is not None
+        if (action := _upload(decision, mirrored, inputs.actual, leaving, required_by)) is not None
     ]
     actions = (*quarantines, *uploads, *prunes)
     blocked = tuple(
@@ -281,6 +308,7 @@ def _upload(
     mirrored: Mapping[tuple[str, str], dict[str, RegistryFile]],
     actual: ActualState,
     leaving: set[tuple[str, str]],
+    required_by: Mapping[str, tuple[str, ...]],
 ) -> Action | None:
     """The upload action for an admitted version, or None when the registry has it all.
 
@@ -329,6 +357,8 @@ def _upload(
             reason = (
                 f"new version for {decision.requirement.text} (registry has {', '.join(others)})"
             )
+        elif decision.requirement.source == closure.DEPENDENCY:
+            reason = f"new dependency of {', '.join(required_by.get(name, ())) or 'a requirement'}"
         else:
             reason = f"new requirement {decision.requirement.text}"
     elif hand_edited := [
@@ -355,7 +385,15 @@ def _upload(
         _planned_upload(f, present[f.filename].sha256 if f.filename in present else None)
         for f in sorted([*missing, *differing, *restamped], key=lambda f: f.filename)
     )
-    return Action(ActionKind.UPLOAD, name, version, reason, files, cause=cause)
+    return Action(
+        ActionKind.UPLOAD,
+        name,
+        version,
+        reason,
+        files,
+        cause=cause,
+        required_by=required_by.get(name, ()),
+    )
 
 
 def _named_advisories(

@@ -6,7 +6,7 @@ Nothing here does I/O; `now` is always passed in, so a decision can be reproduce
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from packaging.version import InvalidVersion, Version
@@ -265,15 +265,16 @@ def versions_to_audit(
     ]
 
 
-def decide(
+def judge_candidates(
     requirement: Requirement,
     project: UpstreamProject | None,
     context: PolicyContext,
     held: Collection[Version] = (),
     distrusted: Mapping[Version, str] | None = None,
-) -> Admitted | Blocked:
-    """The newest version that passes policy, or why none does.
+) -> list[Verdict] | Blocked:
+    """Every candidate version judged, newest first; or why there are none to judge.
 
+    A passing verdict carries its files and notes (the security-fix lane's included).
     `held`: the versions of this project the registry holds (for the security-fix lane).
     `distrusted`: versions refused for what the registry saw, with why.
     """
@@ -291,10 +292,10 @@ def decide(
     releases = project.releases()
     distrusted = distrusted or {}
     lane = _fix_lane(requirement, versions, releases, held, context, distrusted)
-    rejected: list[Verdict] = []
+    verdicts: list[Verdict] = []
     for version in versions:
         if version in distrusted:
-            rejected.append(
+            verdicts.append(
                 Verdict(version, problem="upstream-changed", detail=distrusted[version])
             )
             continue
@@ -306,22 +307,47 @@ def decide(
             context,
             min_age=context.fix_min_age if fixes else None,
         )
-        if verdict.problem is None:
-            notes = [*verdict.notes]
-            if fixes:
-                notes.append(_fix_lane_note(fixes, context))
-            notes.extend(f"{v.version}: {v.detail}" for v in rejected[:3])
-            return Admitted(requirement, version, verdict.files, tuple(notes))
-        rejected.append(verdict)
+        if verdict.problem is None and fixes:
+            verdict = replace(verdict, notes=(*verdict.notes, _fix_lane_note(fixes, context)))
+        verdicts.append(verdict)
+    return verdicts
+
+
+def admit(requirement: Requirement, chosen: Verdict, verdicts: Sequence[Verdict]) -> Admitted:
+    """Admit a passing version, noting why the newer ones were not chosen."""
+    skipped = [v for v in verdicts if v.version > chosen.version and v.problem is not None]
+    notes = (*chosen.notes, *(f"{v.version}: {v.detail}" for v in skipped[:3]))
+    return Admitted(requirement, chosen.version, chosen.files, notes)
+
+
+def blocked_by(requirement: Requirement, rejected: Sequence[Verdict]) -> Blocked:
+    """Why no candidate passes: the first few reasons, and when the soonest matures."""
     waiting = [v.eligible_at for v in rejected if v.problem == "immature" and v.eligible_at]
     return Blocked(
         name=requirement.name,
         requirement=requirement.text,
-        reason=rejected[0].problem or "blocked",
+        reason=(rejected[0].problem or "blocked") if rejected else "no-matching-version",
         detail="; ".join(f"{v.version}: {v.detail}" for v in rejected[:5]),
         eligible_at=min(waiting) if waiting else None,
         advisories=tuple(dict.fromkeys(a.id for v in rejected[:5] for a in v.advisories)),
     )
+
+
+def decide(
+    requirement: Requirement,
+    project: UpstreamProject | None,
+    context: PolicyContext,
+    held: Collection[Version] = (),
+    distrusted: Mapping[Version, str] | None = None,
+) -> Admitted | Blocked:
+    """The newest version that passes policy, or why none does."""
+    verdicts = judge_candidates(requirement, project, context, held, distrusted)
+    if isinstance(verdicts, Blocked):
+        return verdicts
+    chosen = next((v for v in verdicts if v.problem is None), None)
+    if chosen is None:
+        return blocked_by(requirement, verdicts)
+    return admit(requirement, chosen, verdicts)
 
 
 def quarantine_cause(

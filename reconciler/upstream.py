@@ -6,6 +6,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import timezone
+from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -14,6 +15,7 @@ from pypi_simple.errors import UnsupportedContentTypeError, UnsupportedRepoVersi
 
 from reconciler.errors import UpstreamError
 from reconciler.http import redact
+from reconciler.metadata import CoreMetadata, MetadataReader
 from reconciler.model import (
     UpstreamFile,
     UpstreamProject,
@@ -35,6 +37,7 @@ class UpstreamIndex:
         download_session: requests.Session | None = None,
         workers: int = 16,
         timeout: float = 30.0,
+        metadata_cache: Path | None = None,
     ) -> None:
         self.index_url = index_url.rstrip("/") + "/"
         self.session = session
@@ -42,6 +45,7 @@ class UpstreamIndex:
         self.download_session = download_session or session
         self.workers = workers
         self.timeout = timeout
+        self.metadata = MetadataReader(self.download_session, metadata_cache, workers, timeout)
 
     def projects(self, names: Iterable[str]) -> dict[str, UpstreamProject | None]:
         """Each project's page by canonical name; None where upstream has no such project."""
@@ -50,6 +54,11 @@ class UpstreamIndex:
             return {}
         with ThreadPoolExecutor(max_workers=min(self.workers, len(unique))) as pool:
             return dict(zip(unique, pool.map(self.project, unique), strict=True))
+
+    def core_metadata(self, files: Iterable[UpstreamFile]) -> dict[str, CoreMetadata]:
+        """The core metadata of files (PEP 658, else the wheel itself) by sha256; files whose
+        metadata cannot be read (an sdist) are left out."""
+        return self.metadata.read_many(files)
 
     def project(self, name: str) -> UpstreamProject | None:
         """One project's page (PEP 691 JSON preferred); None on 404."""

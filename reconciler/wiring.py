@@ -25,8 +25,9 @@ def make_upstream(desired: DesiredState, cache_dir: Path | None) -> UpstreamInde
     return UpstreamIndex(
         desired.config.upstream.index_url,
         session=make_session(cache_dir, pool_size=WORKERS),
-        download_session=make_session(None, pool_size=4),
+        download_session=make_session(None, pool_size=WORKERS),
         workers=WORKERS,
+        metadata_cache=cache_dir,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from pathlib import Path
 from typing import TypeVar
@@ -15,6 +16,8 @@ from ruamel.yaml.error import YAMLError
 
 from reconciler.errors import UserError
 from reconciler.model import (
+    DEFAULT_ENVIRONMENTS,
+    PLATFORM_MARKERS,
     Config,
     FilesPolicy,
     IgnoredAdvisory,
@@ -23,6 +26,7 @@ from reconciler.model import (
     RegistryConfig,
     RegistryType,
     SafetyConfig,
+    TargetEnvironment,
     UpstreamConfig,
     YankedPolicy,
 )
@@ -169,6 +173,7 @@ def _policy(reader: _Reader | None) -> Policy:
             "max_deletions",
             "vulnerabilities",
             "dependencies",
+            "environments",
             "files",
         }
     )
@@ -184,11 +189,7 @@ def _policy(reader: _Reader | None) -> Policy:
     max_deletions = reader.get("max_deletions", int, defaults.max_deletions)
     if max_deletions < 0:
         raise reader.error("max_deletions", "must be 0 or more")
-    dependencies = reader.choice("dependencies", ("listed", "closure"), "listed")
-    if dependencies == "closure":
-        raise reader.error(
-            "dependencies", "closure is not available in this release yet; use listed"
-        )
+    dependencies = reader.choice("dependencies", ("listed", "closure"), defaults.dependencies)
     services, ignore, safety = _vulnerabilities(reader.child("vulnerabilities"))
     return Policy(
         min_age_days=min_age_days,
@@ -200,6 +201,7 @@ def _policy(reader: _Reader | None) -> Policy:
         ignore=ignore,
         safety=safety,
         dependencies=dependencies,
+        environments=_environments(reader),
         files=_files(reader.child("files")),
     )
 
@@ -249,6 +251,24 @@ def _safety(reader: _Reader | None) -> SafetyConfig:
         # The name of a variable, never the key itself: a key must not live in git.
         raise reader.error("api_key_env", "expected the name of an environment variable")
     return SafetyConfig(database=database, api_key_env=api_key_env)
+
+
+def _environments(reader: _Reader) -> tuple[TargetEnvironment, ...]:
+    """`policy.environments`: the interpreters and platforms whose markers count."""
+    items = _checked(reader.items("environments"), {"python", "platform"})
+    if "environments" in reader.mapping and not items:
+        raise reader.error("environments", "expected at least one environment")
+    environments = []
+    for item in items:
+        raw = item.mapping.get("python", "")
+        if isinstance(raw, (int, float)):  # YAML reads 3.10 as the number 3.1
+            raise item.error("python", f'quote the version, e.g. "{raw}"')
+        python = str(raw)
+        if not re.fullmatch(r"3\.\d{1,2}", python):
+            raise item.error("python", f'expected a CPython version like "3.12", got {python!r}')
+        platform = item.choice("platform", tuple(PLATFORM_MARKERS), "linux")
+        environments.append(TargetEnvironment(python, platform))
+    return tuple(environments) or DEFAULT_ENVIRONMENTS
 
 
 def _files(reader: _Reader | None) -> FilesPolicy:

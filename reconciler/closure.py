@@ -1,0 +1,409 @@
+"""Dependency closure: every dependency of an admitted release, judged by the same policy.
+
+A real resolver (resolvelib, the library behind pip's) picks one version per project for the
+whole set, over the candidates the policy admits (maturity, advisories, yanks, exceptions).
+Markers are evaluated for every target environment (`policy.environments`): a dependency is
+needed when its marker holds in any of them; extras only where a requirement names them.
+
+Pure: upstream pages and core metadata come in as data. Whatever is missing is collected while
+resolving and raised once as `NeedData`, so the caller fetches a whole frontier per round.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Union
+
+from packaging.requirements import InvalidRequirement
+from packaging.requirements import Requirement as PackagingRequirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+from resolvelib import AbstractProvider, BaseReporter, Resolver
+from resolvelib.resolvers import ResolutionError, ResolutionImpossible
+
+from reconciler import policy
+from reconciler.metadata import CoreMetadata
+from reconciler.model import (
+    Blocked,
+    Requirement,
+    SourceLocation,
+    TargetEnvironment,
+    UpstreamFile,
+    UpstreamProject,
+)
+
+# Where a requirement comes from when no line lists it: a release's Requires-Dist.
+DEPENDENCY = SourceLocation("(dependency)", 0)
+# Resolution rounds before giving up (pip uses 200000; our graphs are far smaller).
+MAX_ROUNDS = 20000
+
+
+class NeedData(Exception):  # noqa: N818 - a signal to the caller, not an error
+    """Pages and metadata the resolution needs before it can finish."""
+
+    def __init__(self, projects: frozenset[str], files: frozenset[UpstreamFile]) -> None:
+        super().__init__(f"{len(projects)} projects and {len(files)} metadata files needed")
+        self.projects = projects
+        self.files = files
+
+
+@dataclass(frozen=True)
+class Need:
+    """A requirement on a project, from a listed line or a release's Requires-Dist."""
+
+    name: str
+    specifier: SpecifierSet
+    extras: frozenset[str]
+    text: str
+    chain: tuple[str, ...] = ()  # the releases that lead here, from a listed requirement
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One version of one project (with extras, when a requirement asks for them)."""
+
+    name: str
+    version: Version
+    extras: frozenset[str]
+    verdict: policy.Verdict = field(compare=False)
+
+
+Item = Union[Need, Candidate]  # noqa: UP007 - resolvelib's type parameters want one name
+
+
+@dataclass(frozen=True)
+class Closure:
+    """What the resolution admitted, and what it could not satisfy."""
+
+    admitted: dict[str, policy.Admitted]  # by project name
+    required_by: dict[str, tuple[str, ...]]  # project -> releases that need it
+    blocked: dict[str, Blocked]  # listed requirement name -> why
+    kept: frozenset[tuple[str, Version]] = frozenset()  # what a blocked requirement's held
+    # version still needs: kept in the registry, not pruned
+    warnings: tuple[str, ...] = ()
+
+
+def dependency_requirement(name: str) -> Requirement:
+    """The requirement a project is judged under when it is only a dependency: any version."""
+    return Requirement(name=name, specifier=SpecifierSet(), text=name, source=DEPENDENCY)
+
+
+def identifier(name: str, extras: Collection[str]) -> str:
+    """pip's identity: `name` for the base, `name[a,b]` for it with extras."""
+    return f"{name}[{','.join(sorted(extras))}]" if extras else name
+
+
+class Provider(AbstractProvider[Need, Candidate, str]):
+    """The resolver's view of upstream through the policy, recording what data is missing."""
+
+    def __init__(
+        self,
+        listed: Mapping[str, Requirement],
+        projects: Mapping[str, UpstreamProject | None],
+        metadata: Mapping[str, CoreMetadata],
+        unreadable: Collection[str],
+        context: policy.PolicyContext,
+        held: Mapping[str, Collection[Version]],
+        distrusted: Mapping[tuple[str, Version], str],
+        environments: Sequence[TargetEnvironment],
+    ) -> None:
+        self.listed = listed
+        self.projects = projects
+        self.metadata = metadata
+        self.unreadable = unreadable
+        self.context = context
+        self.held = held
+        self.distrusted = distrusted
+        self.environments = [e.markers() for e in environments]
+        self.missing_projects: set[str] = set()
+        self.missing_files: set[UpstreamFile] = set()
+        self.sdist_only: set[str] = set()
+        self._judged: dict[str, list[policy.Verdict] | Blocked] = {}
+
+    def requirement_for(self, name: str) -> Requirement:
+        """The listed requirement governing a project, or a bare one for a dependency."""
+        return self.listed.get(name) or dependency_requirement(name)
+
+    def judged(self, name: str) -> list[policy.Verdict] | Blocked:
+        """Every candidate of a project judged by policy (cached)."""
+        if name not in self._judged:
+            self._judged[name] = policy.judge_candidates(
+                self.requirement_for(name),
+                self.projects.get(name),
+                self.context,
+                self.held.get(name, ()),
+                {v: why for (n, v), why in self.distrusted.items() if n == name},
+            )
+        return self._judged[name]
+
+    def identify(self, requirement_or_candidate: Item) -> str:
+        """A project's identity in the resolution."""
+        return identifier(requirement_or_candidate.name, requirement_or_candidate.extras)
+
+    def get_preference(
+        self,
+        identifier: str,
+        resolutions: Mapping[str, Candidate],
+        candidates: Mapping[str, Iterator[Candidate]],
+        information: Mapping[str, Iterator[Any]],
+        backtrack_causes: Sequence[Any],
+    ) -> Any:
+        """Pin the most constrained projects first (fewest candidates), as pip does."""
+        return sum(1 for _ in candidates[identifier])
+
+    def find_matches(
+        self,
+        identifier: str,
+        requirements: Mapping[str, Iterator[Need]],
+        incompatibilities: Mapping[str, Iterator[Candidate]],
+    ) -> list[Candidate]:
+        """Versions that pass policy and every specifier, newest first."""
+        needs = list(requirements[identifier])
+        name, extras = needs[0].name, frozenset().union(*(n.extras for n in needs))
+        if name not in self.projects:
+            self.missing_projects.add(name)
+            return []
+        judged = self.judged(name)
+        if isinstance(judged, Blocked):
+            return []
+        excluded = {c.version for c in incompatibilities[identifier]}
+        return [
+            Candidate(name, verdict.version, extras, verdict)
+            for verdict in judged
+            if verdict.problem is None
+            and verdict.version not in excluded
+            and all(n.specifier.contains(verdict.version, prereleases=True) for n in needs)
+        ]
+
+    def is_satisfied_by(self, requirement: Need, candidate: Candidate) -> bool:
+        """Whether a candidate meets a requirement's specifier."""
+        return requirement.specifier.contains(candidate.version, prereleases=True)
+
+    def get_dependencies(self, candidate: Candidate) -> list[Need]:
+        """The candidate's Requires-Dist whose markers hold in some target environment."""
+        chain = (f"{candidate.name} {candidate.version}",)
+        needs = []
+        if candidate.extras:  # the extras' candidate depends on its own base release
+            needs.append(
+                Need(candidate.name, SpecifierSet(f"=={candidate.version}"), frozenset(), "")
+            )
+        core = self._core_metadata(candidate)
+        for line in core.requires_dist if core else ():
+            try:
+                parsed = PackagingRequirement(line)
+            except InvalidRequirement:
+                continue
+            if self._applies(parsed, candidate.extras):
+                needs.append(
+                    Need(
+                        canonicalize_name(parsed.name),
+                        parsed.specifier,
+                        frozenset(canonicalize_name(e) for e in parsed.extras),
+                        line,
+                        chain,
+                    )
+                )
+        return needs
+
+    def _core_metadata(self, candidate: Candidate) -> CoreMetadata | None:
+        wheels = sorted(
+            (f for f in candidate.verdict.files if f.filename.endswith(".whl")),
+            key=lambda f: (not f.has_metadata, f.filename),
+        )
+        if not wheels:
+            self.sdist_only.add(f"{candidate.name} {candidate.version}")
+            return None
+        chosen = wheels[0]
+        digest = chosen.sha256 or ""  # policy admits only files with a sha256
+        if digest in self.metadata:
+            return self.metadata[digest]
+        if digest not in self.unreadable:
+            self.missing_files.add(chosen)
+        return None
+
+    def _applies(self, requirement: PackagingRequirement, extras: frozenset[str]) -> bool:
+        """Whether a Requires-Dist line belongs to this candidate in some target environment.
+
+        The base release takes the lines whose marker holds without an extra; a candidate
+        with extras takes only the lines its extras switch on.
+        """
+        marker = requirement.marker
+        if not extras:
+            return marker is None or any(
+                marker.evaluate({**environment, "extra": ""}) for environment in self.environments
+            )
+        if marker is None or "extra" not in str(marker):
+            return False
+        return any(
+            marker.evaluate({**environment, "extra": extra})
+            for environment in self.environments
+            for extra in extras
+        )
+
+
+def resolve(
+    listed: Sequence[Requirement],
+    projects: Mapping[str, UpstreamProject | None],
+    metadata: Mapping[str, CoreMetadata],
+    unreadable: Collection[str],
+    context: policy.PolicyContext,
+    held: Mapping[str, Collection[Version]],
+    distrusted: Mapping[tuple[str, Version], str],
+    environments: Sequence[TargetEnvironment],
+) -> Closure:
+    """Resolve the listed requirements and their whole dependency closure.
+
+    Each requirement is first resolved on its own, so one that cannot be satisfied is blocked
+    with the chain that leads there; the rest are then resolved together, and a requirement
+    whose closure conflicts with the others' is blocked in turn. Raises NeedData when pages or
+    metadata are missing (after collecting everything this pass could see).
+    """
+    provider = Provider(
+        {r.name: r for r in listed},
+        projects,
+        metadata,
+        unreadable,
+        context,
+        held,
+        distrusted,
+        environments,
+    )
+    blocked: dict[str, Blocked] = {}
+    for requirement in listed:
+        failure = _attempt(provider, [requirement])
+        if isinstance(failure, Blocked):
+            blocked[requirement.name] = failure
+    _raise_if_missing(provider)
+    remaining = [r for r in listed if r.name not in blocked]
+    while True:
+        outcome = _attempt(provider, remaining)
+        _raise_if_missing(provider)
+        if not isinstance(outcome, tuple):
+            break
+        conflicting = [r for r in remaining if r.name in outcome[1]] or remaining[-1:]
+        for requirement in conflicting:
+            blocked[requirement.name] = Blocked(
+                name=requirement.name,
+                requirement=requirement.text,
+                reason="dependency-conflict",
+                detail=f"its dependencies conflict with other requirements': {outcome[0]}",
+            )
+        remaining = [r for r in remaining if r.name not in blocked]
+    result = outcome
+    admitted: dict[str, policy.Admitted] = {}
+    required_by: dict[str, set[str]] = {}
+    for key, candidate in result.mapping.items():
+        if key != candidate.name:
+            continue  # a release with extras: its base is pinned under the plain name
+        requirement = provider.requirement_for(candidate.name)
+        judged = provider.judged(candidate.name)
+        verdicts = judged if isinstance(judged, list) else []
+        admitted[candidate.name] = policy.admit(requirement, candidate.verdict, verdicts)
+    for key in result.mapping:
+        for parent in result.graph.iter_parents(key):
+            if parent is None:
+                continue
+            parent_candidate = result.mapping[parent]
+            child = result.mapping[key].name
+            if parent_candidate.name != child:
+                required_by.setdefault(child, set()).add(
+                    f"{parent_candidate.name} {parent_candidate.version}"
+                )
+    kept: set[tuple[str, Version]] = set()
+    for name in blocked:
+        for version in held.get(name, ()):
+            pinned = replace(provider.requirement_for(name), specifier=SpecifierSet(f"=={version}"))
+            outcome = _attempt(provider, [pinned])
+            if isinstance(outcome, Blocked) or isinstance(outcome, tuple):
+                continue
+            kept |= {(c.name, c.version) for c in outcome.mapping.values()}
+    _raise_if_missing(provider)
+    warnings = tuple(
+        f"{release} is published as an sdist only: its dependencies were not read; list them "
+        "in requirements.txt"
+        for release in sorted(provider.sdist_only)
+    )
+    return Closure(
+        admitted=admitted,
+        required_by={k: tuple(sorted(v)) for k, v in required_by.items()},
+        blocked=blocked,
+        kept=frozenset(kept),
+        warnings=warnings,
+    )
+
+
+def _attempt(provider: Provider, requirements: Sequence[Requirement]) -> Any:
+    """A resolution's result; a Blocked for a single requirement that cannot be satisfied; or
+    (why, names of the listed requirements involved) for a conflict among several."""
+    needs = [
+        Need(r.name, r.specifier, frozenset(canonicalize_name(e) for e in r.extras), r.text)
+        for r in requirements
+    ]
+    try:
+        return Resolver(provider, BaseReporter()).resolve(needs, max_rounds=MAX_ROUNDS)
+    except ResolutionImpossible as impossible:
+        causes = list(impossible.causes)
+        why = "; ".join(_explain(provider, cause.requirement, cause.parent) for cause in causes[:3])
+        if len(requirements) == 1:
+            requirement = requirements[0]
+            reasons = _reasons(provider, causes)
+            return Blocked(
+                name=requirement.name,
+                requirement=requirement.text,
+                reason=reasons[0].reason if reasons else "dependency-unsatisfiable",
+                detail=why,
+                eligible_at=min(
+                    (r.eligible_at for r in reasons if r.eligible_at is not None), default=None
+                ),
+                advisories=tuple(dict.fromkeys(a for r in reasons for a in r.advisories)),
+            )
+        roots = {
+            (cause.requirement.chain or (cause.requirement.name,))[0].split(" ")[0]
+            for cause in causes
+        }
+        return why, {canonicalize_name(r) for r in roots}
+    except ResolutionError as error:
+        return f"the resolver gave up: {error}", {r.name for r in requirements}
+
+
+def _reasons(provider: Provider, causes: Iterable[Any]) -> list[Blocked]:
+    reasons = []
+    for cause in causes:
+        judged = (
+            provider.judged(cause.requirement.name)
+            if cause.requirement.name in provider.projects
+            else None
+        )
+        if isinstance(judged, Blocked):
+            reasons.append(judged)
+        elif judged:
+            rejected = [v for v in judged if cause.requirement.specifier.contains(v.version, True)]
+            if rejected:
+                reasons.append(
+                    policy.blocked_by(provider.requirement_for(cause.requirement.name), rejected)
+                )
+    return reasons
+
+
+def _explain(provider: Provider, need: Need, parent: Candidate | None) -> str:
+    """`requests 2.32.3 → urllib3<3,>=1.21.1: 2.5.0: 5 days old, eligible …`."""
+    path = " → ".join((*need.chain, need.text or need.name))
+    judged = provider.judged(need.name) if need.name in provider.projects else None
+    if judged is None:
+        return f"{path}: not found upstream"
+    if isinstance(judged, Blocked):
+        return f"{path}: {judged.detail}"
+    matching = [v for v in judged if need.specifier.contains(v.version, prereleases=True)]
+    if not matching:
+        return f"{path}: no upstream version matches"
+    rejected = [v for v in matching if v.problem is not None]
+    if not rejected:
+        return f"{path}: conflicts with another requirement on {need.name}"
+    return f"{path}: " + "; ".join(f"{v.version}: {v.detail}" for v in rejected[:3])
+
+
+def _raise_if_missing(provider: Provider) -> None:
+    if provider.missing_projects or provider.missing_files:
+        raise NeedData(frozenset(provider.missing_projects), frozenset(provider.missing_files))
