@@ -21,7 +21,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 from resolvelib import AbstractProvider, BaseReporter, Resolver
-from resolvelib.resolvers import ResolutionError, ResolutionImpossible
+from resolvelib.resolvers import ResolutionError, ResolutionImpossible, Result
 
 from reconciler import policy
 from reconciler.metadata import CoreMetadata
@@ -276,22 +276,7 @@ def resolve(
         if isinstance(failure, Blocked):
             blocked[requirement.name] = failure
     _raise_if_missing(provider)
-    remaining = [r for r in listed if r.name not in blocked]
-    while True:
-        outcome = _attempt(provider, remaining)
-        _raise_if_missing(provider)
-        if not isinstance(outcome, tuple):
-            break
-        conflicting = [r for r in remaining if r.name in outcome[1]] or remaining[-1:]
-        for requirement in conflicting:
-            blocked[requirement.name] = Blocked(
-                name=requirement.name,
-                requirement=requirement.text,
-                reason="dependency-conflict",
-                detail=f"its dependencies conflict with other requirements': {outcome[0]}",
-            )
-        remaining = [r for r in remaining if r.name not in blocked]
-    result = outcome
+    result = _resolve_together(provider, [r for r in listed if r.name not in blocked], blocked)
     admitted: dict[str, policy.Admitted] = {}
     required_by: dict[str, set[str]] = {}
     for key, candidate in result.mapping.items():
@@ -316,7 +301,7 @@ def resolve(
         for version in held.get(name, ()):
             pinned = replace(provider.requirement_for(name), specifier=SpecifierSet(f"=={version}"))
             outcome = _attempt(provider, [pinned])
-            if isinstance(outcome, Blocked) or isinstance(outcome, tuple):
+            if isinstance(outcome, (Blocked, Conflict)):
                 continue
             kept |= {(c.name, c.version) for c in outcome.mapping.values()}
     _raise_if_missing(provider)
@@ -334,9 +319,43 @@ def resolve(
     )
 
 
-def _attempt(provider: Provider, requirements: Sequence[Requirement]) -> Any:
+def _resolve_together(
+    provider: Provider, remaining: list[Requirement], blocked: dict[str, Blocked]
+) -> Result[Need, Candidate, str]:
+    """Resolve the requirements together; block those in a conflict until the rest resolve."""
+    while True:
+        outcome = _attempt(provider, remaining)
+        _raise_if_missing(provider)
+        if isinstance(outcome, Blocked):  # the last one standing cannot be satisfied
+            blocked[remaining[0].name] = outcome
+            remaining = []
+        elif isinstance(outcome, Conflict):
+            conflicting = [r for r in remaining if r.name in outcome.roots] or remaining[-1:]
+            for requirement in conflicting:
+                blocked[requirement.name] = Blocked(
+                    name=requirement.name,
+                    requirement=requirement.text,
+                    reason="dependency-conflict",
+                    detail=f"its dependencies conflict with other requirements': {outcome.why}",
+                )
+            remaining = [r for r in remaining if r.name not in blocked]
+        else:
+            return outcome
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """Several requirements whose closures cannot be satisfied together."""
+
+    why: str
+    roots: frozenset[str]  # the listed requirements involved
+
+
+def _attempt(
+    provider: Provider, requirements: Sequence[Requirement]
+) -> Result[Need, Candidate, str] | Blocked | Conflict:
     """A resolution's result; a Blocked for a single requirement that cannot be satisfied; or
-    (why, names of the listed requirements involved) for a conflict among several."""
+    the Conflict among several."""
     needs = [
         Need(r.name, r.specifier, frozenset(canonicalize_name(e) for e in r.extras), r.text)
         for r in requirements
@@ -363,9 +382,9 @@ def _attempt(provider: Provider, requirements: Sequence[Requirement]) -> Any:
             (cause.requirement.chain or (cause.requirement.name,))[0].split(" ")[0]
             for cause in causes
         }
-        return why, {canonicalize_name(r) for r in roots}
+        return Conflict(why, frozenset(canonicalize_name(r) for r in roots))
     except ResolutionError as error:
-        return f"the resolver gave up: {error}", {r.name for r in requirements}
+        return Conflict(f"the resolver gave up: {error}", frozenset(r.name for r in requirements))
 
 
 def _reasons(provider: Provider, causes: Iterable[Any]) -> list[Blocked]:
