@@ -119,7 +119,7 @@ class Provider(AbstractProvider[Need, Candidate, str]):
         self.environments = [e.markers() for e in environments]
         self.missing_projects: set[str] = set()
         self.missing_files: set[UpstreamFile] = set()
-        self.sdist_only: set[str] = set()
+        self.unread: set[str] = set()  # releases whose dependencies could not be read
         self._judged: dict[str, list[policy.Verdict] | Blocked] = {}
 
     def requirement_for(self, name: str) -> Requirement:
@@ -213,13 +213,15 @@ class Provider(AbstractProvider[Need, Candidate, str]):
             key=lambda f: (not f.has_metadata, f.filename),
         )
         if not wheels:
-            self.sdist_only.add(f"{candidate.name} {candidate.version}")
+            self.unread.add(f"{candidate.name} {candidate.version}")
             return None
         chosen = wheels[0]
         digest = chosen.sha256 or ""  # policy admits only files with a sha256
         if digest in self.metadata:
             return self.metadata[digest]
-        if digest not in self.unreadable:
+        if digest in self.unreadable:
+            self.unread.add(f"{candidate.name} {candidate.version}")
+        else:
             self.missing_files.add(chosen)
         return None
 
@@ -306,9 +308,10 @@ def resolve(
             kept |= {(c.name, c.version) for c in outcome.mapping.values()}
     _raise_if_missing(provider)
     warnings = tuple(
-        f"{release} is published as an sdist only: its dependencies were not read; list them "
-        "in requirements.txt"
-        for release in sorted(provider.sdist_only)
+        f"the dependencies of {release} could not be read (an sdist only, or no readable "
+        "metadata); list them in requirements.txt"
+        for release in sorted(provider.unread)
+        if release.split(" ")[0] in admitted
     )
     return Closure(
         admitted=admitted,

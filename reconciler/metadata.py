@@ -67,7 +67,7 @@ class MetadataReader:
         self.timeout = timeout
 
     def read_many(self, files: Iterable[UpstreamFile]) -> dict[str, CoreMetadata]:
-        """Metadata by file sha256; files that cannot be read are left out."""
+        """Metadata by file sha256; files whose metadata cannot be read are left out."""
         unique = {f.sha256: f for f in files if f.sha256}
         if not unique:
             return {}
@@ -76,9 +76,11 @@ class MetadataReader:
         return {sha: metadata for sha, metadata in found.items() if metadata is not None}
 
     def _read_or_none(self, upstream_file: UpstreamFile) -> CoreMetadata | None:
+        """None for a file whose metadata cannot be had (an sdist, a broken wheel): the plan
+        then says its dependencies were not read, rather than failing as a whole."""
         try:
             return self.read(upstream_file)
-        except MetadataUnavailable:
+        except UpstreamError:
             return None
 
     def read(self, upstream_file: UpstreamFile) -> CoreMetadata:

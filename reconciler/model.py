@@ -185,7 +185,7 @@ class Policy:
     services: tuple[str, ...] = ("osv",)
     ignore: tuple[IgnoredAdvisory, ...] = ()
     safety: SafetyConfig = field(default_factory=SafetyConfig)
-    dependencies: str = "listed"
+    dependencies: str = "closure"
     environments: tuple[TargetEnvironment, ...] = DEFAULT_ENVIRONMENTS
     files: FilesPolicy = field(default_factory=FilesPolicy)
 

@@ -76,7 +76,10 @@ def make_project(name: str, *files: UpstreamFile, status: str | None = None) -> 
 
 
 def make_config(**policy: Any) -> Config:
+    """A config for plain-data tests; they judge listed requirements unless they ask for the
+    closure (which needs core metadata as data too)."""
     exceptions = policy.pop("exceptions", ())
+    policy.setdefault("dependencies", "listed")
     return Config(policy=Policy(**policy), exceptions=tuple(exceptions))
 
 

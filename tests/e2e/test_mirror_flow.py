@@ -268,7 +268,7 @@ def test_manager_sync_and_audit(workspace: Workspace) -> None:
     assert workspace.manager("sync").exit_code == 0
     assert len(registry_listing(workspace)) == 2, "sync never deletes"
     audit_dry = workspace.manager("audit", "--dry-run")
-    assert "no longer desired" in audit_dry.stdout
+    assert "no longer needed" in audit_dry.stdout
     assert workspace.manager("audit").exit_code == 0
     assert registry_listing(workspace) == {("baz", "2.0", "baz-2.0-py3-none-any.whl")}
 

@@ -56,6 +56,13 @@ class FakeFile:
             digest.update(chunk)
         self.sha256 = digest.hexdigest()
 
+    def byte_range(self, start: int, end: int) -> bytes:
+        """Bytes start..end (inclusive) of what `chunks(honest=True)` streams."""
+        if self.content is not None:
+            return self.content[start : end + 1]
+        block = hashlib.sha256(self.filename.encode()).digest() * 2048
+        return bytes(block[i % len(block)] for i in range(start, end + 1))
+
     def chunks(self, honest: bool = False) -> Iterator[bytes]:
         if self.content is not None:
             data = self.content
@@ -198,17 +205,17 @@ class UpstreamHandler(QuietHandler):
             self.send_body(404, b"not found", "text/plain")
             return
         byte_range = re.fullmatch(r"bytes=(\d*)-(\d*)", self.headers.get("Range", ""))
-        if byte_range and found.content is not None and fake.serve_ranges:
+        if byte_range and fake.serve_ranges:
             # RFC 9110 section 14: `a-b`, `a-` and the suffix form `-n`.
             first, last = byte_range.groups()
-            size = len(found.content)
+            size = found.size
             if first:
                 start, end = int(first), min(int(last) if last else size - 1, size - 1)
             else:
                 start, end = max(size - int(last), 0), size - 1
             self.send_body(
                 206,
-                found.content[start : end + 1],
+                found.byte_range(start, end),
                 "application/octet-stream",
                 {"Content-Range": f"bytes {start}-{end}/{size}", "Accept-Ranges": "bytes"},
             )
