@@ -455,6 +455,7 @@ class PlannedFile:
     requires_python: str | None = None
     yanked: bool = False
     yanked_reason: str | None = None
+    metadata_sha256: str | None = None  # the registry's PEP 658 `.metadata` file, once written
 
 
 class ActionKind(str, Enum):

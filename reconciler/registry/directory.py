@@ -14,7 +14,9 @@ import os
 import shutil
 import tempfile
 import uuid
+import zipfile
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -136,7 +138,10 @@ class DirectoryRegistry(Registry):
     def update_metadata(self, name: str, version: str, planned: PlannedFile) -> None:
         """Rewrite the file's record on the project pages; the bytes stay."""
         records = {r.filename: r for r in self._records(name)}
-        records[planned.filename] = planned
+        kept = records.get(planned.filename)
+        records[planned.filename] = replace(
+            planned, metadata_sha256=kept.metadata_sha256 if kept else None
+        )
         self._write_project(name, list(records.values()))
 
     @contextlib.contextmanager
@@ -154,6 +159,11 @@ class DirectoryRegistry(Registry):
         """Rename the verified file into place, then list it on the project's pages."""
         target_dir = self.files / name
         target_dir.mkdir(parents=True, exist_ok=True)
+        metadata = _wheel_metadata(local_path) if planned.filename.endswith(".whl") else None
+        if metadata is not None:
+            # PEP 658: the core metadata beside the file, taken from the verified wheel itself.
+            _atomic_write(target_dir / f"{planned.filename}.metadata", metadata)
+            planned = replace(planned, metadata_sha256=hashlib.sha256(metadata).hexdigest())
         _fsync_file(local_path)
         os.replace(local_path, target_dir / planned.filename)
         _fsync_dir(target_dir)
@@ -166,8 +176,9 @@ class DirectoryRegistry(Registry):
         records = [r for r in self._records(name) if r.filename not in set(filenames)]
         self._write_project(name, records)
         for filename in filenames:
-            with contextlib.suppress(FileNotFoundError):
-                (self.files / name / filename).unlink()
+            for path in (self.files / name / filename, self.files / name / f"{filename}.metadata"):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
         if not records:
             shutil.rmtree(self.files / name, ignore_errors=True)
 
@@ -266,6 +277,7 @@ class DirectoryRegistry(Registry):
                     yanked=bool(yanked),
                     yanked_reason=yanked if isinstance(yanked, str) else None,
                     url=entry.get("url"),
+                    metadata_sha256=(entry.get("core-metadata") or {}).get("sha256"),
                 )
             )
         return records
@@ -296,6 +308,20 @@ class DirectoryRegistry(Registry):
         except (OSError, ValueError):
             return {}
         return data if isinstance(data, dict) else {}
+
+
+def _wheel_metadata(path: Path) -> bytes | None:
+    """The wheel's `.dist-info/METADATA`, or None when it has no single readable one."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = [
+                n
+                for n in archive.namelist()
+                if n.count("/") == 1 and n.endswith(".dist-info/METADATA")
+            ]
+            return archive.read(members[0]) if len(members) == 1 else None
+    except (zipfile.BadZipFile, OSError, KeyError):
+        return None
 
 
 def _hash_with_cache(path: Path, cached: list[Any] | None) -> tuple[list[int], str]:

@@ -25,8 +25,9 @@ def render_root_json(names: Iterable[str]) -> str:
 
 
 def render_project_html(name: str, files: Sequence[PlannedFile], file_url: str) -> str:
-    """A project page: one link per file with `#sha256=`, `data-requires-python` and
-    `data-yanked` (PEPs 503 and 592). `file_url` is the relative URL prefix of the files."""
+    """A project page: one link per file with `#sha256=`, `data-requires-python`,
+    `data-yanked` and `data-core-metadata` (PEPs 503, 592, 658/714). `file_url` is the relative
+    URL prefix of the files."""
     links = []
     for record in _sorted(files):
         attributes = ""
@@ -34,13 +35,18 @@ def render_project_html(name: str, files: Sequence[PlannedFile], file_url: str) 
             attributes += f' data-requires-python="{escape(record.requires_python)}"'
         if record.yanked:
             attributes += f' data-yanked="{escape(record.yanked_reason or "")}"'
+        if record.metadata_sha256:
+            # PEP 714's attribute, and PEP 658's older one for clients that only know it.
+            digest = f"sha256={record.metadata_sha256}"
+            attributes += f' data-core-metadata="{digest}" data-dist-info-metadata="{digest}"'
         href = f"{file_url}{record.filename}#sha256={record.sha256}"
         links.append(f'    <a href="{escape(href)}"{attributes}>{escape(record.filename)}</a><br/>')
     return _html(f"Links for {name}", "\n".join(links))
 
 
 def render_project_json(name: str, files: Sequence[PlannedFile], file_url: str) -> str:
-    """A project page as PEP 691 JSON with the PEP 700 fields (upload-time, size, versions)."""
+    """A project page as PEP 691 JSON with the PEP 700 fields (upload-time, size, versions) and
+    PEP 714 `core-metadata`."""
     entries = []
     for record in _sorted(files):
         entry: dict[str, object] = {
@@ -55,6 +61,9 @@ def render_project_json(name: str, files: Sequence[PlannedFile], file_url: str) 
             entry["size"] = record.size
         if record.upload_time is not None:
             entry["upload-time"] = record.upload_time.isoformat().replace("+00:00", "Z")
+        if record.metadata_sha256:
+            entry["core-metadata"] = {"sha256": record.metadata_sha256}  # PEP 714
+            entry["dist-info-metadata"] = {"sha256": record.metadata_sha256}  # PEP 658
         entries.append(entry)
     versions = sorted(
         {parsed[1] for r in files if (parsed := parse_distribution_filename(r.filename))},

@@ -3,6 +3,7 @@ with uv's `--exclude-newer` choosing by the upstream upload times the mirror kep
 
 from __future__ import annotations
 
+import hashlib
 import re
 import subprocess
 import sys
@@ -81,6 +82,15 @@ def test_serve_negotiates_pages_and_hides_its_state(workspace: Workspace) -> Non
         moved = requests.get(f"{url}Foo_Bar/", allow_redirects=False, timeout=5)
         assert (moved.status_code, moved.headers["Location"]) == (301, "/simple/foo-bar/")
         root = url.removesuffix("simple/")
+        # PEP 658/714: the core metadata beside each wheel, with its digest on both pages.
+        wheel_entry = next(f for f in files if f["filename"].endswith("1.0-py3-none-any.whl"))
+        digest = wheel_entry["core-metadata"]["sha256"]
+        metadata = requests.get(
+            f"{root}files/foo-bar/{wheel_entry['filename']}.metadata", timeout=5
+        )
+        assert hashlib.sha256(metadata.content).hexdigest() == digest
+        assert metadata.content.startswith(b"Metadata-Version:")
+        assert f'data-core-metadata="sha256={digest}"' in html.text
         assert requests.get(f"{root}.mirror/lock.json", timeout=5).status_code == 404
         assert requests.get(f"{root}.mirror/quarantine.json", timeout=5).status_code == 404
         wheel = requests.get(f"{root}files/foo-bar/foo_bar-1.0-py3-none-any.whl", timeout=5)
