@@ -196,6 +196,9 @@ class Provider(AbstractProvider[Need, Candidate, str]):
             except InvalidRequirement:
                 continue
             if self._applies(parsed, candidate.extras):
+                if canonicalize_name(parsed.name) not in self.projects:
+                    # Note every sibling now: the resolver stops at the first it cannot find.
+                    self.missing_projects.add(canonicalize_name(parsed.name))
                 needs.append(
                     Need(
                         canonicalize_name(parsed.name),

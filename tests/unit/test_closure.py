@@ -1,0 +1,63 @@
+"""The closure resolver on plain data: what it asks for, markers per target environment."""
+
+from __future__ import annotations
+
+import pytest
+
+from reconciler import closure, policy
+from reconciler.metadata import CoreMetadata
+from reconciler.model import TargetEnvironment, UpstreamProject
+from tests.conftest import (
+    FROZEN_NOW,
+    days_ago,
+    make_config,
+    make_file,
+    make_project,
+    make_requirement,
+)
+
+LINUX_39 = (TargetEnvironment("3.9", "linux"),)
+
+
+def project(name: str, version: str = "1.0") -> UpstreamProject:
+    return make_project(name, make_file(name, version, days_ago(100)))
+
+
+def sha(p: UpstreamProject) -> str:
+    return p.files[0].sha256 or ""
+
+
+def resolve(projects, metadata, environments=None):  # type: ignore[no-untyped-def]
+    context = policy.PolicyContext(make_config(dependencies="closure"), FROZEN_NOW)
+    return closure.resolve(
+        [make_requirement("app")],
+        projects,
+        metadata,
+        frozenset(),
+        context,
+        {},
+        {},
+        environments or make_config().policy.environments,
+    )
+
+
+def test_missing_pages_and_metadata_are_asked_for_a_frontier_at_a_time() -> None:
+    app = project("app")
+    with pytest.raises(closure.NeedData) as first:
+        resolve({"app": app}, {})
+    assert first.value.files == {app.files[0]} and not first.value.projects
+    requires = CoreMetadata(("left>=1", "right"))
+    with pytest.raises(closure.NeedData) as second:
+        resolve({"app": app}, {sha(app): requires})
+    assert second.value.projects == {"left", "right"}  # both at once, not one per round
+
+
+def test_markers_count_for_the_target_environments_only() -> None:
+    app, old = project("app"), project("backport")
+    requires = CoreMetadata(('backport; python_version < "3.10"',))
+    metadata = {sha(app): requires, sha(old): CoreMetadata(())}
+    default = resolve({"app": app, "backport": old}, metadata)
+    assert set(default.admitted) == {"app"}  # no default target is older than 3.10
+    for_39 = resolve({"app": app, "backport": old}, metadata, LINUX_39)
+    assert set(for_39.admitted) == {"app", "backport"}
+    assert for_39.required_by == {"backport": ("app 1.0",)}
