@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,9 +25,12 @@ from reconciler.model import (
     parse_distribution_filename,
     version_key,
 )
-from reconciler.progress import ApplyProgress
+from reconciler.progress import ApplyProgress, FileProgress
 from reconciler.registry import Registry
 from reconciler.upstream import UpstreamIndex
+
+# Concurrent downloads in an apply; placing stays sequential.
+DOWNLOAD_WORKERS = 8
 
 
 class HashMismatchError(ReconcilerError):
@@ -49,29 +53,118 @@ def apply(
     upstream: UpstreamIndex,
     actual: ActualState,
     progress: ApplyProgress,
+    workers: int = DOWNLOAD_WORKERS,
 ) -> ApplyResult:
-    """Carry out every action; a file that fails is reported and the rest go on."""
+    """Carry out every action, in the plan's order; a file that fails is reported and the rest
+    go on. Uploads download concurrently; each verified file is placed by this thread alone."""
     held = actual.held()
     result = ApplyResult()
     if plan.actions:
         registry.begin_apply(plan.id)
     progress.begin(sum(len(a.files) for a in plan.actions))
     try:
-        with registry.staging() as staging:
+        with registry.staging() as staging, ThreadPoolExecutor(max_workers=workers) as pool:
+            uploads: list[Action] = []
             for action in plan.actions:
-                failures = len(result.errors)
                 if action.action is ActionKind.UPLOAD:
-                    for planned in action.files:
-                        _upload_one(
-                            action, planned, held, registry, upstream, staging, progress, result
-                        )
-                else:
-                    _delete(action, held, registry, progress, result)
+                    uploads.append(action)
+                    continue
+                fetch = _Fetch(upstream, staging, progress, pool)
+                _upload_all(uploads, held, registry, fetch, progress, result)
+                uploads = []
+                failures = len(result.errors)
+                _delete(action, held, registry, progress, result)
                 if len(result.errors) == failures:
                     _remember(action, held, registry)
+            _upload_all(
+                uploads, held, registry, _Fetch(upstream, staging, progress, pool), progress, result
+            )
     finally:
         progress.end()
     return result
+
+
+@dataclass
+class _Fetch:
+    """Verified downloads into staging, run on the pool."""
+
+    upstream: UpstreamIndex
+    staging: Path
+    progress: ApplyProgress
+    pool: ThreadPoolExecutor
+
+    def submit(self, planned: PlannedFile) -> Future[tuple[Path | str, FileProgress]]:
+        """Start a download: its future gives the verified file, or why there is none."""
+        return self.pool.submit(self._run, planned)
+
+    def _run(self, planned: PlannedFile) -> tuple[Path | str, FileProgress]:
+        handle = self.progress.file(f"upload {planned.filename}", planned.size)
+        try:
+            return download_verified(self.upstream, planned, self.staging, handle), handle
+        except (ReconcilerError, OSError) as error:
+            return _message(planned, error), handle
+
+
+def _upload_all(
+    actions: list[Action],
+    held: dict[tuple[str, str], str],
+    registry: Registry,
+    fetch: _Fetch,
+    progress: ApplyProgress,
+    result: ApplyResult,
+) -> None:
+    """Upload the files of these actions: what the registry holds is skipped (or re-stamped),
+    the rest downloads concurrently and is placed here, one file at a time, as it arrives."""
+    pending: dict[Future[tuple[Path | str, FileProgress]], tuple[Action, PlannedFile]] = {}
+    failed: set[int] = set()
+    for action in actions:
+        for planned in action.files:
+            if held.get((action.name, planned.filename)) != planned.sha256:
+                pending[fetch.submit(planned)] = (action, planned)
+                continue
+            handle = progress.file(f"upload {planned.filename}", planned.size)
+            if planned.before_sha256 == planned.sha256:  # same bytes, new yank marker
+                try:
+                    registry.update_metadata(action.name, action.version, planned)
+                except (ReconcilerError, OSError) as error:
+                    _fail(result, handle, _message(planned, error))
+                    failed.add(id(action))
+                    continue
+                result.uploaded += 1
+                handle.done("index metadata updated")
+            else:
+                result.skipped += 1
+                handle.done("already in the registry")
+    for future in as_completed(pending):
+        action, planned = pending[future]
+        local, handle = future.result()
+        if isinstance(local, str):
+            _fail(result, handle, local)
+            failed.add(id(action))
+            continue
+        try:
+            registry.upload(action.name, action.version, planned, local)
+        except (ReconcilerError, OSError) as error:
+            _fail(result, handle, _message(planned, error))
+            failed.add(id(action))
+            continue
+        result.uploaded += 1
+        handle.done("uploaded")
+    for action in actions:
+        if id(action) not in failed:
+            _remember(action, held, registry)
+
+
+def _fail(result: ApplyResult, handle: FileProgress, message: str) -> None:
+    result.errors.append(message)
+    handle.done(f"FAILED: {message}")
+
+
+def _message(planned: PlannedFile, error: Exception) -> str:
+    if isinstance(error, ReconcilerError):
+        return str(error)
+    strerror = error.strerror if isinstance(error, OSError) else None
+    return f"{planned.filename}: {strerror or error}"
 
 
 def _remember(action: Action, held: dict[tuple[str, str], str], registry: Registry) -> None:
@@ -103,42 +196,6 @@ def _remember(action: Action, held: dict[tuple[str, str], str], registry: Regist
         registry.forget_quarantine(action.name, action.version)
 
 
-def _upload_one(
-    action: Action,
-    planned: PlannedFile,
-    held: dict[tuple[str, str], str],
-    registry: Registry,
-    upstream: UpstreamIndex,
-    staging: Path,
-    progress: ApplyProgress,
-    result: ApplyResult,
-) -> None:
-    progress.file_started(f"upload {planned.filename}", planned.size)
-    try:
-        if held.get((action.name, planned.filename)) == planned.sha256:
-            if planned.before_sha256 == planned.sha256:  # same bytes, new yank marker
-                registry.update_metadata(action.name, action.version, planned)
-                result.uploaded += 1
-                progress.file_done("index metadata updated")
-                return
-            result.skipped += 1
-            progress.file_done("already in the registry")
-            return
-        local = download_verified(upstream, planned, staging, progress)
-        registry.upload(action.name, action.version, planned, local)
-    except (ReconcilerError, OSError) as error:
-        message = (
-            str(error)
-            if isinstance(error, ReconcilerError)
-            else (f"{planned.filename}: {error.strerror or error}")
-        )
-        result.errors.append(message)
-        progress.file_done(f"FAILED: {message}")
-        return
-    result.uploaded += 1
-    progress.file_done("uploaded")
-
-
 def _delete(
     action: Action,
     held: dict[tuple[str, str], str],
@@ -158,12 +215,13 @@ def _delete(
         result.deleted += len(present)
         result.skipped += len(action.files) - len(present)
     for planned in action.files:
-        progress.file_started(f"delete {planned.filename}", None)
-        progress.file_done(outcome if planned.filename in present else "already gone")
+        progress.file(f"delete {planned.filename}", None).done(
+            outcome if planned.filename in present else "already gone"
+        )
 
 
 def download_verified(
-    upstream: UpstreamIndex, planned: PlannedFile, staging: Path, progress: ApplyProgress
+    upstream: UpstreamIndex, planned: PlannedFile, staging: Path, progress: FileProgress
 ) -> Path:
     """Stream a file into `staging`, hashing as it arrives; only a matching file is returned.
 

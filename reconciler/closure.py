@@ -261,9 +261,9 @@ def resolve(
     """Resolve the listed requirements and their whole dependency closure.
 
     Each requirement is first resolved on its own, so one that cannot be satisfied is blocked
-    with the chain that leads there; the rest are then resolved together, and a requirement
-    whose closure conflicts with the others' is blocked in turn. Raises NeedData when pages or
-    metadata are missing (after collecting everything this pass could see).
+    with the chain that leads there; the rest are then resolved together, in groups that share
+    projects, and a requirement whose closure conflicts with the others' is blocked in turn.
+    Raises NeedData when pages or metadata are missing (after collecting all this pass saw).
     """
     provider = Provider(
         {r.name: r for r in listed},
@@ -276,31 +276,35 @@ def resolve(
         environments,
     )
     blocked: dict[str, Blocked] = {}
+    reach: dict[str, set[str]] = {}  # requirement -> the projects its own closure touches
     for requirement in listed:
-        failure = _attempt(provider, [requirement])
-        if isinstance(failure, Blocked):
-            blocked[requirement.name] = failure
+        outcome = _attempt(provider, [requirement])
+        if isinstance(outcome, Blocked):
+            blocked[requirement.name] = outcome
+        elif not isinstance(outcome, Conflict):
+            reach[requirement.name] = {c.name for c in outcome.mapping.values()}
     _raise_if_missing(provider)
-    result = _resolve_together(provider, [r for r in listed if r.name not in blocked], blocked)
+    results = _resolve_in_groups(provider, listed, reach, blocked)
     admitted: dict[str, policy.Admitted] = {}
     required_by: dict[str, set[str]] = {}
-    for key, candidate in result.mapping.items():
-        if key != candidate.name:
-            continue  # a release with extras: its base is pinned under the plain name
-        requirement = provider.requirement_for(candidate.name)
-        judged = provider.judged(candidate.name)
-        verdicts = judged if isinstance(judged, list) else []
-        admitted[candidate.name] = policy.admit(requirement, candidate.verdict, verdicts)
-    for key in result.mapping:
-        for parent in result.graph.iter_parents(key):
-            if parent is None:
-                continue
-            parent_candidate = result.mapping[parent]
-            child = result.mapping[key].name
-            if parent_candidate.name != child:
-                required_by.setdefault(child, set()).add(
-                    f"{parent_candidate.name} {parent_candidate.version}"
-                )
+    for result in results:
+        for key, candidate in result.mapping.items():
+            if key != candidate.name:
+                continue  # a release with extras: its base is pinned under the plain name
+            requirement = provider.requirement_for(candidate.name)
+            judged = provider.judged(candidate.name)
+            verdicts = judged if isinstance(judged, list) else []
+            admitted[candidate.name] = policy.admit(requirement, candidate.verdict, verdicts)
+        for key in result.mapping:
+            for parent in result.graph.iter_parents(key):
+                if parent is None:
+                    continue
+                parent_candidate = result.mapping[parent]
+                child = result.mapping[key].name
+                if parent_candidate.name != child:
+                    required_by.setdefault(child, set()).add(
+                        f"{parent_candidate.name} {parent_candidate.version}"
+                    )
     kept: set[tuple[str, Version]] = set()
     for name in blocked:
         for version in held.get(name, ()):
@@ -323,6 +327,62 @@ def resolve(
         kept=frozenset(kept),
         warnings=warnings,
     )
+
+
+def _resolve_in_groups(
+    provider: Provider,
+    listed: Sequence[Requirement],
+    reach: Mapping[str, set[str]],
+    blocked: dict[str, Blocked],
+) -> list[Result[Need, Candidate, str]]:
+    """Resolve requirements whose closures share no project separately: they cannot conflict,
+    and many small resolutions cost far less than one large one. Groups whose resolutions
+    pin a shared project differently (backtracking can reach new projects) are merged and
+    resolved again, until every project has one version."""
+    groups = _overlapping(reach)
+    while True:
+        results = [
+            _resolve_together(
+                provider, [r for r in listed if r.name in group and r.name not in blocked], blocked
+            )
+            for group in groups
+        ]
+        pins: dict[str, tuple[Version, int]] = {}
+        clash: tuple[int, int] | None = None
+        for index, result in enumerate(results):
+            for candidate in result.mapping.values():
+                seen = pins.setdefault(candidate.name, (candidate.version, index))
+                if seen[0] != candidate.version:
+                    clash = (seen[1], index)
+        if clash is None:
+            return results
+        first, second = clash
+        groups = [g for i, g in enumerate(groups) if i not in clash] + [
+            groups[first] | groups[second]
+        ]
+
+
+def _overlapping(reach: Mapping[str, set[str]]) -> list[set[str]]:
+    """Requirements grouped by shared projects (connected components, union-find)."""
+    parent = {name: name for name in reach}
+
+    def root(name: str) -> str:
+        while parent[name] != name:
+            parent[name] = parent[parent[name]]
+            name = parent[name]
+        return name
+
+    owner: dict[str, str] = {}
+    for requirement, projects in reach.items():
+        for project in projects:
+            if project in owner:
+                parent[root(requirement)] = root(owner[project])
+            else:
+                owner[project] = requirement
+    groups: dict[str, set[str]] = {}
+    for requirement in reach:
+        groups.setdefault(root(requirement), set()).add(requirement)
+    return list(groups.values())
 
 
 def _resolve_together(

@@ -1,8 +1,13 @@
-"""Progress of an apply, as an observer the applier calls; adapters never print."""
+"""Progress of an apply, as an observer the applier calls; adapters never print on their own.
+
+Several downloads run at once, so each file gets its own handle: bytes advance from the
+thread that downloads it, and one line per file is written when it is done.
+"""
 
 from __future__ import annotations
 
 import sys
+import threading
 from typing import Protocol, TextIO
 
 from rich.console import Console
@@ -17,23 +22,35 @@ from rich.progress import (
 )
 
 
+class FileProgress(Protocol):
+    """One file's progress."""
+
+    def advance(self, nbytes: int) -> None:
+        """`nbytes` more of this file are done (from any thread)."""
+
+    def done(self, outcome: str) -> None:
+        """The file is finished: `outcome` is done, skipped or an error."""
+
+
 class ApplyProgress(Protocol):
     """What the applier reports while it works."""
 
     def begin(self, total_files: int) -> None:
         """The apply starts; `total_files` files will be uploaded or deleted."""
 
-    def file_started(self, description: str, size: int | None) -> None:
+    def file(self, description: str, size: int | None) -> FileProgress:
         """Work on one file starts; `size` in bytes where known."""
-
-    def advance(self, nbytes: int) -> None:
-        """`nbytes` more of the current file are done."""
-
-    def file_done(self, outcome: str) -> None:
-        """The current file is finished: `outcome` is done, skipped or an error."""
 
     def end(self) -> None:
         """The apply is over."""
+
+
+class _Silent:
+    def advance(self, nbytes: int) -> None:
+        """Nothing."""
+
+    def done(self, outcome: str) -> None:
+        """Nothing."""
 
 
 class NullProgress:
@@ -42,17 +59,40 @@ class NullProgress:
     def begin(self, total_files: int) -> None:
         """Nothing."""
 
-    def file_started(self, description: str, size: int | None) -> None:
-        """Nothing."""
-
-    def advance(self, nbytes: int) -> None:
-        """Nothing."""
-
-    def file_done(self, outcome: str) -> None:
-        """Nothing."""
+    def file(self, description: str, size: int | None) -> FileProgress:
+        """A handle that reports nothing."""
+        return _Silent()
 
     def end(self) -> None:
         """Nothing."""
+
+
+class _Lines:
+    """`[i/n] description: outcome` lines, numbered in the order files finish."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.index = 0
+        self.lock = threading.Lock()
+
+    def line(self, description: str, outcome: str) -> str:
+        """The next numbered line."""
+        with self.lock:
+            self.index += 1
+            return f"[{self.index}/{self.total}] {description}: {outcome}"
+
+
+class _PlainFile:
+    def __init__(self, owner: PlainProgress, description: str) -> None:
+        self.owner = owner
+        self.description = description
+
+    def advance(self, nbytes: int) -> None:
+        """Plain logs carry no byte counts."""
+
+    def done(self, outcome: str) -> None:
+        """Print one line for the finished file."""
+        print(self.owner.lines.line(self.description, outcome), file=self.owner.stream)
 
 
 class PlainProgress:
@@ -60,32 +100,40 @@ class PlainProgress:
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stdout
-        self.total = 0
-        self.index = 0
-        self.current = ""
+        self.lines = _Lines()
 
     def begin(self, total_files: int) -> None:
         """Remember the total for `[i/n]` prefixes."""
-        self.total = total_files
+        self.lines.total = total_files
 
-    def file_started(self, description: str, size: int | None) -> None:
-        """Remember what is being worked on."""
-        self.index += 1
-        self.current = description
-
-    def advance(self, nbytes: int) -> None:
-        """Plain logs carry no byte counts."""
-
-    def file_done(self, outcome: str) -> None:
-        """Print one line for the finished file."""
-        print(f"[{self.index}/{self.total}] {self.current}: {outcome}", file=self.stream)
+    def file(self, description: str, size: int | None) -> FileProgress:
+        """A handle printing its line when done."""
+        return _PlainFile(self, description)
 
     def end(self) -> None:
         """Nothing to close."""
 
 
+class _RichFile:
+    def __init__(self, owner: RichProgress, description: str, task: TaskID) -> None:
+        self.owner = owner
+        self.description = description
+        self.task = task
+
+    def advance(self, nbytes: int) -> None:
+        """Move this file's bar."""
+        self.owner.progress.advance(self.task, nbytes)
+
+    def done(self, outcome: str) -> None:
+        """Replace the file's bar with one line saying how it ended."""
+        self.owner.progress.remove_task(self.task)
+        self.owner.progress.console.print(
+            self.owner.lines.line(self.description, outcome), highlight=False, markup=False
+        )
+
+
 class RichProgress:
-    """A byte-level bar for the file in flight and a line per finished file, at a terminal."""
+    """A byte-level bar per file in flight and a line per finished file, at a terminal."""
 
     def __init__(self, console: Console | None = None) -> None:
         self.progress = Progress(
@@ -97,34 +145,16 @@ class RichProgress:
             console=console,
             transient=True,
         )
-        self.current: TaskID | None = None
-        self.description = ""
-        self.total = 0
-        self.index = 0
+        self.lines = _Lines()
 
     def begin(self, total_files: int) -> None:
         """Start the display."""
-        self.total = total_files
+        self.lines.total = total_files
         self.progress.start()
 
-    def file_started(self, description: str, size: int | None) -> None:
+    def file(self, description: str, size: int | None) -> FileProgress:
         """A bar for the file's bytes."""
-        self.index += 1
-        self.description = f"[{self.index}/{self.total}] {description}"
-        self.current = self.progress.add_task(self.description, total=size)
-
-    def advance(self, nbytes: int) -> None:
-        """Move the file's bar."""
-        if self.current is not None:
-            self.progress.advance(self.current, nbytes)
-
-    def file_done(self, outcome: str) -> None:
-        """Replace the file's bar with one line saying how it ended."""
-        if self.current is None:
-            return
-        self.progress.remove_task(self.current)
-        self.progress.console.print(f"{self.description}: {outcome}", highlight=False, markup=False)
-        self.current = None
+        return _RichFile(self, description, self.progress.add_task(description, total=size))
 
     def end(self) -> None:
         """Stop the display."""

@@ -97,15 +97,20 @@ def test_apply_killed_midway_is_finished_by_the_next_apply(workspace: Workspace)
     process.send_signal(signal.SIGKILL)
     process.wait()
 
+    # Downloads run concurrently: the small files are in; the one killed mid-download is not.
     listing = DirectoryRegistry(workspace.registry).list_actual()
-    assert {f.filename for f in listing.files} == {"first-1.0-py3-none-any.whl"}
+    placed = {f.filename for f in listing.files}
+    assert placed <= {"first-1.0-py3-none-any.whl", "third-1.0-py3-none-any.whl"}
     assert not (workspace.registry / "files" / "second").exists()
     assert "second" not in (workspace.registry / "simple" / "index.html").read_text()
 
     slow.throttle = 0
     resumed = workspace.mirror("apply", "plan.json")
     assert resumed.exit_code == 0, resumed.output
-    assert "Apply complete: 2 uploaded, 0 deleted, 1 already done" in resumed.stdout
+    assert (
+        f"Apply complete: {3 - len(placed)} uploaded, 0 deleted, {len(placed)} already done"
+        in resumed.stdout
+    )
     listing = DirectoryRegistry(workspace.registry).list_actual()
     assert {f.filename for f in listing.files} == {
         "first-1.0-py3-none-any.whl",

@@ -61,3 +61,12 @@ def test_markers_count_for_the_target_environments_only() -> None:
     for_39 = resolve({"app": app, "backport": old}, metadata, LINUX_39)
     assert set(for_39.admitted) == {"app", "backport"}
     assert for_39.required_by == {"backport": ("app 1.0",)}
+
+
+def test_requirements_that_share_no_project_are_grouped_apart() -> None:
+    assert sorted(
+        map(sorted, closure._overlapping({"a": {"a", "x"}, "b": {"b"}, "c": {"c", "x"}}))
+    ) == [
+        ["a", "c"],
+        ["b"],
+    ]
