@@ -15,6 +15,7 @@ from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Union
 
+from packaging.markers import UndefinedComparison, UndefinedEnvironmentName
 from packaging.requirements import InvalidRequirement
 from packaging.requirements import Requirement as PackagingRequirement
 from packaging.specifiers import SpecifierSet
@@ -68,6 +69,7 @@ class Candidate:
     version: Version
     extras: frozenset[str]
     verdict: policy.Verdict = field(compare=False)
+    chain: tuple[str, ...] = field(default=(), compare=False)  # how the resolution got here
 
 
 Item = Union[Need, Candidate]  # noqa: UP007 - resolvelib's type parameters want one name
@@ -170,7 +172,7 @@ class Provider(AbstractProvider[Need, Candidate, str]):
             return []
         excluded = {c.version for c in incompatibilities[identifier]}
         return [
-            Candidate(name, verdict.version, extras, verdict)
+            Candidate(name, verdict.version, extras, verdict, needs[0].chain)
             for verdict in judged
             if verdict.problem is None
             and verdict.version not in excluded
@@ -183,7 +185,7 @@ class Provider(AbstractProvider[Need, Candidate, str]):
 
     def get_dependencies(self, candidate: Candidate) -> list[Need]:
         """The candidate's Requires-Dist whose markers hold in some target environment."""
-        chain = (f"{candidate.name} {candidate.version}",)
+        chain = (*candidate.chain, f"{candidate.name} {candidate.version}")
         needs = []
         if candidate.extras:  # the extras' candidate depends on its own base release
             needs.append(
@@ -235,17 +237,18 @@ class Provider(AbstractProvider[Need, Candidate, str]):
         with extras takes only the lines its extras switch on.
         """
         marker = requirement.marker
-        if not extras:
-            return marker is None or any(
-                marker.evaluate({**environment, "extra": ""}) for environment in self.environments
-            )
-        if marker is None or "extra" not in str(marker):
+        if marker is None:
+            return not extras  # unconditional lines belong to the base release
+        if bool(extras) != ("extra" in str(marker)):
             return False
-        return any(
-            marker.evaluate({**environment, "extra": extra})
-            for environment in self.environments
-            for extra in extras
-        )
+        try:
+            return any(
+                marker.evaluate({**environment, "extra": extra})
+                for environment in self.environments
+                for extra in extras or {""}
+            )
+        except (UndefinedComparison, UndefinedEnvironmentName):
+            return True  # a marker we cannot judge: mirror the dependency rather than miss it
 
 
 def resolve(
@@ -281,7 +284,14 @@ def resolve(
         outcome = _attempt(provider, [requirement])
         if isinstance(outcome, Blocked):
             blocked[requirement.name] = outcome
-        elif not isinstance(outcome, Conflict):
+        elif isinstance(outcome, Conflict):  # the resolver gave up on it alone
+            blocked[requirement.name] = Blocked(
+                name=requirement.name,
+                requirement=requirement.text,
+                reason="dependency-unsatisfiable",
+                detail=outcome.why,
+            )
+        else:
             reach[requirement.name] = {c.name for c in outcome.mapping.values()}
     _raise_if_missing(provider)
     results = _resolve_in_groups(provider, listed, reach, blocked)
@@ -309,7 +319,20 @@ def resolve(
     for name in blocked:
         for version in held.get(name, ()):
             pinned = replace(provider.requirement_for(name), specifier=SpecifierSet(f"=={version}"))
-            outcome = _attempt(provider, [pinned])
+            # Judged afresh under the pin: the listed specifier may exclude the held version.
+            keeper = Provider(
+                {**provider.listed, name: pinned},
+                projects,
+                metadata,
+                unreadable,
+                context,
+                held,
+                distrusted,
+                environments,
+            )
+            outcome = _attempt(keeper, [pinned])
+            provider.missing_projects |= keeper.missing_projects
+            provider.missing_files |= keeper.missing_files
             if isinstance(outcome, (Blocked, Conflict)):
                 continue
             kept |= {(c.name, c.version) for c in outcome.mapping.values()}

@@ -14,6 +14,7 @@ import hashlib
 import io
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -122,16 +123,19 @@ class MetadataReader:
         with RangeFile(self.session, url, upstream_file.size, self.timeout) as remote:
             try:
                 archive = zipfile.ZipFile(remote)
-            except zipfile.BadZipFile as error:
-                raise UpstreamError(f"{upstream_file.filename}: not a zip: {error}") from None
-            members = [
-                n
-                for n in archive.namelist()
-                if n.count("/") == 1 and n.endswith(".dist-info/METADATA")
-            ]
-            if len(members) != 1:
-                raise UpstreamError(f"{upstream_file.filename}: no single .dist-info/METADATA")
-            return archive.read(members[0])
+                members = [
+                    n
+                    for n in archive.namelist()
+                    if n.count("/") == 1 and n.endswith(".dist-info/METADATA")
+                ]
+                if len(members) != 1:
+                    raise UpstreamError(f"{upstream_file.filename}: no single .dist-info/METADATA")
+                return archive.read(members[0])
+            except (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError, EOFError,
+                    ValueError) as error:  # fmt: skip
+                raise UpstreamError(
+                    f"{upstream_file.filename}: unreadable wheel: {error}"
+                ) from None
 
     def _get(self, url: str) -> requests.Response:
         try:

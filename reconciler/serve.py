@@ -8,6 +8,7 @@ state (lock, staging, quarantine log) and any other dotfile stay private.
 from __future__ import annotations
 
 import http.server
+import re
 import shutil
 from collections.abc import Callable
 from functools import partial
@@ -17,6 +18,7 @@ from urllib.parse import unquote, urlsplit
 from packaging.utils import canonicalize_name
 
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
+_PLAIN = re.compile(r"[A-Za-z0-9._+!~-]+")
 HTML_TYPE = "application/vnd.pypi.simple.v1+html"
 # What a client may ask for, and the page that answers it. `text/html` is PEP 503's own.
 _PAGES = {JSON_TYPE: "index.json", HTML_TYPE: "index.html", "text/html": "index.html"}
@@ -79,7 +81,9 @@ class RegistryHandler(http.server.BaseHTTPRequestHandler):
     def _serve(self, send_body: bool) -> None:
         path = unquote(urlsplit(self.path).path)
         parts = [p for p in path.split("/") if p]
-        if any(p.startswith(".") or "\\" in p for p in parts):
+        # Names on this index are plain ASCII: anything else (dot-files, control characters,
+        # NUL, backslashes, non-ASCII) is not here, and never reaches a header or the disk.
+        if any(p.startswith(".") or not _PLAIN.fullmatch(p) for p in parts):
             self._status(404)
             return
         if parts[:1] == ["simple"] and len(parts) <= 2:

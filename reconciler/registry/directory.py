@@ -15,6 +15,7 @@ import shutil
 import tempfile
 import uuid
 import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -320,8 +321,9 @@ def _wheel_metadata(path: Path) -> bytes | None:
                 if n.count("/") == 1 and n.endswith(".dist-info/METADATA")
             ]
             return archive.read(members[0]) if len(members) == 1 else None
-    except (zipfile.BadZipFile, OSError, KeyError):
-        return None
+    except (zipfile.BadZipFile, zlib.error, OSError, KeyError, NotImplementedError, RuntimeError,
+            EOFError, ValueError):  # fmt: skip
+        return None  # a wheel pip can still install; it just gets no PEP 658 file
 
 
 def _hash_with_cache(path: Path, cached: list[Any] | None) -> tuple[list[int], str]:

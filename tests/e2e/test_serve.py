@@ -82,6 +82,10 @@ def test_serve_negotiates_pages_and_hides_its_state(workspace: Workspace) -> Non
         moved = requests.get(f"{url}Foo_Bar/", allow_redirects=False, timeout=5)
         assert (moved.status_code, moved.headers["Location"]) == (301, "/simple/foo-bar/")
         root = url.removesuffix("simple/")
+        for hostile in ("simple/foo%0d%0aX-Evil:%201", "files/a/b%00", "simple/%E2%98%83/",
+                        "files/%2e%2e/.mirror/quarantine.json"):  # fmt: skip
+            answer = requests.get(f"{root}{hostile}", allow_redirects=False, timeout=5)
+            assert answer.status_code == 404 and "X-Evil" not in answer.headers
         # PEP 658/714: the core metadata beside each wheel, with its digest on both pages.
         wheel_entry = next(f for f in files if f["filename"].endswith("1.0-py3-none-any.whl"))
         digest = wheel_entry["core-metadata"]["sha256"]

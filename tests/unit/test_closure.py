@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from packaging.version import Version
 
 from reconciler import closure, policy
 from reconciler.metadata import CoreMetadata
@@ -70,3 +71,34 @@ def test_requirements_that_share_no_project_are_grouped_apart() -> None:
         ["a", "c"],
         ["b"],
     ]
+
+
+def test_a_marker_that_cannot_be_judged_keeps_the_dependency_instead_of_failing() -> None:
+    app, dep = project("app"), project("dep")
+    metadata = {
+        sha(app): CoreMetadata(('dep; platform_version ~= "1"',)),
+        sha(dep): CoreMetadata(()),
+    }
+    assert set(resolve({"app": app, "dep": dep}, metadata).admitted) == {"app", "dep"}
+
+
+def test_a_blocked_requirement_keeps_what_its_held_version_needs() -> None:
+    app = make_project(
+        "app", make_file("app", "1.0", days_ago(100)), make_file("app", "2.0", days_ago(1))
+    )
+    dep = project("dep")
+    metadata = {f.sha256 or "": CoreMetadata(("dep",)) for f in app.files}
+    metadata[sha(dep)] = CoreMetadata(())
+    context = policy.PolicyContext(make_config(dependencies="closure"), FROZEN_NOW)
+    resolved = closure.resolve(
+        [make_requirement("app>=2")],
+        {"app": app, "dep": dep},
+        metadata,
+        frozenset(),
+        context,
+        {"app": [Version("1.0")]},
+        {},
+        make_config().policy.environments,
+    )
+    assert "app" in resolved.blocked
+    assert ("dep", Version("1.0")) in resolved.kept

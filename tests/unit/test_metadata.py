@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -64,3 +66,16 @@ def test_an_sdist_alone_has_no_readable_dependencies(upstream: FakeUpstream) -> 
     with pytest.raises(MetadataUnavailable):
         reader.read(sdist)
     assert reader.read_many([sdist]) == {}
+
+
+def test_a_corrupt_wheel_is_unreadable_not_a_crash(upstream: FakeUpstream) -> None:
+    upstream.serve_metadata = False
+    (fake,) = upstream.add_release("req", "1.0", days_ago(30), requires=REQUIRES)
+    assert fake.content is not None
+    with zipfile.ZipFile(io.BytesIO(fake.content)) as archive:
+        member = next(i for i in archive.infolist() if i.filename.endswith("METADATA"))
+    broken = bytearray(fake.content)
+    broken[member.header_offset + 30 + len(member.filename) + 2] ^= 0xFF  # its compressed bytes
+    fake.content = bytes(broken)
+    wheel = files(upstream, "req")["req-1.0-py3-none-any.whl"]
+    assert MetadataReader(make_session(None, 2), None).read_many([wheel]) == {}
