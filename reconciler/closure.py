@@ -97,28 +97,26 @@ def identifier(name: str, extras: Collection[str]) -> str:
     return f"{name}[{','.join(sorted(extras))}]" if extras else name
 
 
+@dataclass(frozen=True)
+class Facts:
+    """What a resolution judges by: upstream pages and metadata, policy, the registry's view."""
+
+    projects: Mapping[str, UpstreamProject | None]
+    metadata: Mapping[str, CoreMetadata]
+    unreadable: Collection[str]
+    context: policy.PolicyContext
+    held: Mapping[str, Collection[Version]]
+    distrusted: Mapping[tuple[str, Version], str]
+    environments: Sequence[TargetEnvironment]
+
+
 class Provider(AbstractProvider[Need, Candidate, str]):
     """The resolver's view of upstream through the policy, recording what data is missing."""
 
-    def __init__(
-        self,
-        listed: Mapping[str, Requirement],
-        projects: Mapping[str, UpstreamProject | None],
-        metadata: Mapping[str, CoreMetadata],
-        unreadable: Collection[str],
-        context: policy.PolicyContext,
-        held: Mapping[str, Collection[Version]],
-        distrusted: Mapping[tuple[str, Version], str],
-        environments: Sequence[TargetEnvironment],
-    ) -> None:
+    def __init__(self, listed: Mapping[str, Requirement], facts: Facts) -> None:
         self.listed = listed
-        self.projects = projects
-        self.metadata = metadata
-        self.unreadable = unreadable
-        self.context = context
-        self.held = held
-        self.distrusted = distrusted
-        self.environments = [e.markers() for e in environments]
+        self.facts = facts
+        self.environments = [e.markers() for e in facts.environments]
         self.missing_projects: set[str] = set()
         self.missing_files: set[UpstreamFile] = set()
         self.unread: set[str] = set()  # releases whose dependencies could not be read
@@ -133,10 +131,10 @@ class Provider(AbstractProvider[Need, Candidate, str]):
         if name not in self._judged:
             self._judged[name] = policy.judge_candidates(
                 self.requirement_for(name),
-                self.projects.get(name),
-                self.context,
-                self.held.get(name, ()),
-                {v: why for (n, v), why in self.distrusted.items() if n == name},
+                self.facts.projects.get(name),
+                self.facts.context,
+                self.facts.held.get(name, ()),
+                {v: why for (n, v), why in self.facts.distrusted.items() if n == name},
             )
         return self._judged[name]
 
@@ -164,7 +162,7 @@ class Provider(AbstractProvider[Need, Candidate, str]):
         """Versions that pass policy and every specifier, newest first."""
         needs = list(requirements[identifier])
         name, extras = needs[0].name, frozenset().union(*(n.extras for n in needs))
-        if name not in self.projects:
+        if name not in self.facts.projects:
             self.missing_projects.add(name)
             return []
         judged = self.judged(name)
@@ -198,7 +196,7 @@ class Provider(AbstractProvider[Need, Candidate, str]):
             except InvalidRequirement:
                 continue
             if self._applies(parsed, candidate.extras):
-                if canonicalize_name(parsed.name) not in self.projects:
+                if canonicalize_name(parsed.name) not in self.facts.projects:
                     # Note every sibling now: the resolver stops at the first it cannot find.
                     self.missing_projects.add(canonicalize_name(parsed.name))
                 needs.append(
@@ -222,9 +220,9 @@ class Provider(AbstractProvider[Need, Candidate, str]):
             return None
         chosen = wheels[0]
         digest = chosen.sha256 or ""  # policy admits only files with a sha256
-        if digest in self.metadata:
-            return self.metadata[digest]
-        if digest in self.unreadable:
+        if digest in self.facts.metadata:
+            return self.facts.metadata[digest]
+        if digest in self.facts.unreadable:
             self.unread.add(f"{candidate.name} {candidate.version}")
         else:
             self.missing_files.add(chosen)
@@ -268,16 +266,8 @@ def resolve(
     projects, and a requirement whose closure conflicts with the others' is blocked in turn.
     Raises NeedData when pages or metadata are missing (after collecting all this pass saw).
     """
-    provider = Provider(
-        {r.name: r for r in listed},
-        projects,
-        metadata,
-        unreadable,
-        context,
-        held,
-        distrusted,
-        environments,
-    )
+    facts = Facts(projects, metadata, unreadable, context, held, distrusted, environments)
+    provider = Provider({r.name: r for r in listed}, facts)
     blocked: dict[str, Blocked] = {}
     reach: dict[str, set[str]] = {}  # requirement -> the projects its own closure touches
     for requirement in listed:
@@ -320,16 +310,7 @@ def resolve(
         for version in held.get(name, ()):
             pinned = replace(provider.requirement_for(name), specifier=SpecifierSet(f"=={version}"))
             # Judged afresh under the pin: the listed specifier may exclude the held version.
-            keeper = Provider(
-                {**provider.listed, name: pinned},
-                projects,
-                metadata,
-                unreadable,
-                context,
-                held,
-                distrusted,
-                environments,
-            )
+            keeper = Provider({**provider.listed, name: pinned}, facts)
             outcome = _attempt(keeper, [pinned])
             provider.missing_projects |= keeper.missing_projects
             provider.missing_files |= keeper.missing_files
@@ -481,7 +462,7 @@ def _reasons(provider: Provider, causes: Iterable[Any]) -> list[Blocked]:
     for cause in causes:
         judged = (
             provider.judged(cause.requirement.name)
-            if cause.requirement.name in provider.projects
+            if cause.requirement.name in provider.facts.projects
             else None
         )
         if isinstance(judged, Blocked):
@@ -498,7 +479,7 @@ def _reasons(provider: Provider, causes: Iterable[Any]) -> list[Blocked]:
 def _explain(provider: Provider, need: Need, parent: Candidate | None) -> str:
     """`requests 2.32.3 → urllib3<3,>=1.21.1: 2.5.0: 5 days old, eligible …`."""
     path = " → ".join((*need.chain, need.text or need.name))
-    judged = provider.judged(need.name) if need.name in provider.projects else None
+    judged = provider.judged(need.name) if need.name in provider.facts.projects else None
     if judged is None:
         return f"{path}: not found upstream"
     if isinstance(judged, Blocked):
