@@ -146,9 +146,16 @@ class UpstreamHandler(QuietHandler):
             ],
             "vulnerabilities": fake.vulnerabilities.get((name, version), []),
         }
-        body = json.dumps(document).encode()
+        self.send_revalidated(
+            json.dumps(document).encode(),
+            "application/json",
+            {"Cache-Control": "max-age=900, public"},
+        )
+
+    def send_revalidated(self, body: bytes, content_type: str, headers: dict[str, str]) -> None:
+        """200 with an ETag, or 304 when the client's If-None-Match already names it."""
         etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-        headers = {"ETag": etag, "Cache-Control": "max-age=900, public"}
+        headers = {"ETag": etag, **headers}
         if self.headers.get("If-None-Match") == etag:
             self.fake.record(self.command, self.path, 304)
             self.send_response(304)
@@ -157,7 +164,7 @@ class UpstreamHandler(QuietHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
-        self.send_body(200, body, "application/json", headers)
+        self.send_body(200, body, content_type, headers)
 
     def project_page(self, requested: str) -> None:
         fake: FakeUpstream = self.fake
@@ -179,17 +186,9 @@ class UpstreamHandler(QuietHandler):
             body, content_type = fake.render_json(project), JSON_TYPE
         else:
             body, content_type = fake.render_html(project), "text/html"
-        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-        headers = {"ETag": etag, "Cache-Control": "max-age=600, public", "Vary": "Accept"}
-        if self.headers.get("If-None-Match") == etag:
-            self.fake.record(self.command, self.path, 304)
-            self.send_response(304)
-            for key, value in headers.items():
-                self.send_header(key, value)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        self.send_body(200, body, content_type, headers)
+        self.send_revalidated(
+            body, content_type, {"Cache-Control": "max-age=600, public", "Vary": "Accept"}
+        )
 
     def metadata_file(self, filename: str) -> None:
         found = self.fake.find_file(filename)
