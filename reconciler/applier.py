@@ -64,21 +64,19 @@ def apply(
     progress.begin(sum(len(a.files) for a in plan.actions))
     try:
         with registry.staging() as staging, ThreadPoolExecutor(max_workers=workers) as pool:
+            fetch = _Fetch(upstream, staging, progress, pool)
             uploads: list[Action] = []
             for action in plan.actions:
                 if action.action is ActionKind.UPLOAD:
                     uploads.append(action)
                     continue
-                fetch = _Fetch(upstream, staging, progress, pool)
                 _upload_all(uploads, held, registry, fetch, progress, result)
                 uploads = []
                 failures = len(result.errors)
                 _delete(action, held, registry, progress, result)
                 if len(result.errors) == failures:
                     _remember(action, held, registry)
-            _upload_all(
-                uploads, held, registry, _Fetch(upstream, staging, progress, pool), progress, result
-            )
+            _upload_all(uploads, held, registry, fetch, progress, result)
     finally:
         progress.end()
     return result
