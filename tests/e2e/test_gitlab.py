@@ -65,9 +65,16 @@ def simple_url_with_token(gitlab: FakeGitLab) -> str:
     return gitlab.simple_url.replace("://", f"://gitlab-ci-token:{gitlab.job_token}@", 1)
 
 
-def registry(gitlab: FakeGitLab) -> GitLabRegistry:
+def without_retries() -> requests.Session:
+    """A session that reports the first failure, for tests that want it at once."""
+    return make_session(None, 4, retry=make_retry(total=0, methods=IDEMPOTENT))
+
+
+def registry(gitlab: FakeGitLab, retries: bool = True) -> GitLabRegistry:
+    session = None if retries else without_retries()
     return GitLabRegistry(
-        GitLabClient(gitlab.api_url, gitlab.project_id), Credential(gitlab.job_token)
+        GitLabClient(gitlab.api_url, gitlab.project_id, session=session),
+        Credential(gitlab.job_token),
     )
 
 
@@ -127,10 +134,8 @@ def test_a_failed_listing_is_an_error_not_an_empty_registry(
     seed(workspace)
     gitlab.add_package("foo-bar", "1.1", {"foo_bar-1.1-py3-none-any.whl": b"x"})
     gitlab.inject("GET", r"/package_files$", "500")  # the second page of facts fails
-    no_retries = make_session(None, 4, retry=make_retry(total=0, methods=IDEMPOTENT))
-    client = GitLabClient(gitlab.api_url, gitlab.project_id, session=no_retries)
     with pytest.raises(GitLabError, match="GitLab answered 500 for the files of package"):
-        GitLabRegistry(client, Credential(gitlab.job_token)).list_actual()
+        registry(gitlab, retries=False).list_actual()
 
     gitlab.job_role = "guest"
     result = workspace.mirror("plan")
@@ -386,11 +391,7 @@ def test_a_file_is_never_replaced_in_place(gitlab: FakeGitLab, tmp_path: Path) -
 
 
 def test_a_lock_that_cannot_be_released_is_reported(gitlab: FakeGitLab) -> None:
-    no_retries = make_session(None, 4, retry=make_retry(total=0, methods=IDEMPOTENT))
-    target = GitLabRegistry(
-        GitLabClient(gitlab.api_url, gitlab.project_id, session=no_retries),
-        Credential(gitlab.job_token),
-    )
+    target = registry(gitlab, retries=False)
     gitlab.inject("DELETE", r"/terraform/state/pypi-mirror/lock$", "500")
     with pytest.raises(GitLabError, match=r"releasing the registry lock \(lock ID "):
         with target.lock("me"):
@@ -410,7 +411,7 @@ def test_errors_stay_on_one_line_and_never_echo_a_credential() -> None:
         client = GitLabClient(
             "https://gitlab.example/api/v4",
             "42",
-            session=make_session(None, 1, retry=make_retry(total=0, methods=IDEMPOTENT)),
+            session=without_retries(),
         )
         with pytest.raises(GitLabError) as failed:
             list(client.paginate(f"{client.project_url}/packages", {}, {}, "the listing"))
