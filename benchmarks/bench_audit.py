@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench_core import NOW, clean_env, mirror, run_measured  # noqa: E402
+from bench_core import NOW, clean_env, mirror, run_measured, write_state  # noqa: E402
 
 from reconciler.model import PlannedFile  # noqa: E402
 from reconciler.registry import DirectoryRegistry  # noqa: E402
@@ -51,22 +51,6 @@ def build(root: Path, upstream: FakeUpstream, projects: int, versions: int) -> l
     return names
 
 
-def write_state(
-    root: Path, upstream: FakeUpstream, osv: FakeOsv, names: list[str], services: str
-) -> Path:
-    desired = root / f"desired-{services.replace(', ', '-')}" / "desired-state"
-    desired.mkdir(parents=True, exist_ok=True)
-    (desired / "requirements.txt").write_text("".join(f"{name}\n" for name in names))
-    (desired / "config.yaml").write_text(
-        "policy:\n  min_age_days: 14\n  prune: false\n  max_deletions: 1000\n"
-        f"  vulnerabilities:\n    services: [{services}]\n"
-        f"upstream:\n  index_url: {upstream.index_url}\n  osv_url: {osv.url}\n"
-        f"  json_url: {upstream.url}/pypi\n"
-        f"registry:\n  path: {root / 'registry'}\n"
-    )
-    return desired
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--projects", type=int, default=600)
@@ -94,7 +78,14 @@ def main() -> None:
             ("osv, warm cache", "osv"),
             ("osv + pypi, warm", "osv, pypi"),
         ):
-            desired = write_state(root, upstream, osv, names, services)
+            desired = write_state(
+                root / f"desired-{services.replace(', ', '-')}",
+                upstream,
+                osv,
+                "".join(f"{name}\n" for name in names),
+                policy=f"  prune: false\n  vulnerabilities:\n    services: [{services}]\n",
+                registry=f"path: {root / 'registry'}",
+            )
             upstream.reset_counts()
             osv.reset_counts()
             command = mirror("plan", "--format", "json", "--desired-state", str(desired))

@@ -34,14 +34,25 @@ def clean_env(cache: Path) -> dict[str, str]:
     return env
 
 
-def write_state(root: Path, upstream: FakeUpstream, osv: FakeOsv, requirements: str) -> Path:
+def write_state(
+    root: Path,
+    upstream: FakeUpstream,
+    osv: FakeOsv,
+    requirements: str,
+    policy: str = "",
+    registry: str = "path: registry",
+) -> Path:
+    """`root/desired-state/` pointing at the local fakes; `policy` lines are added to the
+    policy section, `registry` is the registry section's body (a path relative to `root`)."""
     desired = root / "desired-state"
-    desired.mkdir(parents=True)
+    desired.mkdir(parents=True, exist_ok=True)
     (desired / "requirements.txt").write_text(requirements)
     (desired / "config.yaml").write_text(
-        f"policy:\n  min_age_days: 14\n  max_deletions: 1000\n"
-        f"upstream:\n  index_url: {upstream.index_url}\n  osv_url: {osv.url}\n"
-        f"registry:\n  path: registry\n"
+        "policy:\n  min_age_days: 14\n  max_deletions: 1000\n"
+        + policy
+        + f"upstream:\n  index_url: {upstream.index_url}\n  osv_url: {osv.url}\n"
+        f"  json_url: {upstream.url}/pypi\n"
+        f"registry:\n  {registry}\n"
     )
     return desired
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench_core import NOW, clean_env, mirror, run_measured  # noqa: E402
+from bench_core import NOW, clean_env, mirror, run_measured, write_state  # noqa: E402
 
 from tests.servers.gitlab import FakeGitLab  # noqa: E402
 from tests.servers.osv import FakeOsv  # noqa: E402
@@ -46,18 +46,6 @@ def route(method: str, path: str) -> str:
         if re.search(pattern, f"{method} {path}" if pattern.startswith("^") else path):
             return label
     return "other"
-
-
-def write_state(root: Path, upstream: FakeUpstream, osv: FakeOsv, requirements: str) -> Path:
-    desired = root / "desired-state"
-    desired.mkdir(parents=True, exist_ok=True)
-    (desired / "requirements.txt").write_text(requirements)
-    (desired / "config.yaml").write_text(
-        "policy:\n  min_age_days: 14\n  max_deletions: 1000\n"
-        f"upstream:\n  index_url: {upstream.index_url}\n  osv_url: {osv.url}\n"
-        "registry:\n  type: gitlab\n"
-    )
-    return desired
 
 
 def measure(label: str, gitlab: FakeGitLab, command: list[str], env: dict[str, str]) -> None:
@@ -105,14 +93,14 @@ def main() -> None:
             "API request:"
         )
         pinned = "".join(f"{name}==1.0\n" for name in names)
-        desired = write_state(root, upstream, osv, pinned)
+        desired = write_state(root, upstream, osv, pinned, registry="type: gitlab")
         measure(
             "plan, nothing to change", gitlab, mirror("plan", "--desired-state", str(desired)), env
         )
         changed = "".join(f"{name}\n" for name in names[:50]) + "".join(
             f"{name}==1.0\n" for name in names[100:]
         )
-        write_state(root, upstream, osv, changed)
+        write_state(root, upstream, osv, changed, registry="type: gitlab")
         measure(
             "apply, 50 up + 100 down",
             gitlab,

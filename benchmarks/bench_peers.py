@@ -27,13 +27,15 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_core import NOW, clean_env, mirror  # noqa: E402
+from bench_core import NOW, clean_env, mirror, write_state  # noqa: E402
 from peer_servers import PeerUpstream  # noqa: E402
 
 from tests.servers.osv import FakeOsv  # noqa: E402
@@ -52,17 +54,20 @@ def populate(upstream: PeerUpstream, projects: int) -> list[str]:
     return names
 
 
-def write_state(root: Path, upstream: PeerUpstream, osv: FakeOsv, names: list[str]) -> Path:
-    desired = root / "desired-state"
-    desired.mkdir(parents=True)
-    (desired / "requirements.txt").write_text("".join(f"{name}\n" for name in names))
-    (desired / "config.yaml").write_text(
-        "policy:\n  min_age_days: 14\n  max_deletions: 1000\n"
-        f"upstream:\n  index_url: {upstream.index_url}\n  osv_url: {osv.url}\n"
-        f"  json_url: {upstream.url}/pypi\n"
-        f"registry:\n  path: {root / 'registry'}\n"
-    )
-    return desired
+@contextmanager
+def world(
+    projects: int, latency: float
+) -> Iterator[tuple[Path, PeerUpstream, FakeOsv, list[str], Path]]:
+    """A temp dir, the upstream with `projects` projects, OSV, and a desired state listing them."""
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        PeerUpstream(latency=latency) as upstream,
+        FakeOsv(latency=latency) as osv,
+    ):
+        root = Path(tmp)
+        names = populate(upstream, projects)
+        desired = write_state(root, upstream, osv, "".join(f"{n}\n" for n in names))
+        yield root, upstream, osv, names, desired
 
 
 def run(command: list[str], env: dict[str, str], log: Path, timeout: float) -> tuple[float, int]:
@@ -174,14 +179,7 @@ def bench_bandersnatch(
 
 
 def bench(projects: int, latency: float, skip_bandersnatch: bool) -> None:
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        PeerUpstream(latency=latency) as upstream,
-        FakeOsv(latency=latency) as osv,
-    ):
-        root = Path(tmp)
-        names = populate(upstream, projects)
-        desired = write_state(root, upstream, osv, names)
+    with world(projects, latency) as (root, upstream, osv, names, desired):
         print(
             f"{projects} projects x {len(VERSIONS)} versions (ages {AGES} days, min_age_days 14),"
             f" {latency * 1000:.0f} ms latency per request at the upstream and OSV:"
@@ -252,14 +250,7 @@ def bench(projects: int, latency: float, skip_bandersnatch: bool) -> None:
 
 
 def bench_growth(projects: int, latency: float, base: float) -> None:
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        PeerUpstream(latency=latency) as upstream,
-        FakeOsv(latency=latency) as osv,
-    ):
-        root = Path(tmp)
-        names = populate(upstream, projects)
-        desired = write_state(root, upstream, osv, names)
+    with world(projects, latency) as (root, upstream, osv, names, desired):
         plan = mirror("plan", "--format", "json", "--desired-state", str(desired))
         upstream.reset_counts()
         osv.reset_counts()
