@@ -67,9 +67,10 @@ def make_plan(
         try:
             return planner.plan(inputs)
         except closure.NeedData as need:
-            fresh = need.projects - projects.keys()
-            projects.update(upstream.projects(fresh))
-            audit.query(planner.versions_to_audit(desired, projects, actual, now))
+            fetched = upstream.projects(need.projects - projects.keys())
+            projects.update(fetched)
+            # Only the new projects' candidates: what was judged before is audited already.
+            audit.query(planner.versions_to_audit(desired, fetched, actual, now))
             read = upstream.core_metadata(need.files)
             metadata.update(read)
             unreadable |= {f.sha256 for f in need.files if f.sha256 and f.sha256 not in read}
