@@ -10,9 +10,9 @@ import hashlib
 import os
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
+from reconciler.clock import Clock
 from reconciler.errors import ReconcilerError
 from reconciler.model import (
     Action,
@@ -53,6 +53,7 @@ def apply(
     upstream: UpstreamIndex,
     actual: ActualState,
     progress: ApplyProgress,
+    clock: Clock,
     workers: int = DOWNLOAD_WORKERS,
 ) -> ApplyResult:
     """Carry out every action, in the plan's order; a file that fails is reported and the rest
@@ -70,13 +71,13 @@ def apply(
                 if action.action is ActionKind.UPLOAD:
                     uploads.append(action)
                     continue
-                _upload_all(uploads, held, registry, fetch, progress, result)
+                _upload_all(uploads, held, registry, fetch, progress, result, clock)
                 uploads = []
                 failures = len(result.errors)
                 _delete(action, held, registry, progress, result)
                 if len(result.errors) == failures:
-                    _remember(action, held, registry)
-            _upload_all(uploads, held, registry, fetch, progress, result)
+                    _remember(action, held, registry, clock)
+            _upload_all(uploads, held, registry, fetch, progress, result, clock)
     finally:
         progress.end()
     return result
@@ -110,6 +111,7 @@ def _upload_all(
     fetch: _Fetch,
     progress: ApplyProgress,
     result: ApplyResult,
+    clock: Clock,
 ) -> None:
     """Upload the files of these actions: what the registry holds is skipped (or re-stamped),
     the rest downloads concurrently and is placed here, one file at a time, as it arrives."""
@@ -150,7 +152,7 @@ def _upload_all(
         handle.done("uploaded")
     for action in actions:
         if id(action) not in failed:
-            _remember(action, held, registry)
+            _remember(action, held, registry, clock)
 
 
 def _fail(result: ApplyResult, handle: FileProgress, message: str) -> None:
@@ -165,9 +167,12 @@ def _message(planned: PlannedFile, error: Exception) -> str:
     return f"{planned.filename}: {strerror or error}"
 
 
-def _remember(action: Action, held: dict[tuple[str, str], str], registry: Registry) -> None:
-    """Keep the quarantine log: a version quarantined whole is recorded, a restored one
-    forgotten (a single vanished or yanked file leaves its version in place)."""
+def _remember(
+    action: Action, held: dict[tuple[str, str], str], registry: Registry, clock: Clock
+) -> None:
+    """Keep the quarantine log: a version quarantined whole is recorded with when it was
+    deleted (the clock, not the plan's `--now`), a restored one forgotten (a single vanished
+    or yanked file leaves its version in place)."""
     deleted = {f.filename for f in action.files}
     key = version_key(action.version)
     remaining = [
@@ -185,7 +190,7 @@ def _remember(action: Action, held: dict[tuple[str, str], str], registry: Regist
                 version=action.version,
                 reason=action.reason.removeprefix("quarantine: "),
                 advisories=action.advisories,
-                at=datetime.now(timezone.utc),
+                at=clock(),
                 cause=action.cause,
                 files=tuple((f.filename, f.sha256) for f in action.files),
             )

@@ -11,20 +11,21 @@ unknown names to pypi.org).
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 import requests
 
 from reconciler.errors import ReconcilerError, UserError
-from reconciler.http import MAX_RETRY_AFTER, make_retry, make_session
+from reconciler.http import RetryPolicy, make_session
 
 # State-changing POSTs are never repeated blindly: an upload that failed may have landed.
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE"})
 PER_PAGE = 100  # GitLab's maximum
+
+T = TypeVar("T")
 
 
 class GitLabError(ReconcilerError):
@@ -53,6 +54,13 @@ class Credential:
         return {"PRIVATE-TOKEN": self.token}
 
 
+@dataclass(frozen=True)
+class Again:
+    """An attempt that failed in a way worth repeating: a broken connection, 429 or 5xx."""
+
+    retry_after: str | None = None  # the server's Retry-After header, where it sent one
+
+
 def ci_setting(name: str, purpose: str) -> str:
     """A CI/CD variable the GitLab parts need; a clear error when it is missing."""
     value = os.environ.get(name, "").strip()
@@ -71,6 +79,7 @@ class GitLabClient:
         session: requests.Session | None = None,
         pool_size: int = 16,
         timeout: float = 60.0,
+        retries: RetryPolicy | None = None,
     ) -> None:
         parts = urlsplit(api_url)
         if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
@@ -81,9 +90,10 @@ class GitLabClient:
             )
         self.api_url = api_url.rstrip("/")
         self.project_url = f"{self.api_url}/projects/{quote(project_id, safe='')}"
-        self.session = session or make_session(
-            None, pool_size, retry=make_retry(methods=IDEMPOTENT)
-        )
+        # The session retries what is safe to repeat; callers retry their POSTs by hand with
+        # the same policy, checking first whether the failed attempt landed.
+        self.retries = retries or RetryPolicy()
+        self.session = session or make_session(None, pool_size, self.retries, IDEMPOTENT)
         self.timeout = timeout
 
     def describe(self) -> str:
@@ -99,6 +109,32 @@ class GitLabClient:
             raise GitLabError(
                 f"GitLab could not be reached ({method} {_path(url)}): {type(error).__name__}"
             ) from None
+
+    def post(self, url: str, **kwargs: Any) -> requests.Response | Again:
+        """One POST, not repeated by the session (it changes state): a broken connection, 429
+        or 5xx is `Again`, and the caller looks whether it landed before trying again."""
+        try:
+            response = self.request("POST", url, **kwargs)
+        except GitLabError:
+            return Again()
+        if response.status_code == 429 or response.status_code >= 500:
+            return Again(response.headers.get("Retry-After"))
+        return response
+
+    def retry(self, attempt: Callable[[], T | Again], what: str) -> T:
+        """`attempt` until it gives a result, waiting between tries as the retry policy says.
+
+        The retry of state-changing POSTs, whose every attempt first checks whether the last
+        one landed; raises GitLabError naming `what` when every try asked to go again.
+        """
+        attempts = self.retries.retries + 1
+        for number in range(attempts):
+            outcome = attempt()
+            if not isinstance(outcome, Again):
+                return outcome
+            if number + 1 < attempts:
+                self.retries.sleep(self.retries.delay(number, outcome.retry_after))
+        raise GitLabError(f"{what} failed: GitLab kept failing ({attempts} attempts)")
 
     def paginate(
         self, url: str, params: Mapping[str, Any], headers: Mapping[str, str], what: str
@@ -150,19 +186,6 @@ def check(response: requests.Response, what: str, role: str = "Reporter") -> Non
             "followed (check CI_API_V4_URL)"
         )
     raise GitLabError(f"GitLab answered {status} for {what}: {_message(response)}")
-
-
-def retry_after(response: requests.Response, attempt: int) -> float:
-    """How long to wait before repeating a throttled or failed request."""
-    header = response.headers.get("Retry-After")
-    if header and header.isdigit():
-        return min(float(header), MAX_RETRY_AFTER)
-    return min(0.5 * 2.0**attempt, MAX_RETRY_AFTER)
-
-
-def pause(seconds: float) -> None:
-    """Sleep between attempts (a seam for tests that want no waiting)."""
-    time.sleep(seconds)
 
 
 def redacted_location(response: requests.Response) -> str:

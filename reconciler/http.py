@@ -3,28 +3,28 @@
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from cachecontrol import CacheControlAdapter
 from cachecontrol.caches import SeparateBodyFileCache
 from requests.adapters import HTTPAdapter
+from urllib3 import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
 from reconciler import __version__
 
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
 USER_AGENT = f"pypi-delayed-mirror/{__version__}"
 # The longest Retry-After we wait out; a server asking for hours would stall a pipeline.
 MAX_RETRY_AFTER = 60.0
-
-
-class CappedRetry(Retry):
-    """urllib3 `Retry` that honours Retry-After up to MAX_RETRY_AFTER seconds."""
-
-    def parse_retry_after(self, retry_after: str) -> float:
-        """The server's wait, capped."""
-        return min(super().parse_retry_after(retry_after), MAX_RETRY_AFTER)
 
 
 # Requests that are safe to repeat. POST is here for the read-only POSTs of the vulnerability
@@ -32,55 +32,97 @@ class CappedRetry(Retry):
 RETRIED_METHODS = frozenset({"GET", "HEAD", "POST"})
 
 
-def make_retry(
-    total: int = 5,
-    backoff_factor: float = 0.5,
-    methods: frozenset[str] = RETRIED_METHODS,
-) -> Retry:
-    """Retry idempotent requests on 429, 5xx and broken connections.
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often a failed request is repeated and how long to wait in between.
 
-    Backoff is exponential; a Retry-After header on 429/503 is honoured (urllib3 `Retry`).
-    Connection failures before a request was sent are retried whatever the method.
+    A dependency like the clock: production backs off exponentially and honours Retry-After (up
+    to `max_wait`); tests pass `sleep` that records the waits instead of sleeping them.
     """
-    return CappedRetry(
-        total=total,
-        connect=total,
-        read=total,
-        status=total,
-        backoff_factor=backoff_factor,
-        status_forcelist=(429, 500, 502, 503, 504),
-        allowed_methods=methods,
-        respect_retry_after_header=True,
-        raise_on_status=False,
-        raise_on_redirect=False,
-    )
+
+    retries: int = 5  # repeats after the first attempt
+    backoff: float = 0.5  # seconds before the second attempt; doubles with each one after
+    max_wait: float = MAX_RETRY_AFTER
+    sleep: Callable[[float], None] = time.sleep
+
+    def delay(self, attempt: int, retry_after: str | None = None) -> float:
+        """The wait after failed attempt `attempt` (0-based): the server's Retry-After in
+        seconds where it gives one, else the backoff; never more than `max_wait`."""
+        if retry_after is not None and retry_after.strip().isdigit():
+            return min(float(retry_after), self.max_wait)
+        return min(self.backoff * 2.0**attempt, self.max_wait)
+
+    def urllib3(self, methods: frozenset[str] = RETRIED_METHODS) -> Retry:
+        """The policy as urllib3's `Retry`, for a session's adapters.
+
+        Retries 429, 5xx and broken connections; connection failures before a request was
+        sent are retried whatever the method.
+        """
+        return _PolicyRetry(
+            total=self.retries,
+            connect=self.retries,
+            read=self.retries,
+            status=self.retries,
+            backoff_factor=self.backoff,
+            status_forcelist=(429, 500, 502, 503, 504),
+            allowed_methods=methods,
+            respect_retry_after_header=True,
+            raise_on_status=False,
+            raise_on_redirect=False,
+            policy=self,
+        )
+
+
+class _PolicyRetry(Retry):
+    """urllib3 `Retry` that caps Retry-After and waits through the policy's `sleep`."""
+
+    def __init__(self, *args: Any, policy: RetryPolicy | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.policy = policy or RetryPolicy()
+
+    def new(self, **kwargs: Any) -> Self:
+        """The next state of the retry counter, keeping the policy (urllib3 drops unknowns)."""
+        fresh = super().new(**kwargs)
+        fresh.policy = self.policy
+        return fresh
+
+    def parse_retry_after(self, retry_after: str) -> float:
+        """The server's wait, capped."""
+        return min(super().parse_retry_after(retry_after), self.policy.max_wait)
+
+    def sleep(self, response: BaseHTTPResponse | None = None) -> None:
+        """Wait Retry-After where the server gave one, else the backoff."""
+        wait = self.get_retry_after(response) if response is not None else None
+        wait = wait if wait is not None else self.get_backoff_time()
+        if wait > 0:
+            self.policy.sleep(wait)
 
 
 def make_session(
     cache_dir: Path | None = None,
     pool_size: int = 16,
-    retry: Retry | None = None,
+    retries: RetryPolicy | None = None,
+    methods: frozenset[str] = RETRIED_METHODS,
 ) -> requests.Session:
-    """A session with a connection pool of `pool_size` and retries.
+    """A session with a connection pool of `pool_size`, retrying `methods` by `retries`.
 
     With `cache_dir`, responses are cached on disk (CacheControl) and revalidated with their
     ETag, so an unchanged page costs a 304 instead of a body.
     """
     session = requests.Session()
     session.headers["User-Agent"] = USER_AGENT
+    retry = (retries or RetryPolicy()).urllib3(methods)
     adapter: HTTPAdapter
     if cache_dir is not None:
         cache_dir.mkdir(parents=True, exist_ok=True)
         adapter = CacheControlAdapter(
             cache=SeparateBodyFileCache(str(cache_dir)),
-            max_retries=retry or make_retry(),
+            max_retries=retry,
             pool_connections=pool_size,
             pool_maxsize=pool_size,
         )
     else:
-        adapter = HTTPAdapter(
-            max_retries=retry or make_retry(), pool_connections=pool_size, pool_maxsize=pool_size
-        )
+        adapter = HTTPAdapter(max_retries=retry, pool_connections=pool_size, pool_maxsize=pool_size)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from reconciler.gitlab import Credential, GitLabClient, GitLabError, check, pause, retry_after
+from reconciler.gitlab import Again, Credential, GitLabClient, check
 from reconciler.model import Plan
 from reconciler.report.markdown import MarkdownFormat
 
 MARKER = "<!-- pypi-delayed-mirror:plan -->"
 NOTE_LIMIT = 1_000_000  # GitLab refuses longer note bodies
 FOLD_AFTER = 20  # rows; a longer section is folded into <details>
-ATTEMPTS = 3
 
 
 def note_body(plan: Plan, limit: int = NOTE_LIMIT) -> str:
@@ -48,30 +47,22 @@ class MergeRequestNotes:
         A create that failed may have landed, so every attempt looks for our note first.
         """
         me = self._user_id()
-        for attempt in range(ATTEMPTS):
+
+        def attempt() -> tuple[str, int] | Again:
             ours = self._find(me)
             if ours is not None:
                 response = self.client.request(
-                    "PUT",
-                    f"{self.notes_url}/{ours}",
-                    json={"body": body},
-                    headers=self._headers(),
+                    "PUT", f"{self.notes_url}/{ours}", json={"body": body}, headers=self._headers()
                 )
                 check(response, f"the update of note {ours}", role="Reporter")
                 return "updated", ours
-            try:
-                response = self.client.request(
-                    "POST", self.notes_url, json={"body": body}, headers=self._headers()
-                )
-            except GitLabError:
-                pause(0.5 * 2.0**attempt)
-                continue
-            if response.status_code == 429 or response.status_code >= 500:
-                pause(retry_after(response, attempt))
-                continue
-            check(response, f"a note on merge request !{self.iid}", role="Reporter")
-            return "created", int(response.json()["id"])
-        raise GitLabError(f"the note on merge request !{self.iid} could not be written")
+            created = self.client.post(self.notes_url, json={"body": body}, headers=self._headers())
+            if isinstance(created, Again):
+                return created
+            check(created, f"a note on merge request !{self.iid}", role="Reporter")
+            return "created", int(created.json()["id"])
+
+        return self.client.retry(attempt, f"the note on merge request !{self.iid}")
 
     def _headers(self) -> dict[str, str]:
         return self.token.private_token_header()

@@ -6,9 +6,10 @@ import getpass
 import os
 import socket
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from reconciler import applier, closure, planfile, planner
+from reconciler.clock import Clock
 from reconciler.errors import MassDeleteError, UpstreamError, UserError
 from reconciler.metadata import CoreMetadata
 from reconciler.model import (
@@ -37,6 +38,7 @@ def make_plan(
     upstream: UpstreamIndex,
     services: Sequence[VulnerabilityService],
     now: datetime,
+    clock: Clock,
 ) -> Plan:
     """Fetch what the plan needs (pages concurrently, advisories batched) and plan.
 
@@ -44,12 +46,12 @@ def make_plan(
     metadata) while resolving: each round fetches the whole frontier it named, concurrently,
     and audits the new candidates in one batch per service.
     """
+    created_at = clock()
     projects = upstream.projects(planner.projects_to_fetch(desired, actual))
-    audit = _Audit(services)
+    audit = _Audit(services, clock)
     audit.query(planner.versions_to_audit(desired, projects, actual, now))
     metadata: dict[str, CoreMetadata] = {}
     unreadable: set[str] = set()
-    created_at = datetime.now(timezone.utc)
     for _ in range(MAX_FETCH_ROUNDS):
         inputs = planner.PlanInputs(
             desired=desired,
@@ -80,8 +82,9 @@ def make_plan(
 class _Audit:
     """Advisories gathered over the rounds of one plan; each version is asked about once."""
 
-    def __init__(self, services: Sequence[VulnerabilityService]) -> None:
+    def __init__(self, services: Sequence[VulnerabilityService], clock: Clock) -> None:
         self.services = services
+        self.clock = clock
         self.findings: dict[PackageVersion, list[Advisory]] = {}
         self.unchecked: set[PackageVersion] = set()
         self.audited: set[PackageVersion] = set()
@@ -97,7 +100,7 @@ class _Audit:
             before = self._sources.get(service.name)
             self._sources[service.name] = AdvisorySource(
                 service.name,
-                answer.answered_at,
+                self.clock(),
                 len(new) + (before.queried if before else 0),
                 database=answer.database or (before.database if before else None),
                 unanswered=len(answer.unanswered) + (before.unanswered if before else 0),
@@ -140,13 +143,14 @@ def apply_saved(
     registry: Registry,
     upstream: UpstreamIndex,
     progress: ApplyProgress,
+    clock: Clock,
 ) -> applier.ApplyResult:
     """Apply a saved plan under the lock, after checking it is not stale."""
     check_not_future(plan.evaluated_at, plan.created_at)
     with registry.lock(lock_owner()):
         actual = registry.list_actual()
         planfile.check_fresh(plan, desired.digest, actual)
-        return applier.apply(plan, registry, upstream, actual, progress)
+        return applier.apply(plan, registry, upstream, actual, progress, clock)
 
 
 def plan_and_apply(
@@ -158,22 +162,23 @@ def plan_and_apply(
     approve: Callable[[Plan], bool],
     progress: ApplyProgress,
     allow_mass_delete: bool,
+    clock: Clock,
     only: ActionKind | None = None,
 ) -> tuple[Plan, applier.ApplyResult | None]:
     """Plan and apply in one go under the lock; `approve` sees the plan first.
 
     `only` keeps the actions of one kind (the `mirror-manager` commands).
     """
-    check_not_future(now, datetime.now(timezone.utc))
+    check_not_future(now, clock())
     with registry.lock(lock_owner()):
         actual = registry.list_actual()
-        plan = make_plan(desired, actual, upstream, services, now)
+        plan = make_plan(desired, actual, upstream, services, now, clock)
         if only is not None:
             plan = plan.only(only)
         check_deletion_limit(plan, desired.config.policy.max_deletions, allow_mass_delete)
         if not plan.has_changes or not approve(plan):
             return plan, None
-        return plan, applier.apply(plan, registry, upstream, actual, progress)
+        return plan, applier.apply(plan, registry, upstream, actual, progress, clock)
 
 
 def drift(
@@ -186,6 +191,7 @@ def drift(
     report_only: bool,
     allow_mass_delete: bool,
     announce: Callable[[Plan], None],
+    clock: Clock,
 ) -> DriftReport:
     """The nightly job: plan against main's desired state and apply it whole, or only report.
 
@@ -195,7 +201,7 @@ def drift(
     `announce` sees the plan before anything is applied (a CI log keeps what was done).
     """
     if report_only:
-        plan = make_plan(desired, registry.list_actual(), upstream, services, now)
+        plan = make_plan(desired, registry.list_actual(), upstream, services, now, clock)
         announce(plan)
         return DriftReport(plan, Mode.REPORT_ONLY)
 
@@ -213,6 +219,7 @@ def drift(
             approve=approve,
             progress=progress,
             allow_mass_delete=allow_mass_delete,
+            clock=clock,
         )
     except MassDeleteError as error:
         announce(error.plan)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from reconciler.clock import Clock, system_clock
 from reconciler.errors import UserError
 from reconciler.gitlab import Credential, GitLabClient, ci_setting
-from reconciler.http import make_session
+from reconciler.http import RetryPolicy, make_session
 from reconciler.model import DesiredState, RegistryType
 from reconciler.notes import MergeRequestNotes
 from reconciler.registry import DirectoryRegistry, Registry
@@ -20,20 +22,34 @@ from reconciler.vulns import OsvService, PypiService, SafetyService, Vulnerabili
 WORKERS = 16
 
 
-def make_upstream(desired: DesiredState, cache_dir: Path | None) -> UpstreamIndex:
+@dataclass(frozen=True)
+class Runtime:
+    """What a command takes from the machine besides its inputs: the clock and how it retries.
+
+    The CLI runs with the defaults; a test passes its own (a fixed instant, retries that do not
+    wait) as the Click context's `obj`.
+    """
+
+    clock: Clock = system_clock
+    retries: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+def make_upstream(desired: DesiredState, cache_dir: Path | None, runtime: Runtime) -> UpstreamIndex:
     """The upstream index client: cached, pooled session for pages; uncached for files."""
     return UpstreamIndex(
         desired.config.upstream.index_url,
-        session=make_session(cache_dir, pool_size=WORKERS),
-        download_session=make_session(None, pool_size=WORKERS),
+        session=make_session(cache_dir, WORKERS, runtime.retries),
+        download_session=make_session(None, WORKERS, runtime.retries),
         workers=WORKERS,
         metadata_cache=cache_dir,
     )
 
 
-def make_services(desired: DesiredState, cache_dir: Path | None) -> list[VulnerabilityService]:
+def make_services(
+    desired: DesiredState, cache_dir: Path | None, runtime: Runtime
+) -> list[VulnerabilityService]:
     """The configured vulnerability services, sharing one cached session."""
-    session = make_session(cache_dir, pool_size=WORKERS)
+    session = make_session(cache_dir, WORKERS, runtime.retries)
     upstream = desired.config.upstream
     factories: dict[str, Callable[[], VulnerabilityService]] = {
         "osv": lambda: OsvService(
@@ -70,15 +86,19 @@ def _repository_path(desired: DesiredState, configured: str) -> Path:
     return path if path.is_absolute() else Path(desired.root).parent / path
 
 
-def make_registry(desired: DesiredState, override: RegistryType | None) -> Registry:
+def make_registry(
+    desired: DesiredState, override: RegistryType | None, runtime: Runtime
+) -> Registry:
     """The registry from config, or from `--registry`."""
     kind = override or desired.config.registry.type
     if kind is RegistryType.DIRECTORY:
-        return DirectoryRegistry(_repository_path(desired, desired.config.registry.path))
-    return make_gitlab_registry()
+        return DirectoryRegistry(
+            _repository_path(desired, desired.config.registry.path), runtime.clock
+        )
+    return make_gitlab_registry(runtime)
 
 
-def make_gitlab_registry() -> GitLabRegistry:
+def make_gitlab_registry(runtime: Runtime) -> GitLabRegistry:
     """GitLab's PyPI registry of the CI project, with the job token (GitLab CI provides all
     three variables; elsewhere set them by hand)."""
     purpose = "the gitlab registry needs CI_API_V4_URL, CI_PROJECT_ID and CI_JOB_TOKEN"
@@ -86,11 +106,17 @@ def make_gitlab_registry() -> GitLabRegistry:
         ci_setting("CI_API_V4_URL", purpose),
         ci_setting("CI_PROJECT_ID", purpose),
         pool_size=WORKERS,
+        retries=runtime.retries,
     )
-    return GitLabRegistry(client, Credential(ci_setting("CI_JOB_TOKEN", purpose)), workers=WORKERS)
+    return GitLabRegistry(
+        client,
+        Credential(ci_setting("CI_JOB_TOKEN", purpose)),
+        workers=WORKERS,
+        clock=runtime.clock,
+    )
 
 
-def make_merge_request_notes() -> MergeRequestNotes:
+def make_merge_request_notes(runtime: Runtime) -> MergeRequestNotes:
     """The merge request of this pipeline, written to with MIRROR_NOTE_TOKEN."""
     purpose = "mirror comment posts to the merge request of a merge-request pipeline"
     token = ci_setting(
@@ -99,6 +125,8 @@ def make_merge_request_notes() -> MergeRequestNotes:
         "(the CI job token cannot write notes)",
     )
     client = GitLabClient(
-        ci_setting("CI_API_V4_URL", purpose), ci_setting("CI_PROJECT_ID", purpose)
+        ci_setting("CI_API_V4_URL", purpose),
+        ci_setting("CI_PROJECT_ID", purpose),
+        retries=runtime.retries,
     )
     return MergeRequestNotes(client, Credential(token), ci_setting("CI_MERGE_REQUEST_IID", purpose))

@@ -15,6 +15,7 @@ from packaging.utils import canonicalize_name
 from typer.testing import CliRunner, Result
 
 from reconciler.cli import manager_app, mirror_app
+from reconciler.http import RetryPolicy
 from reconciler.model import (
     Config,
     DesiredState,
@@ -24,11 +25,22 @@ from reconciler.model import (
     UpstreamFile,
     UpstreamProject,
 )
+from reconciler.wiring import Runtime
 from tests.servers.osv import FakeOsv
 from tests.servers.upstream import FakeUpstream
 
 FROZEN_NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
 NOW_ARG = "2026-11-24T12:00:00Z"
+
+
+def frozen_clock() -> datetime:
+    """The tests' wall clock: it always reads FROZEN_NOW, so records carry a known instant."""
+    return FROZEN_NOW
+
+
+def fast_retries(waits: list[float] | None = None) -> RetryPolicy:
+    """Production's retry counts without the waiting; `waits` records what would be slept."""
+    return RetryPolicy(sleep=(waits.append if waits is not None else lambda _seconds: None))
 
 
 def days_ago(days: float) -> datetime:
@@ -109,6 +121,12 @@ class Workspace:
     upstream: FakeUpstream
     osv: FakeOsv
     policy: dict[str, Any] = field(default_factory=dict)
+    waits: list[float] = field(default_factory=list)  # retry waits the commands asked for
+
+    @property
+    def runtime(self) -> Runtime:
+        """The frozen clock, and retries that record their waits instead of sleeping."""
+        return Runtime(clock=frozen_clock, retries=fast_retries(self.waits))
 
     @property
     def desired(self) -> Path:
@@ -147,7 +165,7 @@ class Workspace:
             extra += ["--now", now]
         if args[0] in ("show", "comment"):  # they read a saved plan, not the desired state
             extra = []
-        return CliRunner().invoke(app, [*args, *extra], input=input)
+        return CliRunner().invoke(app, [*args, *extra], input=input, obj=self.runtime)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from reconciler import operations, report, wiring
+from reconciler import operations, report
 from reconciler.cli.console import make_progress, report_result
 from reconciler.cli.options import (
     Common,
@@ -16,8 +16,8 @@ from reconciler.cli.options import (
     NowOption,
     RegistryOption,
     run,
+    runtime_of,
 )
-from reconciler.http import default_cache_dir
 from reconciler.model import ActionKind
 
 app = typer.Typer(
@@ -34,12 +34,17 @@ DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Only print what w
 def _run_part(kind: ActionKind, common: Common, dry_run: bool, allow_mass_delete: bool) -> None:
     def body() -> int:
         desired = common.desired()
-        target = wiring.make_registry(desired, common.registry)
-        upstream = wiring.make_upstream(desired, default_cache_dir())
-        services = wiring.make_services(desired, default_cache_dir())
+        target = common.make_registry(desired)
+        upstream = common.make_upstream(desired)
+        services = common.make_services(desired)
         if dry_run:
             the_plan = operations.make_plan(
-                desired, target.list_actual(), upstream, services, common.now()
+                desired,
+                target.list_actual(),
+                upstream,
+                services,
+                common.now(),
+                common.runtime.clock,
             ).only(kind)
             typer.echo(report.TableFormat().render(the_plan), nl=False)
             return 0
@@ -52,6 +57,7 @@ def _run_part(kind: ActionKind, common: Common, dry_run: bool, allow_mass_delete
             approve=lambda _plan: True,
             progress=make_progress(),
             allow_mass_delete=allow_mass_delete,
+            clock=common.runtime.clock,
             only=kind,
         )
         if outcome is None:
@@ -64,6 +70,7 @@ def _run_part(kind: ActionKind, common: Common, dry_run: bool, allow_mass_delete
 
 @app.command()
 def sync(
+    ctx: typer.Context,
     dry_run: DryRunOption = False,
     desired_state: DesiredStateOption = Path("desired-state"),
     registry: RegistryOption = None,
@@ -71,11 +78,17 @@ def sync(
     debug: DebugOption = False,
 ) -> None:
     """Upload what the plan uploads (no deletions)."""
-    _run_part(ActionKind.UPLOAD, Common(desired_state, registry, now, debug), dry_run, False)
+    _run_part(
+        ActionKind.UPLOAD,
+        Common(desired_state, registry, now, debug, runtime_of(ctx)),
+        dry_run,
+        False,
+    )
 
 
 @app.command()
 def audit(
+    ctx: typer.Context,
     dry_run: DryRunOption = False,
     allow_mass_delete: Annotated[
         bool, typer.Option("--allow-mass-delete", help="Allow more than policy.max_deletions.")
@@ -87,5 +100,8 @@ def audit(
 ) -> None:
     """Delete what the plan deletes: quarantines and versions no longer desired."""
     _run_part(
-        ActionKind.DELETE, Common(desired_state, registry, now, debug), dry_run, allow_mass_delete
+        ActionKind.DELETE,
+        Common(desired_state, registry, now, debug, runtime_of(ctx)),
+        dry_run,
+        allow_mass_delete,
     )

@@ -17,9 +17,9 @@ from reconciler.cli.options import (
     NowOption,
     RegistryOption,
     run,
+    runtime_of,
 )
 from reconciler.errors import MassDeleteError, UserError
-from reconciler.http import default_cache_dir
 from reconciler.model import Plan
 from reconciler.registry import DirectoryRegistry
 from reconciler.serve import make_server
@@ -43,6 +43,7 @@ AllowMassDeleteOption = Annotated[
 
 @app.command()
 def plan(
+    ctx: typer.Context,
     out: Annotated[Path | None, typer.Option("--out", help="Save the plan file here.")] = None,
     format: FormatOption = report.FormatName.TABLE,
     detailed_exitcode: Annotated[
@@ -55,17 +56,17 @@ def plan(
     debug: DebugOption = False,
 ) -> None:
     """Compute the plan: what apply would upload, delete and quarantine, and what is blocked."""
-    common = Common(desired_state, registry, now, debug)
+    common = Common(desired_state, registry, now, debug, runtime_of(ctx))
 
     def body() -> int:
         desired = common.desired()
-        target = wiring.make_registry(desired, common.registry)
         the_plan = operations.make_plan(
             desired,
-            target.list_actual(),
-            wiring.make_upstream(desired, default_cache_dir()),
-            wiring.make_services(desired, default_cache_dir()),
+            common.make_registry(desired).list_actual(),
+            common.make_upstream(desired),
+            common.make_services(desired),
             common.now(),
+            common.runtime.clock,
         )
         if out is not None:
             _write_plan(out, the_plan)
@@ -80,6 +81,7 @@ def plan(
 
 @app.command()
 def apply(
+    ctx: typer.Context,
     plan_file: Annotated[
         Path | None, typer.Argument(metavar="[PLAN]", help="A plan saved by `mirror plan --out`.")
     ] = None,
@@ -93,18 +95,20 @@ def apply(
     debug: DebugOption = False,
 ) -> None:
     """Apply a saved plan (refusing a stale one), or plan and apply in one go."""
-    common = Common(desired_state, registry, now, debug)
+    common = Common(desired_state, registry, now, debug, runtime_of(ctx))
 
     def body() -> int:
         desired = common.desired()
-        target = wiring.make_registry(desired, common.registry)
-        upstream = wiring.make_upstream(desired, default_cache_dir())
+        target = common.make_registry(desired)
+        upstream = common.make_upstream(desired)
         if plan_file is not None:
             saved = planfile.read_plan(plan_file)
             operations.check_deletion_limit(
                 saved, desired.config.policy.max_deletions, allow_mass_delete
             )
-            result = operations.apply_saved(saved, desired, target, upstream, make_progress())
+            result = operations.apply_saved(
+                saved, desired, target, upstream, make_progress(), common.runtime.clock
+            )
             return report_result(result)
         if not auto_approve and not sys.stdin.isatty():
             raise UserError(
@@ -115,11 +119,12 @@ def apply(
             desired,
             target,
             upstream,
-            wiring.make_services(desired, default_cache_dir()),
+            common.make_services(desired),
             common.now(),
             approve=lambda p: _show_and_confirm(p, auto_approve),
             progress=make_progress(),
             allow_mass_delete=allow_mass_delete,
+            clock=common.runtime.clock,
         )
         if outcome is None:
             if not the_plan.has_changes:
@@ -134,12 +139,13 @@ def apply(
 
 @app.command()
 def show(
+    ctx: typer.Context,
     plan_file: Annotated[Path, typer.Argument(metavar="PLAN", help="A saved plan file.")],
     format: FormatOption = report.FormatName.TABLE,
     debug: DebugOption = False,
 ) -> None:
     """Render a saved plan."""
-    common = Common(Path("desired-state"), None, None, debug)
+    common = Common(Path("desired-state"), None, None, debug, runtime_of(ctx))
 
     def body() -> int:
         rendered = report.make_format(format, color=is_terminal()).render(
@@ -153,6 +159,7 @@ def show(
 
 @app.command()
 def comment(
+    ctx: typer.Context,
     plan_file: Annotated[Path, typer.Argument(metavar="PLAN", help="A saved plan file.")],
     debug: DebugOption = False,
 ) -> None:
@@ -160,11 +167,13 @@ def comment(
 
     Needs CI_API_V4_URL, CI_PROJECT_ID, CI_MERGE_REQUEST_IID and MIRROR_NOTE_TOKEN.
     """
-    common = Common(Path("desired-state"), None, None, debug)
+    common = Common(Path("desired-state"), None, None, debug, runtime_of(ctx))
 
     def body() -> int:
         the_plan = planfile.read_plan(plan_file)
-        outcome, note_id = wiring.make_merge_request_notes().upsert(notes.note_body(the_plan))
+        outcome, note_id = wiring.make_merge_request_notes(common.runtime).upsert(
+            notes.note_body(the_plan)
+        )
         typer.echo(f"{outcome.capitalize()} the plan note (note {note_id}).")
         return 0
 
@@ -173,6 +182,7 @@ def comment(
 
 @app.command()
 def drift(
+    ctx: typer.Context,
     report_only: Annotated[
         bool, typer.Option("--report-only", help="Report the drift; change nothing.")
     ] = False,
@@ -190,15 +200,15 @@ def drift(
 
     Exit 0: no drift; 2: drift found (and applied, unless --report-only); 1: error.
     """
-    common = Common(desired_state, registry, now, debug)
+    common = Common(desired_state, registry, now, debug, runtime_of(ctx))
 
     def body() -> int:
         desired = common.desired()
         found = operations.drift(
             desired,
-            wiring.make_registry(desired, common.registry),
-            wiring.make_upstream(desired, default_cache_dir()),
-            wiring.make_services(desired, default_cache_dir()),
+            common.make_registry(desired),
+            common.make_upstream(desired),
+            common.make_services(desired),
             common.now(),
             make_progress(),
             report_only=report_only,
@@ -206,6 +216,7 @@ def drift(
             announce=lambda p: typer.echo(
                 report.TableFormat(color=is_terminal()).render(p), nl=False
             ),
+            clock=common.runtime.clock,
         )
         markdown_path, json_path = report_dir / "drift-report.md", report_dir / "drift-report.json"
         _write_text(markdown_path, found.to_markdown(), "the drift report")
@@ -223,6 +234,7 @@ def drift(
 
 @app.command()
 def serve(
+    ctx: typer.Context,
     port: Annotated[
         int, typer.Option("--port", help="Port to listen on (0: any free one).")
     ] = 8080,
@@ -231,10 +243,10 @@ def serve(
     debug: DebugOption = False,
 ) -> None:
     """Serve the directory registry read-only, negotiating PEP 691 JSON or PEP 503 HTML."""
-    common = Common(desired_state, None, None, debug)
+    common = Common(desired_state, None, None, debug, runtime_of(ctx))
 
     def body() -> int:
-        target = wiring.make_registry(common.desired(), None)
+        target = common.make_registry(common.desired())
         if not isinstance(target, DirectoryRegistry):
             raise UserError("mirror serve serves the directory registry (registry.type: directory)")
         server = make_server(target.root, host, port)
@@ -253,16 +265,17 @@ def serve(
 
 @app.command("force-unlock")
 def force_unlock(
+    ctx: typer.Context,
     lock_id: Annotated[str, typer.Argument(metavar="LOCK_ID", help="The id the lock error named.")],
     desired_state: DesiredStateOption = Path("desired-state"),
     registry: RegistryOption = None,
     debug: DebugOption = False,
 ) -> None:
     """Remove a stuck lock left by an apply that died."""
-    common = Common(desired_state, registry, None, debug)
+    common = Common(desired_state, registry, None, debug, runtime_of(ctx))
 
     def body() -> int:
-        target = wiring.make_registry(common.desired(), common.registry)
+        target = common.make_registry(common.desired())
         holder = target.force_unlock(lock_id)
         typer.echo(f"Removed lock {holder.id} held by {holder.owner}.")
         return 0

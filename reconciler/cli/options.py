@@ -12,9 +12,14 @@ from typing import Annotated
 
 import typer
 
+from reconciler import wiring
 from reconciler.desired import load_desired_state
 from reconciler.errors import ReconcilerError, UserError
+from reconciler.http import default_cache_dir
 from reconciler.model import DesiredState, RegistryType
+from reconciler.registry import Registry
+from reconciler.upstream import UpstreamIndex
+from reconciler.vulns import VulnerabilityService
 
 DesiredStateOption = Annotated[
     Path, typer.Option("--desired-state", help="Directory with requirements.txt and config.yaml.")
@@ -31,19 +36,25 @@ DebugOption = Annotated[
 ]
 
 
+def runtime_of(ctx: typer.Context) -> wiring.Runtime:
+    """The runtime a caller passed as the Click context's `obj` (a test), else the machine's."""
+    return ctx.obj if isinstance(ctx.obj, wiring.Runtime) else wiring.Runtime()
+
+
 @dataclass(frozen=True)
 class Common:
-    """The common options, resolved."""
+    """The common options, resolved, and the parts built from them (through `wiring`)."""
 
     desired_state: Path
     registry: RegistryType | None
     now_text: str | None
     debug: bool
+    runtime: wiring.Runtime
 
     def now(self) -> datetime:
-        """`--now` as an aware UTC datetime (naive input is taken as UTC)."""
+        """`--now` as an aware UTC datetime (naive input is taken as UTC), else the clock's."""
         if self.now_text is None:
-            return datetime.now(timezone.utc)
+            return self.runtime.clock()
         try:
             moment = datetime.fromisoformat(self.now_text.replace("Z", "+00:00"))
         except ValueError:
@@ -55,6 +66,18 @@ class Common:
     def desired(self) -> DesiredState:
         """The validated desired state."""
         return load_desired_state(self.desired_state)
+
+    def make_registry(self, desired: DesiredState) -> Registry:
+        """The registry the config (or `--registry`) names."""
+        return wiring.make_registry(desired, self.registry, self.runtime)
+
+    def make_upstream(self, desired: DesiredState) -> UpstreamIndex:
+        """The upstream index, with the HTTP cache."""
+        return wiring.make_upstream(desired, default_cache_dir(), self.runtime)
+
+    def make_services(self, desired: DesiredState) -> list[VulnerabilityService]:
+        """The configured vulnerability services, with the HTTP cache."""
+        return wiring.make_services(desired, default_cache_dir(), self.runtime)
 
 
 def run(common: Common, body: Callable[[], int]) -> None:

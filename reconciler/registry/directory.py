@@ -18,12 +18,13 @@ import zipfile
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock, Timeout
 
+from reconciler.clock import Clock, system_clock
 from reconciler.errors import LockHeldError, UserError
 from reconciler.model import (
     ActualState,
@@ -42,8 +43,9 @@ _FILE_URL = "../../files/{name}/"
 class DirectoryRegistry(Registry):
     """A static PEP 503/691 index in a local directory."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, clock: Clock = system_clock) -> None:
         self.root = root
+        self.clock = clock
         self.simple = root / "simple"
         self.files = root / "files"
         self.state = root / ".mirror"
@@ -194,17 +196,14 @@ class DirectoryRegistry(Registry):
             holder = self._read_lock_info()
             if holder is None:
                 raise LockHeldError(f"{self.describe()} is locked by another apply") from None
-            raise LockHeldError(
-                f"{self.describe()} is locked by {holder.owner} since "
-                f"{holder.created_at:%Y-%m-%d %H:%M:%S} UTC (lock ID {holder.id}); if that "
-                f"apply is dead, run `mirror force-unlock {holder.id}`"
-            ) from None
-        info = LockInfo(id=str(uuid.uuid4()), owner=owner, created_at=datetime.now(timezone.utc))
+            raise holder.held_error(self.describe()) from None
+        created = self.clock()
+        info = LockInfo(id=str(uuid.uuid4()), owner=owner, created_at=created)
         try:
             _atomic_write(
                 self.state / "lock.json",
                 json.dumps(
-                    {"id": info.id, "owner": info.owner, "created_at": info.created_at.isoformat()}
+                    {"id": info.id, "owner": info.owner, "created_at": created.isoformat()}
                 ).encode(),
             )
             # Downloads left by a killed apply are never visible; clear them now we hold the lock.

@@ -31,8 +31,9 @@ from packaging.utils import canonicalize_name
 from requests_toolbelt import MultipartEncoder
 
 from reconciler import __version__
-from reconciler.errors import LockHeldError, UserError
-from reconciler.gitlab import Credential, GitLabClient, GitLabError, check, pause, retry_after
+from reconciler.clock import Clock, system_clock
+from reconciler.errors import UserError
+from reconciler.gitlab import Again, Credential, GitLabClient, GitLabError, check
 from reconciler.model import (
     ActualState,
     PlannedFile,
@@ -45,7 +46,6 @@ from reconciler.registry import quarantine_log
 from reconciler.registry.interface import LockInfo, Registry
 
 STATE_NAME = "pypi-mirror"
-UPLOAD_ATTEMPTS = 5
 _TAKEN = "has already been taken"
 
 
@@ -67,8 +67,10 @@ class GitLabRegistry(Registry):
         job_token: Credential,
         state_name: str = STATE_NAME,
         workers: int = 16,
+        clock: Clock = system_clock,
     ) -> None:
         self.client = client
+        self.clock = clock
         self.token = job_token
         self.state_name = state_name
         self.workers = workers
@@ -171,27 +173,35 @@ class GitLabRegistry(Registry):
                 f"{planned.filename}: GitLab cannot replace a file in place; delete the "
                 f"{name} {version} package in GitLab, let its cleanup run, then apply again"
             )
-        for attempt in range(UPLOAD_ATTEMPTS):
-            outcome = self._post_file(name, version, planned, local_path, attempt)
-            if outcome is None:
-                return
+        what = f"the upload of {planned.filename}"
+
+        def attempt() -> None | Again:
+            response = self._post_file(name, version, planned, local_path)
+            if not isinstance(response, Again):
+                if response.status_code == 201:
+                    return None
+                if not (response.status_code == 400 and _TAKEN in response.text):
+                    check(response, what, role="Developer")
+                    raise GitLabError(f"{planned.filename}: GitLab answered {response.status_code}")
+            # A failed upload may have landed, and a taken name may be our own earlier try.
             landed = self._landed(name, version, planned)
             if landed == planned.sha256:
-                return
+                return None
             if landed is not None:
                 raise GitLabError(
                     f"{planned.filename}: GitLab already holds a file of that name with sha256 "
                     f"{landed}, not the {planned.sha256} the plan uploads"
                 )
-            if outcome == "taken":
+            if not isinstance(response, Again):
                 raise GitLabError(f"{planned.filename}: GitLab says the file name is taken")
-            pause(outcome if isinstance(outcome, float) else 0.5 * 2.0**attempt)
-        raise GitLabError(f"{planned.filename}: upload failed {UPLOAD_ATTEMPTS} times")
+            return response
+
+        self.client.retry(attempt, what)
 
     def _post_file(
-        self, name: str, version: str, planned: PlannedFile, local_path: Path, attempt: int
-    ) -> str | float | None:
-        """One upload attempt: None when created; else "taken", or how long to wait."""
+        self, name: str, version: str, planned: PlannedFile, local_path: Path
+    ) -> requests.Response | Again:
+        """One upload attempt, streamed from disk (flat memory)."""
         with local_path.open("rb") as stream:
             fields: dict[str, Any] = {
                 "name": name,  # one canonical spelling: GitLab matches packages exactly
@@ -201,25 +211,13 @@ class GitLabRegistry(Registry):
             }
             if planned.requires_python:
                 fields["requires_python"] = planned.requires_python
-            encoder = MultipartEncoder(fields=fields)  # streams from disk, flat memory
-            try:
-                response = self.client.request(
-                    "POST",
-                    f"{self.client.project_url}/packages/pypi",
-                    data=encoder,
-                    headers={"Content-Type": encoder.content_type},
-                    auth=self.token.job_token_basic(),
-                )
-            except GitLabError:
-                return 0.5 * 2.0**attempt  # a broken connection: it may have landed; look first
-        if response.status_code == 201:
-            return None
-        if response.status_code == 400 and _TAKEN in response.text:
-            return "taken"
-        if response.status_code == 429 or response.status_code >= 500:
-            return retry_after(response, attempt)
-        check(response, f"the upload of {planned.filename}", role="Developer")
-        raise GitLabError(f"{planned.filename}: GitLab answered {response.status_code}")
+            encoder = MultipartEncoder(fields=fields)
+            return self.client.post(
+                f"{self.client.project_url}/packages/pypi",
+                data=encoder,
+                headers={"Content-Type": encoder.content_type},
+                auth=self.token.job_token_basic(),
+            )
 
     def _landed(self, name: str, version: str, planned: PlannedFile) -> str | None:
         """The sha256 GitLab holds for this file name in this package, if any."""
@@ -335,14 +333,9 @@ class GitLabRegistry(Registry):
     @contextlib.contextmanager
     def lock(self, owner: str) -> Iterator[LockInfo]:
         """The Terraform-state lock for the whole apply; a held lock fails at once."""
-        info = LockInfo(id=str(uuid.uuid4()), owner=owner, created_at=datetime.now(timezone.utc))
-        holder = self._take_lock(info)
+        info, holder = self._take_lock(owner)
         if holder is not None:
-            raise LockHeldError(
-                f"{self.describe()} is locked by {holder.owner} since "
-                f"{holder.created_at:%Y-%m-%d %H:%M:%S} UTC (lock ID {holder.id}); if that "
-                f"apply is dead, run `mirror force-unlock {holder.id}`"
-            )
+            raise holder.held_error(self.describe())
         self._lock_id = info.id
         try:
             yield info
@@ -366,49 +359,48 @@ class GitLabRegistry(Registry):
         if response.status_code != 409:
             check(response, f"releasing the registry lock (lock ID {lock_id})", role="Maintainer")
 
-    def _take_lock(self, info: LockInfo) -> LockInfo | None:
-        """POST the lock; None when it is ours, else who holds it.
+    def _take_lock(self, owner: str) -> tuple[LockInfo, LockInfo | None]:
+        """POST a new lock: (it, None) when it is ours, else (it, who holds the lock).
 
         A retried POST may find our own earlier attempt holding it: same ID, ours.
         """
+        created = self.clock()
+        info = LockInfo(id=str(uuid.uuid4()), owner=owner, created_at=created)
         body = {
             "ID": info.id,
             "Operation": "mirror apply",
-            "Info": info.owner,
-            "Who": info.owner,
+            "Info": owner,
+            "Who": owner,
             "Version": __version__,
-            "Created": info.created_at.isoformat(),
+            "Created": created.isoformat(),
             "Path": self.state_name,
         }
-        for attempt in range(UPLOAD_ATTEMPTS):
-            try:
-                response = self.client.request(
-                    "POST",
-                    f"{self._state_url()}/lock",
-                    json=body,
-                    auth=self.token.job_token_basic(),
-                )
-            except GitLabError:
-                pause(0.5 * 2.0**attempt)
-                continue
+
+        def attempt() -> LockInfo | None | Again:
+            response = self.client.post(
+                f"{self._state_url()}/lock", json=body, auth=self.token.job_token_basic()
+            )
+            if isinstance(response, Again):
+                return response
             if response.status_code == 200:
                 return None
             if response.status_code == 409:
                 holder = _lock_holder(response)
                 return None if holder.id == info.id else holder
-            if response.status_code == 429 or response.status_code >= 500:
-                pause(retry_after(response, attempt))
-                continue
             check(response, "taking the registry lock", role="Maintainer")
-        # A failed POST may have taken it: give back whatever we hold under our ID.
-        with contextlib.suppress(GitLabError):
-            self._release(info.id)
-        raise GitLabError("the registry lock could not be taken: GitLab kept failing")
+            raise GitLabError(f"GitLab answered {response.status_code} taking the registry lock")
+
+        try:
+            return info, self.client.retry(attempt, "taking the registry lock")
+        except GitLabError:
+            # A failed POST may have taken it: give back whatever we hold under our ID.
+            with contextlib.suppress(GitLabError):
+                self._release(info.id)
+            raise
 
     def force_unlock(self, lock_id: str) -> LockInfo:
         """Release a stuck lock by its ID (a mismatching ID is refused)."""
-        probe = LockInfo(str(uuid.uuid4()), "mirror force-unlock", datetime.now(timezone.utc))
-        holder = self._take_lock(probe)
+        probe, holder = self._take_lock("mirror force-unlock")
         if holder is None:  # nobody held it, and now our probe does: give it back
             self._release(probe.id)
             raise UserError(f"{self.describe()} is not locked")
@@ -435,10 +427,11 @@ def _lock_holder(response: requests.Response) -> LockInfo:
         body = None
     if not isinstance(body, dict):
         raise GitLabError("GitLab says the registry lock is held, but not by whom")
+    created: datetime | None
     try:
         created = datetime.fromisoformat(str(body.get("Created", "")).replace("Z", "+00:00"))
     except ValueError:
-        created = datetime.now(timezone.utc)
-    if created.tzinfo is None:
+        created = None
+    if created is not None and created.tzinfo is None:
         created = created.replace(tzinfo=timezone.utc)
     return LockInfo(id=str(body.get("ID", "")), owner=str(body.get("Who", "?")), created_at=created)

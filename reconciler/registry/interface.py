@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from reconciler.errors import ReconcilerError
+from reconciler.errors import LockHeldError, ReconcilerError
 from reconciler.model import ActualState, PlannedFile, QuarantineRecord
 
 
@@ -23,7 +23,15 @@ class LockInfo:
 
     id: str
     owner: str
-    created_at: datetime
+    created_at: datetime | None  # None: the holder did not say
+
+    def held_error(self, registry: str) -> LockHeldError:
+        """The error for an apply that finds this lock held, naming how to remove it."""
+        since = f" since {self.created_at:%Y-%m-%d %H:%M:%S} UTC" if self.created_at else ""
+        return LockHeldError(
+            f"{registry} is locked by {self.owner}{since} (lock ID {self.id}); if that apply "
+            f"is dead, run `mirror force-unlock {self.id}`"
+        )
 
 
 class Registry(ABC):

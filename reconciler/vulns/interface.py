@@ -5,7 +5,6 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 from reconciler.errors import ReconcilerError
 from reconciler.model import Advisory
@@ -20,14 +19,13 @@ class ServiceError(ReconcilerError):
 
 @dataclass(frozen=True)
 class ServiceAnswer:
-    """What one service said about a batch, and when, for the plan's audit trail.
+    """What one service said about a batch, for the plan's audit trail.
 
     `unanswered` holds the pairs the service has no record of: they are not clean, they are
     unchecked. `database` is the service's own date, version or ETag, where it gives one.
     """
 
     service: str
-    answered_at: datetime
     findings: Mapping[PackageVersion, tuple[Advisory, ...]]
     unanswered: frozenset[PackageVersion] = frozenset()
     database: str | None = None

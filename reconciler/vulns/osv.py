@@ -11,7 +11,6 @@ import json
 import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -74,9 +73,7 @@ class OsvService(VulnerabilityService):
             )
             for package, ids in ids_by_package.items()
         }
-        return ServiceAnswer(
-            service=self.name, answered_at=datetime.now(timezone.utc), findings=findings
-        )
+        return ServiceAnswer(service=self.name, findings=findings)
 
     def _batch(
         self, batch: Sequence[PackageVersion], modified: dict[str, str]

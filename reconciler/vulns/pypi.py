@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
 
@@ -49,7 +48,6 @@ class PypiService(VulnerabilityService):
                 answers = list(pool.map(self._release, unique))
         return ServiceAnswer(
             service=self.name,
-            answered_at=datetime.now(timezone.utc),
             findings={p: a for p, a in zip(unique, answers, strict=True) if a is not None},
             unanswered=frozenset(p for p, a in zip(unique, answers, strict=True) if a is None),
         )

@@ -11,7 +11,6 @@ import contextlib
 import io
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +93,6 @@ class SafetyService(VulnerabilityService):
             raise ServiceError(f"safety database is malformed: {error!r}") from None
         return ServiceAnswer(
             service=self.name,
-            answered_at=datetime.now(timezone.utc),
             findings=findings,
             database=f"last updated {stamp}" if stamp else None,
         )

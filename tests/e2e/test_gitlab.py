@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,14 +19,14 @@ import requests_mock
 
 from reconciler.errors import UserError
 from reconciler.gitlab import IDEMPOTENT, Credential, GitLabClient, GitLabError
-from reconciler.http import make_retry, make_session
+from reconciler.http import RetryPolicy, make_session
 from reconciler.model import Action, ActionKind, Plan, PlannedFile
 from reconciler.notes import MARKER, note_body
 from reconciler.registry.gitlab import GitLabRegistry
-from tests.conftest import FROZEN_NOW, NOW_ARG, Workspace, days_ago
+from tests.conftest import FROZEN_NOW, NOW_ARG, Workspace, days_ago, fast_retries
 from tests.e2e.helpers import clean_env, installed_version, mirror_command, pip_install
+from tests.servers.base import Gate
 from tests.servers.gitlab import FakeGitLab
-from tests.servers.upstream import FakeFile
 
 
 @pytest.fixture
@@ -67,13 +66,13 @@ def simple_url_with_token(gitlab: FakeGitLab) -> str:
 
 def without_retries() -> requests.Session:
     """A session that reports the first failure, for tests that want it at once."""
-    return make_session(None, 4, retry=make_retry(total=0, methods=IDEMPOTENT))
+    return make_session(None, 4, RetryPolicy(retries=0), IDEMPOTENT)
 
 
 def registry(gitlab: FakeGitLab, retries: bool = True) -> GitLabRegistry:
     session = None if retries else without_retries()
     return GitLabRegistry(
-        GitLabClient(gitlab.api_url, gitlab.project_id, session=session),
+        GitLabClient(gitlab.api_url, gitlab.project_id, session=session, retries=fast_retries()),
         Credential(gitlab.job_token),
     )
 
@@ -182,10 +181,8 @@ def test_deletes_need_maintainer_and_say_so(workspace: Workspace, gitlab: FakeGi
 
 
 def test_two_concurrent_applies_never_both_write(workspace: Workspace, gitlab: FakeGitLab) -> None:
-    workspace.upstream.add_file(
-        "slow", FakeFile("slow-1.0-py3-none-any.whl", days_ago(30), size=2 << 20, throttle=0.02)
-    )
-    workspace.requirements("slow==1.0\n")
+    workspace.upstream.add_release("held", "1.0", days_ago(30))
+    workspace.requirements("held==1.0\n")
     env = clean_env(
         CI_API_V4_URL=gitlab.api_url,
         CI_PROJECT_ID=gitlab.project_id,
@@ -195,17 +192,21 @@ def test_two_concurrent_applies_never_both_write(workspace: Workspace, gitlab: F
     command = mirror_command(
         "apply", "--auto-approve", "--desired-state", str(workspace.desired), "--now", NOW_ARG
     )
+    gitlab.upload_gate = gate = Gate()  # the first apply stops in its upload, lock held
     first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 20
-    while "pypi-mirror" not in gitlab.locks and time.monotonic() < deadline:
-        time.sleep(0.02)
-    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    try:
+        assert gate.arrived.wait(60), "the first apply never reached its upload"
+        assert "pypi-mirror" in gitlab.locks
+        second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    finally:
+        gate.open()
     first_out, first_err = first.communicate(timeout=60)
     assert first.returncode == 0, first_err
     assert second.returncode == 1
     assert "is locked by pipeline-user" in second.stderr
     assert "mirror force-unlock" in second.stderr
     assert [len(p["files"]) for p in gitlab.packages] == [1]
+    assert "pypi-mirror" not in gitlab.locks
 
 
 def test_force_unlock_releases_a_stuck_lock(workspace: Workspace, gitlab: FakeGitLab) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from reconciler.registry import DirectoryRegistry
 from tests.conftest import NOW_ARG, Workspace, days_ago
 from tests.e2e.helpers import installed_version, mirror_command, pip_install
+from tests.servers.base import Gate
 from tests.servers.upstream import FakeFile
 
 HOLD_LOCK = """
@@ -66,10 +67,17 @@ def test_second_apply_fails_at_once_naming_the_holder(workspace: Workspace) -> N
 
 def test_apply_killed_midway_is_finished_by_the_next_apply(workspace: Workspace) -> None:
     workspace.upstream.add_release("first", "1.0", days_ago(30))
-    # Slow enough to be caught mid-download: 256 chunks of 64 KiB at 20 ms each.
+    # The download stops after 2 of its 16 MiB until the test opens the gate: caught mid-way.
+    gate = Gate()
     slow = workspace.upstream.add_file(
         "second",
-        FakeFile("second-1.0-py3-none-any.whl", days_ago(30), size=16 * 1024 * 1024, throttle=0.02),
+        FakeFile(
+            "second-1.0-py3-none-any.whl",
+            days_ago(30),
+            size=16 * 1024 * 1024,
+            gate=gate,
+            gate_after=2 * 1024 * 1024,
+        ),
     )
     workspace.upstream.add_release("third", "1.0", days_ago(30))
     workspace.requirements("first==1.0\nsecond==1.0\nthird==1.0\n")
@@ -93,9 +101,11 @@ def test_apply_killed_midway_is_finished_by_the_next_apply(workspace: Workspace)
         parts = list(staging.rglob(slow.filename))
         return bool(parts) and parts[0].stat().st_size > 1024 * 1024
 
+    assert gate.arrived.wait(60), "the download never started"
     wait_for(partial_download)
     process.send_signal(signal.SIGKILL)
     process.wait()
+    gate.open()
 
     # Downloads run concurrently: the small files are in; the one killed mid-download is not.
     listing = DirectoryRegistry(workspace.registry).list_actual()
@@ -104,7 +114,7 @@ def test_apply_killed_midway_is_finished_by_the_next_apply(workspace: Workspace)
     assert not (workspace.registry / "files" / "second").exists()
     assert "second" not in (workspace.registry / "simple" / "index.html").read_text()
 
-    slow.throttle = 0
+    slow.gate = None
     resumed = workspace.mirror("apply", "plan.json")
     assert resumed.exit_code == 0, resumed.output
     assert (

@@ -5,8 +5,28 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+
+@dataclass
+class Gate:
+    """Holds a request at a chosen point until the test opens it: "mid-request", deterministic.
+
+    The fake calls `pass_through` where it should stop; the test waits for `arrived`, does
+    what it must while the client is stuck there, then calls `open`.
+    """
+
+    arrived: threading.Event = field(default_factory=threading.Event)
+    opened: threading.Event = field(default_factory=threading.Event)
+
+    def pass_through(self) -> None:
+        self.arrived.set()
+        self.opened.wait(timeout=120)
+
+    def open(self) -> None:
+        self.opened.set()
 
 
 class _Server(ThreadingHTTPServer):

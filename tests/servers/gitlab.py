@@ -54,7 +54,7 @@ from urllib.parse import parse_qsl, unquote, urlencode
 
 from packaging.version import InvalidVersion, Version
 
-from tests.servers.base import FakeServer, QuietHandler
+from tests.servers.base import FakeServer, Gate, QuietHandler
 
 ROLES = {"guest": 10, "reporter": 20, "developer": 30, "maintainer": 40, "owner": 50}
 PACKAGE_TYPES = {
@@ -245,6 +245,11 @@ class GitLabHandler(QuietHandler):
                 fake.upload_body_sizes.append(len(body))  # every attempt, faulted ones too
             fake.auth_log.append((self.command, path, fake.credential_kind(request)))
             fault = fake.take_fault(self.command, path)
+            gate, upload = fake.upload_gate, self.command == "POST" and UPLOAD_PATH.fullmatch(path)
+            if gate is not None and upload:
+                fake.upload_gate = None
+        if gate is not None and upload:
+            gate.pass_through()  # outside the mutex: other requests go on meanwhile
         if fault is not None and fault.kind in ("429", "500", "reset"):
             self.serve_fault(fault)
             return
@@ -314,6 +319,7 @@ class FakeGitLab(FakeServer):
         self.faults_served: list[str] = []  # the kind of each fault served, in order
         self.fault_log: list[tuple[str, str, str]] = []  # (method, path, kind)
         self.errors: list[str] = []
+        self.upload_gate: Gate | None = None  # holds the next upload until the test opens it
         self._next_package_id = 1
         self._next_file_id = 1
         self._next_note_id = 1

@@ -15,14 +15,13 @@ import hashlib
 import json
 import re
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from html import escape
 from typing import Any
 
-from tests.servers.base import FakeServer, QuietHandler
+from tests.servers.base import FakeServer, Gate, QuietHandler
 from tests.servers.wheels import make_metadata, make_sdist, make_wheel
 
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
@@ -44,7 +43,8 @@ class FakeFile:
     yanked: bool | str = False
     requires_python: str | None = None
     corrupt: bool = False  # serve other bytes than the index's sha256 says
-    throttle: float = 0.0  # seconds to sleep per chunk (for kill-mid-download tests)
+    gate: Gate | None = None  # a download stops at `gate_after` bytes until the gate opens
+    gate_after: int = 0
     sha256: str = ""
     metadata: bytes | None = None  # PEP 658: served at `<file url>.metadata` when set
 
@@ -224,11 +224,15 @@ class UpstreamHandler(QuietHandler):
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Length", str(found.size))
         self.end_headers()
+        sent, gate = 0, found.gate
         try:
             for chunk in found.chunks():
                 self.wfile.write(chunk)
-                if found.throttle:
-                    time.sleep(found.throttle)
+                sent += len(chunk)
+                if gate is not None and sent >= found.gate_after:
+                    self.wfile.flush()
+                    gate.pass_through()
+                    gate = None
         except (BrokenPipeError, ConnectionResetError):
             pass
 

@@ -8,7 +8,7 @@ import pytest
 import requests
 import requests_mock
 
-from reconciler.http import make_retry, make_session
+from reconciler.http import RetryPolicy, make_session
 from reconciler.vulns import OsvService, ServiceError
 
 BASE = "https://osv.example"
@@ -85,7 +85,7 @@ def test_withdrawn_records_do_not_count() -> None:
     ],
 )
 def test_failures_raise_service_error(failure: dict[str, object]) -> None:
-    session = make_session(retry=make_retry(total=1, backoff_factor=0))
+    session = make_session(retries=RetryPolicy(retries=1, backoff=0))
     with requests_mock.Mocker() as mock:
         mock.post(f"{BASE}/v1/querybatch", **failure)
         with pytest.raises(ServiceError):

@@ -9,7 +9,7 @@ import requests
 import requests_mock
 
 from reconciler.errors import UpstreamError
-from reconciler.http import make_retry
+from reconciler.http import RetryPolicy
 from reconciler.upstream import UpstreamIndex
 
 INDEX = "https://pypi.example/simple"
@@ -110,8 +110,10 @@ def test_unsafe_file_names_and_naive_times_from_upstream() -> None:
 
 
 def test_retry_after_is_capped() -> None:
-    assert make_retry().parse_retry_after("86400") == 60.0
-    assert make_retry().parse_retry_after("2") == 2.0
+    assert RetryPolicy().urllib3().parse_retry_after("86400") == 60.0
+    assert RetryPolicy().urllib3().parse_retry_after("2") == 2.0
+    assert RetryPolicy().delay(0, "86400") == 60.0
+    assert RetryPolicy(backoff=0.5).delay(3) == 4.0
 
 
 def test_redirect_on_the_same_index_is_followed() -> None:
