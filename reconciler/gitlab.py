@@ -10,6 +10,7 @@ unknown names to pypi.org).
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -80,6 +81,7 @@ class GitLabClient:
         pool_size: int = 16,
         timeout: float = 60.0,
         retries: RetryPolicy | None = None,
+        error: type[GitLabError] = GitLabError,
     ) -> None:
         parts = urlsplit(api_url)
         if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
@@ -95,6 +97,13 @@ class GitLabClient:
         self.retries = retries or RetryPolicy()
         self.session = session or make_session(None, pool_size, self.retries, IDEMPOTENT)
         self.timeout = timeout
+        self.error = error
+
+    def raising(self, error: type[GitLabError]) -> GitLabClient:
+        """This client (same session) raising `error`: a registry's failures are its own."""
+        clone = copy.copy(self)
+        clone.error = error
+        return clone
 
     def describe(self) -> str:
         """Host and project, for messages."""
@@ -106,7 +115,7 @@ class GitLabClient:
         try:
             return self.session.request(method, url, allow_redirects=False, **kwargs)
         except requests.RequestException as error:
-            raise GitLabError(
+            raise self.error(
                 f"GitLab could not be reached ({method} {_path(url)}): {type(error).__name__}"
             ) from None
 
@@ -134,7 +143,42 @@ class GitLabClient:
                 return outcome
             if number + 1 < attempts:
                 self.retries.sleep(self.retries.delay(number, outcome.retry_after))
-        raise GitLabError(f"{what} failed: GitLab kept failing ({attempts} attempts)")
+        raise self.error(f"{what} failed: GitLab kept failing ({attempts} attempts)")
+
+    def check(
+        self, response: requests.Response, what: str, role: str = "Reporter", package: bool = False
+    ) -> None:
+        """Raise a clear error for a failed response, naming the permission GitLab wants.
+
+        `package`: the request writes a package, which a package protection rule can refuse
+        with a 403 too ("Package protected.", shared/reference/gitlab-api.md 1.1 and 2.3).
+        """
+        status = response.status_code
+        if 200 <= status < 300:
+            return
+        if status == 401:
+            raise self.error(
+                f"GitLab did not accept the credential for {what} (401): check that the token "
+                "is set, unexpired, and allowed for this project"
+            )
+        if status == 403:
+            message = _message(response)
+            protection = (
+                "a package protection rule (Settings > Packages and registries > Protected "
+                "packages) covers this package"
+            )
+            if package and "protected" in message.lower():
+                raise self.error(f"GitLab refused {what} (403: {message}): {protection}")
+            cause = f"the token's user needs at least the {role} role on the project"
+            if package:
+                cause += f", or {protection} above that role"
+            raise self.error(f"GitLab refused {what} (403): {cause}")
+        if 300 <= status < 400:
+            raise self.error(
+                f"GitLab redirected {what} to {redacted_location(response)}; redirects are not "
+                "followed (check CI_API_V4_URL)"
+            )
+        raise self.error(f"GitLab answered {status} for {what}: {_message(response)}")
 
     def paginate(
         self, url: str, params: Mapping[str, Any], headers: Mapping[str, str], what: str
@@ -149,10 +193,10 @@ class GitLabClient:
             response = self.request(
                 "GET", url, params={**params, "per_page": PER_PAGE, "page": page}, headers=headers
             )
-            check(response, what)
+            self.check(response, what)
             items = response.json()
             if not isinstance(items, list):
-                raise GitLabError(f"GitLab answered {what} with something other than a list")
+                raise self.error(f"GitLab answered {what} with something other than a list")
             yield from items
             page = response.headers.get("x-next-page")
             if page is None:  # no offset headers: fall back to the Link header
@@ -163,29 +207,6 @@ class GitLabClient:
                         for item in urlsplit(next_link).query.split("&")
                         if "=" in item
                     ).get("page")
-
-
-def check(response: requests.Response, what: str, role: str = "Reporter") -> None:
-    """Raise a clear error for a failed response, naming the permission GitLab wants."""
-    status = response.status_code
-    if 200 <= status < 300:
-        return
-    if status == 401:
-        raise GitLabError(
-            f"GitLab did not accept the credential for {what} (401): check that the token "
-            "is set, unexpired, and allowed for this project"
-        )
-    if status == 403:
-        raise GitLabError(
-            f"GitLab refused {what} (403): the token's user needs at least the {role} role "
-            "on the project"
-        )
-    if 300 <= status < 400:
-        raise GitLabError(
-            f"GitLab redirected {what} to {redacted_location(response)}; redirects are not "
-            "followed (check CI_API_V4_URL)"
-        )
-    raise GitLabError(f"GitLab answered {status} for {what}: {_message(response)}")
 
 
 def redacted_location(response: requests.Response) -> str:

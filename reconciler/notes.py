@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reconciler.gitlab import Again, Credential, GitLabClient, check
+from reconciler.gitlab import Again, Credential, GitLabClient
 from reconciler.model import Plan
 from reconciler.report.markdown import MarkdownFormat
 
@@ -54,12 +54,12 @@ class MergeRequestNotes:
                 response = self.client.request(
                     "PUT", f"{self.notes_url}/{ours}", json={"body": body}, headers=self._headers()
                 )
-                check(response, f"the update of note {ours}", role="Reporter")
+                self.client.check(response, f"the update of note {ours}", role="Reporter")
                 return "updated", ours
             created = self.client.post(self.notes_url, json={"body": body}, headers=self._headers())
             if isinstance(created, Again):
                 return created
-            check(created, f"a note on merge request !{self.iid}", role="Reporter")
+            self.client.check(created, f"a note on merge request !{self.iid}", role="Reporter")
             return "created", int(created.json()["id"])
 
         return self.client.retry(attempt, f"the note on merge request !{self.iid}")
@@ -71,7 +71,7 @@ class MergeRequestNotes:
         response = self.client.request(
             "GET", f"{self.client.api_url}/user", headers=self._headers()
         )
-        check(response, "identifying MIRROR_NOTE_TOKEN's user")
+        self.client.check(response, "identifying MIRROR_NOTE_TOKEN's user")
         return int(response.json()["id"])
 
     def _find(self, me: int) -> int | None:

@@ -33,7 +33,7 @@ from requests_toolbelt import MultipartEncoder
 from reconciler import __version__
 from reconciler.clock import Clock, system_clock
 from reconciler.errors import UserError
-from reconciler.gitlab import Again, Credential, GitLabClient, GitLabError, check
+from reconciler.gitlab import Again, Credential, GitLabClient, GitLabError
 from reconciler.model import (
     ActualState,
     PlannedFile,
@@ -43,10 +43,14 @@ from reconciler.model import (
     version_key,
 )
 from reconciler.registry import quarantine_log
-from reconciler.registry.interface import LockInfo, Registry
+from reconciler.registry.interface import LockInfo, Registry, RegistryError
 
 STATE_NAME = "pypi-mirror"
 _TAKEN = "has already been taken"
+
+
+class GitLabRegistryError(GitLabError, RegistryError):
+    """GitLab could not read or change the registry (after retries)."""
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,7 @@ class GitLabRegistry(Registry):
         workers: int = 16,
         clock: Clock = system_clock,
     ) -> None:
-        self.client = client
+        self.client = client.raising(GitLabRegistryError)
         self.clock = clock
         self.token = job_token
         self.state_name = state_name
@@ -103,14 +107,14 @@ class GitLabRegistry(Registry):
         try:
             held = self._index(packages, files_by_package)
         except (KeyError, TypeError, AttributeError) as error:
-            raise GitLabError(
+            raise GitLabRegistryError(
                 f"GitLab's package listing has an unexpected shape: {error!r}"
             ) from None
         mirror = self._state.get("mirror", {})
         try:
             quarantined = quarantine_log.from_json(mirror.get("quarantine", {}))
         except ValueError as error:
-            raise GitLabError(f"the mirror state ({self.state_name}): {error}") from None
+            raise GitLabRegistryError(f"the mirror state ({self.state_name}): {error}") from None
         return ActualState(
             files=tuple(held),
             generation=int(mirror.get("generation", 0)),
@@ -169,7 +173,7 @@ class GitLabRegistry(Registry):
         if any(h.sha256 != planned.sha256 for h in self._held.get((name, planned.filename), [])):
             # A deleted file's name stays taken in its package until GitLab's cleanup worker
             # runs, so deleting first would only lose the old file.
-            raise GitLabError(
+            raise GitLabRegistryError(
                 f"{planned.filename}: GitLab cannot replace a file in place; delete the "
                 f"{name} {version} package in GitLab, let its cleanup run, then apply again"
             )
@@ -181,19 +185,21 @@ class GitLabRegistry(Registry):
                 if response.status_code == 201:
                     return None
                 if not (response.status_code == 400 and _TAKEN in response.text):
-                    check(response, what, role="Developer")
-                    raise GitLabError(f"{planned.filename}: GitLab answered {response.status_code}")
+                    self.client.check(response, what, role="Developer", package=True)
+                    raise GitLabRegistryError(
+                        f"{planned.filename}: GitLab answered {response.status_code}"
+                    )
             # A failed upload may have landed, and a taken name may be our own earlier try.
             landed = self._landed(name, version, planned)
             if landed == planned.sha256:
                 return None
             if landed is not None:
-                raise GitLabError(
+                raise GitLabRegistryError(
                     f"{planned.filename}: GitLab already holds a file of that name with sha256 "
                     f"{landed}, not the {planned.sha256} the plan uploads"
                 )
             if not isinstance(response, Again):
-                raise GitLabError(f"{planned.filename}: GitLab says the file name is taken")
+                raise GitLabRegistryError(f"{planned.filename}: GitLab says the file name is taken")
             return response
 
         self.client.retry(attempt, what)
@@ -266,7 +272,7 @@ class GitLabRegistry(Registry):
         )
         if response.status_code == 404:
             return  # already gone (a retried delete, or someone else's)
-        check(response, f"the deletion of {what}", role="Maintainer")
+        self.client.check(response, f"the deletion of {what}", role="Maintainer", package=True)
 
     # -- the mirror's own state ------------------------------------------------------------------
 
@@ -297,14 +303,14 @@ class GitLabRegistry(Registry):
         response = self.client.request("GET", self._state_url(), auth=self.token.job_token_basic())
         if response.status_code in (204, 404):
             return {}
-        check(response, f"the mirror state ({self.state_name})", role="Developer")
+        self.client.check(response, f"the mirror state ({self.state_name})", role="Developer")
         try:
             document = response.json()
         except ValueError:
             document = None
         if not isinstance(document, dict) or not isinstance(document.get("mirror", {}), dict):
             # Never overwrite what we cannot read: it may be someone's Terraform state.
-            raise GitLabError(
+            raise GitLabRegistryError(
                 f"the Terraform state {self.state_name} does not hold the mirror's state; "
                 "name another state or remove it"
             )
@@ -313,7 +319,7 @@ class GitLabRegistry(Registry):
     def _write_state(self) -> None:
         """Write the state under our lock (GitLab refuses a write without the lock's ID)."""
         if self._lock_id is None:
-            raise GitLabError("the mirror state can only be written while holding the lock")
+            raise GitLabRegistryError("the mirror state can only be written while holding the lock")
         self._state["serial"] = int(self._state.get("serial", 0)) + 1
         # The shape of a Terraform state, so GitLab's state pages show it; ours is `mirror`.
         self._state.setdefault("version", 4)
@@ -326,7 +332,9 @@ class GitLabRegistry(Registry):
             headers={"Content-Type": "application/json"},
             auth=self.token.job_token_basic(),
         )
-        check(response, f"the write of the mirror state ({self.state_name})", role="Maintainer")
+        self.client.check(
+            response, f"the write of the mirror state ({self.state_name})", role="Maintainer"
+        )
 
     # -- the lock --------------------------------------------------------------------------------
 
@@ -341,7 +349,7 @@ class GitLabRegistry(Registry):
             yield info
         except BaseException:
             # The apply's own error matters more; a lock left behind is named by the next run.
-            with contextlib.suppress(GitLabError):
+            with contextlib.suppress(GitLabRegistryError):
                 self._release(info.id)
             raise
         finally:
@@ -357,7 +365,9 @@ class GitLabRegistry(Registry):
             auth=self.token.job_token_basic(),
         )
         if response.status_code != 409:
-            check(response, f"releasing the registry lock (lock ID {lock_id})", role="Maintainer")
+            self.client.check(
+                response, f"releasing the registry lock (lock ID {lock_id})", role="Maintainer"
+            )
 
     def _take_lock(self, owner: str) -> tuple[LockInfo, LockInfo | None]:
         """POST a new lock: (it, None) when it is ours, else (it, who holds the lock).
@@ -387,14 +397,16 @@ class GitLabRegistry(Registry):
             if response.status_code == 409:
                 holder = _lock_holder(response)
                 return None if holder.id == info.id else holder
-            check(response, "taking the registry lock", role="Maintainer")
-            raise GitLabError(f"GitLab answered {response.status_code} taking the registry lock")
+            self.client.check(response, "taking the registry lock", role="Maintainer")
+            raise GitLabRegistryError(
+                f"GitLab answered {response.status_code} taking the registry lock"
+            )
 
         try:
             return info, self.client.retry(attempt, "taking the registry lock")
-        except GitLabError:
+        except GitLabRegistryError:
             # A failed POST may have taken it: give back whatever we hold under our ID.
-            with contextlib.suppress(GitLabError):
+            with contextlib.suppress(GitLabRegistryError):
                 self._release(info.id)
             raise
 
@@ -415,7 +427,7 @@ class GitLabRegistry(Registry):
             params={"ID": lock_id},
             auth=self.token.job_token_basic(),
         )
-        check(response, "releasing the registry lock", role="Maintainer")
+        self.client.check(response, "releasing the registry lock", role="Maintainer")
         return holder
 
 
@@ -426,7 +438,7 @@ def _lock_holder(response: requests.Response) -> LockInfo:
     except ValueError:
         body = None
     if not isinstance(body, dict):
-        raise GitLabError("GitLab says the registry lock is held, but not by whom")
+        raise GitLabRegistryError("GitLab says the registry lock is held, but not by whom")
     created: datetime | None
     try:
         created = datetime.fromisoformat(str(body.get("Created", "")).replace("Z", "+00:00"))

@@ -22,6 +22,7 @@ from reconciler.gitlab import IDEMPOTENT, Credential, GitLabClient, GitLabError
 from reconciler.http import RetryPolicy, make_session
 from reconciler.model import Action, ActionKind, Plan, PlannedFile
 from reconciler.notes import MARKER, note_body
+from reconciler.registry import RegistryError
 from reconciler.registry.gitlab import GitLabRegistry
 from tests.conftest import FROZEN_NOW, NOW_ARG, Workspace, days_ago, fast_retries
 from tests.e2e.helpers import clean_env, installed_version, mirror_command, pip_install
@@ -133,7 +134,7 @@ def test_a_failed_listing_is_an_error_not_an_empty_registry(
     seed(workspace)
     gitlab.add_package("foo-bar", "1.1", {"foo_bar-1.1-py3-none-any.whl": b"x"})
     gitlab.inject("GET", r"/package_files$", "500")  # the second page of facts fails
-    with pytest.raises(GitLabError, match="GitLab answered 500 for the files of package"):
+    with pytest.raises(RegistryError, match="GitLab answered 500 for the files of package"):
         registry(gitlab, retries=False).list_actual()
 
     gitlab.job_role = "guest"
@@ -177,7 +178,33 @@ def test_deletes_need_maintainer_and_say_so(workspace: Workspace, gitlab: FakeGi
     workspace.requirements("baz==2.0\n")
     result = workspace.mirror("apply", "--auto-approve")
     assert result.exit_code == 1
-    assert "needs at least the Maintainer role" in result.stderr
+    assert (
+        "taking the registry lock (403): the token's user needs at least the Maintainer role"
+        in (result.stderr)
+    )
+
+
+def test_a_protected_package_is_named_as_the_cause(
+    workspace: Workspace, gitlab: FakeGitLab
+) -> None:
+    seed(workspace, "baz==2.0\n")
+    gitlab.protection_rules = [("baz*", "owner", "owner")]  # the job runs as a Maintainer
+    result = workspace.mirror("apply", "--auto-approve")
+    assert result.exit_code == 1
+    assert (
+        "the upload of baz-2.0-py3-none-any.whl (403: 403 Forbidden - Package protected.): a "
+        "package protection rule (Settings > Packages and registries > Protected packages) "
+        "covers this package"
+    ) in result.stderr
+    assert "role" not in result.stderr
+    assert gitlab.packages == []
+
+    gitlab.protection_rules = [("baz", "maintainer", "owner")]
+    assert workspace.mirror("apply", "--auto-approve").exit_code == 0
+    workspace.requirements("")
+    result = workspace.mirror("apply", "--auto-approve")
+    assert result.exit_code == 1
+    assert "(403: 403 Forbidden - Package is deletion protected.)" in result.stderr
 
 
 def test_two_concurrent_applies_never_both_write(workspace: Workspace, gitlab: FakeGitLab) -> None:

@@ -320,6 +320,8 @@ class FakeGitLab(FakeServer):
         self.fault_log: list[tuple[str, str, str]] = []  # (method, path, kind)
         self.errors: list[str] = []
         self.upload_gate: Gate | None = None  # holds the next upload until the test opens it
+        # Package protection rules: (name pattern with `*`, minimum role to push, to delete).
+        self.protection_rules: list[tuple[str, str, str]] = []
         self._next_package_id = 1
         self._next_file_id = 1
         self._next_note_id = 1
@@ -486,6 +488,17 @@ class FakeGitLab(FakeServer):
         assert request.user is not None
         if ROLES[self.role_of(request.user)] < ROLES[role]:
             raise fail(403, FORBIDDEN)
+
+    def protect(self, request: Request, name: str, push: bool) -> None:
+        """Package protection rules: the push or delete minimum of a rule matching the name
+        (`*` a wildcard) refuses a lower role, as Packages::Protection::Rule does."""
+        assert request.user is not None
+        role = ROLES[self.role_of(request.user)]
+        for pattern, push_role, delete_role in self.protection_rules:
+            regex = ".*".join(re.escape(part) for part in pattern.split("*"))
+            if re.fullmatch(regex, name) and role < ROLES[push_role if push else delete_role]:
+                reason = "Package protected." if push else "Package is deletion protected."
+                raise fail(403, {"message": f"403 Forbidden - {reason}"})
 
     # -- routing ----------------------------------------------------------------------------
 
@@ -654,6 +667,7 @@ class FakeGitLab(FakeServer):
             raise fail(400, {"error": "sha256_digest is invalid"})
         if not file_name:
             raise fail(400, {"error": "content is invalid"})
+        self.protect(request, name, push=True)
         package = self._find_or_create(name, version)
         if any(f["file_name"] == file_name for f in package["files"]):
             raise fail(400, {"message": "Validation failed: File name has already been taken"})
@@ -858,6 +872,7 @@ class FakeGitLab(FakeServer):
         self.require(request, "reporter")
         self.require(request, "maintainer")
         package = self._live_package(request.segments[1])
+        self.protect(request, package["name"], push=False)
         package["status"] = "pending_destruction"
         for f in package["files"]:
             f["status"] = "pending_destruction"
@@ -884,6 +899,7 @@ class FakeGitLab(FakeServer):
         self.require(request, "reporter")
         self.require(request, "maintainer")
         package = self._live_package(request.segments[1])
+        self.protect(request, package["name"], push=False)
         for f in package["files"]:
             if str(f["id"]) == request.segments[3] and f["status"] != "pending_destruction":
                 f["status"] = "pending_destruction"
