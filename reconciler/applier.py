@@ -68,7 +68,7 @@ def apply(
             fetch = _Fetch(upstream, staging, progress, pool)
             uploads: list[Action] = []
             for action in plan.actions:
-                if action.action is ActionKind.UPLOAD:
+                if action.kind is ActionKind.UPLOAD:
                     uploads.append(action)
                     continue
                 _upload_all(uploads, held, registry, fetch, progress, result, clock)
@@ -183,12 +183,12 @@ def _remember(
         and (parsed := parse_distribution_filename(filename)) is not None
         and version_key(parsed[1]) == key
     ]
-    if action.quarantine and action.action is ActionKind.DELETE and not remaining:
+    if action.quarantine and action.kind is ActionKind.DELETE and not remaining:
         registry.record_quarantine(
             QuarantineRecord(
                 name=action.name,
                 version=action.version,
-                reason=action.reason.removeprefix("quarantine: "),
+                reason=action.reason,
                 advisories=action.advisories,
                 at=clock(),
                 cause=action.cause,

@@ -28,6 +28,7 @@ from reconciler import policy
 from reconciler.metadata import CoreMetadata
 from reconciler.model import (
     Blocked,
+    Problem,
     Requirement,
     SourceLocation,
     TargetEnvironment,
@@ -278,7 +279,7 @@ def resolve(
             blocked[requirement.name] = Blocked(
                 name=requirement.name,
                 requirement=requirement.text,
-                reason="dependency-unsatisfiable",
+                reason=Problem.DEPENDENCY_UNSATISFIABLE,
                 detail=outcome.why,
             )
         else:
@@ -405,7 +406,7 @@ def _resolve_together(
                 blocked[requirement.name] = Blocked(
                     name=requirement.name,
                     requirement=requirement.text,
-                    reason="dependency-conflict",
+                    reason=Problem.DEPENDENCY_CONFLICT,
                     detail=f"its dependencies conflict with other requirements': {outcome.why}",
                 )
             remaining = [r for r in remaining if r.name not in blocked]
@@ -441,7 +442,7 @@ def _attempt(
             return Blocked(
                 name=requirement.name,
                 requirement=requirement.text,
-                reason=reasons[0].reason if reasons else "dependency-unsatisfiable",
+                reason=reasons[0].reason if reasons else Problem.DEPENDENCY_UNSATISFIABLE,
                 detail=why,
                 eligible_at=min(
                     (r.eligible_at for r in reasons if r.eligible_at is not None), default=None

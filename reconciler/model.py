@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from enum import Enum
 
+from packaging.markers import Marker, UndefinedComparison, UndefinedEnvironmentName
 from packaging.specifiers import SpecifierSet
 from packaging.utils import (
     InvalidSdistFilename,
@@ -48,11 +49,53 @@ class Requirement:
         """The version of an `==X` pin (no wildcard), else None."""
         specs = list(self.specifier)
         if len(specs) == 1 and specs[0].operator in ("==", "===") and "*" not in specs[0].version:
-            try:
-                return Version(specs[0].version)
-            except InvalidVersion:
-                return None
+            return parse_version(specs[0].version)
         return None
+
+    def applies_to(self, environments: Iterable[TargetEnvironment]) -> bool:
+        """Whether the line's marker (PEP 508) holds for some target; no marker: always."""
+        if self.marker is None:
+            return True
+        marker = Marker(self.marker)
+        try:
+            return any(marker.evaluate({**e.markers(), "extra": ""}) for e in environments)
+        except (UndefinedComparison, UndefinedEnvironmentName):
+            return True  # a marker we cannot judge: mirror rather than miss it
+
+
+class Problem(str, Enum):
+    """Why a version, or a whole requirement, cannot be admitted now."""
+
+    IMMATURE = "immature"
+    NO_UPLOAD_TIME = "no-upload-time"
+    NO_FILES = "no-files"
+    NO_HASH = "no-hash"
+    HASH_MISMATCH = "hash-mismatch"
+    YANKED = "yanked"
+    MALICIOUS = "malicious"
+    VULNERABLE = "vulnerable"
+    UNCHECKED = "unchecked"
+    UPSTREAM_CHANGED = "upstream-changed"
+    NOT_FOUND = "not-found"
+    UPSTREAM_QUARANTINED = "quarantined"  # PEP 792 project status
+    NO_MATCHING_VERSION = "no-matching-version"
+    DEPENDENCY_UNSATISFIABLE = "dependency-unsatisfiable"
+    DEPENDENCY_CONFLICT = "dependency-conflict"
+
+
+class DependencyMode(str, Enum):
+    """What the mirror holds besides the listed requirements (`policy.dependencies`)."""
+
+    CLOSURE = "closure"  # every dependency of an admitted release, judged by the same policy
+    LISTED = "listed"  # only the lines of requirements.txt
+
+
+class ServiceName(str, Enum):
+    """The vulnerability services (`policy.vulnerabilities.services`)."""
+
+    OSV = "osv"
+    PYPI = "pypi"
+    SAFETY = "safety"
 
 
 class YankedPolicy(str, Enum):
@@ -182,10 +225,10 @@ class Policy:
     yanked: YankedPolicy = YankedPolicy.BLOCK
     prune: bool = True
     max_deletions: int = 25
-    services: tuple[str, ...] = ("osv",)
+    services: tuple[ServiceName, ...] = (ServiceName.OSV,)
     ignore: tuple[IgnoredAdvisory, ...] = ()
     safety: SafetyConfig = field(default_factory=SafetyConfig)
-    dependencies: str = "closure"
+    dependencies: DependencyMode = DependencyMode.CLOSURE
     environments: tuple[TargetEnvironment, ...] = DEFAULT_ENVIRONMENTS
     files: FilesPolicy = field(default_factory=FilesPolicy)
 
@@ -320,17 +363,20 @@ class Cause(str, Enum):
     YANKED = "yanked"
     VANISHED = "vanished"
     UPSTREAM_QUARANTINED = "upstream-quarantined"
-    UPSTREAM_CHANGED = "upstream-changed"
+    UPSTREAM_CHANGED = "upstream-changed"  # also an upload: new bytes admitted by exception
     # uploads
     NEW_REQUIREMENT = "new-requirement"
-    NEW_VERSION = "new-version"
+    NEW_VERSION = "new-version"  # a range selects another version: it matured, or was chosen
+    NEW_DEPENDENCY = "new-dependency"
+    REPLACEMENT = "replacement"  # in place of a version this plan quarantines
     RESTORED = "restored"
     MISSING_FROM_REGISTRY = "missing-from-registry"
     CHANGED_IN_REGISTRY = "changed-in-registry"
     YANK_CHANGED = "yank-changed"
     # prunes
-    NOT_DESIRED = "not-desired"
-    NOT_ADMITTED = "not-admitted"
+    SUPERSEDED = "superseded"  # its requirement selects another version now
+    NOT_DESIRED = "not-desired"  # neither a requirement nor a dependency of one any more
+    NOT_ADMITTED = "not-admitted"  # a file of a kept version that policy no longer admits
 
 
 @dataclass(frozen=True)
@@ -399,12 +445,18 @@ def version_key(version: str) -> str:
     return canonicalize_version(version, strip_trailing_zero=True)
 
 
+def parse_version(text: str) -> Version | None:
+    """A PEP 440 version, or None for a spelling that is not one."""
+    try:
+        return Version(text)
+    except InvalidVersion:
+        return None
+
+
 def version_sort_key(version: str) -> tuple[int, Version | str]:
     """Sort key putting PEP 440 versions in order and unparsable ones first."""
-    try:
-        return (1, Version(version))
-    except InvalidVersion:
-        return (0, version)
+    parsed = parse_version(version)
+    return (0, version) if parsed is None else (1, parsed)
 
 
 def is_plain_filename(filename: str) -> bool:
@@ -436,7 +488,7 @@ class Blocked:
 
     name: str
     requirement: str
-    reason: str
+    reason: Problem
     detail: str
     eligible_at: datetime | None = None
     advisories: tuple[str, ...] = ()
@@ -467,9 +519,13 @@ class ActionKind(str, Enum):
 
 @dataclass(frozen=True)
 class Action:
-    """One change to the registry: upload or delete files of one version, with its reason."""
+    """One change to the registry: upload or delete files of one version, with its reason.
 
-    action: ActionKind
+    `quarantine` marks a delete for cause (advisory, yank, takedown): the reason says the cause,
+    the reports say that it is a quarantine.
+    """
+
+    kind: ActionKind
     name: str
     version: str
     reason: str
@@ -484,7 +540,7 @@ class Action:
 class AdvisorySource:
     """When a vulnerability service answered, and from which data, for the audit trail."""
 
-    service: str
+    service: ServiceName
     answered_at: datetime
     queried: int
     database: str | None = None  # the service's own date, version or ETag, where it gives one
@@ -521,11 +577,11 @@ class Plan:
 
     def count(self, kind: ActionKind) -> int:
         """How many actions of one kind the plan holds."""
-        return sum(1 for action in self.actions if action.action is kind)
+        return sum(1 for action in self.actions if action.kind is kind)
 
     def only(self, kind: ActionKind) -> Plan:
         """The same plan with only the actions of one kind (`mirror-manager sync`/`audit`)."""
-        return replace(self, actions=tuple(a for a in self.actions if a.action is kind))
+        return replace(self, actions=tuple(a for a in self.actions if a.kind is kind))
 
     @property
     def has_changes(self) -> bool:

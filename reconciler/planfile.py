@@ -21,6 +21,8 @@ from reconciler.model import (
     Cause,
     Plan,
     PlannedFile,
+    Problem,
+    ServiceName,
     is_plain_filename,
 )
 
@@ -63,7 +65,7 @@ def check_fresh(plan: Plan, desired_digest: str, actual: ActualState) -> None:
     for action in plan.actions if resuming else ():
         for planned in action.files:
             key = (action.name, planned.filename)
-            after = planned.sha256 if action.action is ActionKind.UPLOAD else None
+            after = planned.sha256 if action.kind is ActionKind.UPLOAD else None
             if listing.get(key) == after and after != planned.before_sha256:
                 if planned.before_sha256 is None:
                     listing.pop(key, None)
@@ -103,7 +105,7 @@ def blocked_json(blocked: Blocked) -> dict[str, Any]:
     return {
         "name": blocked.name,
         "requirement": blocked.requirement,
-        "reason": blocked.reason,
+        "reason": blocked.reason.value,
         "detail": blocked.detail,
         "eligible_at": json_time(blocked.eligible_at),
         "advisories": list(blocked.advisories),
@@ -113,7 +115,7 @@ def blocked_json(blocked: Blocked) -> dict[str, Any]:
 def source_json(source: AdvisorySource) -> dict[str, Any]:
     """Which vulnerability service answered, when, and from which data."""
     return {
-        "service": source.service,
+        "service": source.service.value,
         "answered_at": json_time(source.answered_at),
         "queried": source.queried,
         "unanswered": source.unanswered,
@@ -152,7 +154,7 @@ def read_plan(path: Path) -> Plan:
                 Blocked(
                     name=b["name"],
                     requirement=b["requirement"],
-                    reason=b["reason"],
+                    reason=Problem(b["reason"]),
                     detail=b["detail"],
                     eligible_at=_parse_optional_time(b.get("eligible_at")),
                     advisories=tuple(b.get("advisories", [])),
@@ -162,7 +164,7 @@ def read_plan(path: Path) -> Plan:
             warnings=tuple(document.get("warnings", [])),
             advisory_sources=tuple(
                 AdvisorySource(
-                    s["service"],
+                    ServiceName(s["service"]),
                     _parse_time(s["answered_at"]),
                     s["queried"],
                     database=s.get("database"),
@@ -189,7 +191,7 @@ def read_plan(path: Path) -> Plan:
 def action_json(action: Action) -> dict[str, Any]:
     """One action as the plan file writes it."""
     data: dict[str, Any] = {
-        "action": action.action.value,
+        "action": action.kind.value,
         "name": action.name,
         "version": action.version,
         "reason": action.reason,
@@ -229,7 +231,7 @@ def _read_action(data: dict[str, Any]) -> Action:
     if canonicalize_name(data["name"]) != data["name"] or not all(map(is_plain_filename, names)):
         raise ValueError(f"unsafe name in action {data['name']!r}")
     return Action(
-        action=ActionKind(data["action"]),
+        kind=ActionKind(data["action"]),
         name=data["name"],
         version=data["version"],
         reason=data["reason"],

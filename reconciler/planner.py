@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from reconciler import closure, policy
 from reconciler.metadata import CoreMetadata
@@ -22,6 +22,7 @@ from reconciler.model import (
     AdvisorySource,
     Blocked,
     Cause,
+    DependencyMode,
     DesiredState,
     Plan,
     PlannedFile,
@@ -29,6 +30,7 @@ from reconciler.model import (
     Requirement,
     UpstreamFile,
     UpstreamProject,
+    parse_version,
     version_key,
     version_sort_key,
 )
@@ -57,7 +59,7 @@ class PlanInputs:
 
 def projects_to_fetch(desired: DesiredState, actual: ActualState) -> set[str]:
     """Every project a plan needs upstream facts for: desired ones and mirrored ones."""
-    return {r.name for r in desired.requirements} | {f.name for f in actual.files}
+    return {r.name for r in applicable_requirements(desired)} | {f.name for f in actual.files}
 
 
 def versions_to_audit(
@@ -69,9 +71,13 @@ def versions_to_audit(
     """(name, version) pairs to check for advisories, in one batch: every candidate a
     requirement could select, and everything the registry holds (the audit)."""
     context = policy.PolicyContext(desired.config, now)
-    listed = {r.name: r for r in desired.requirements}
+    listed = {r.name: r for r in applicable_requirements(desired)}
     # With the closure, every project fetched may be a dependency: its candidates too.
-    names = projects.keys() if desired.config.policy.dependencies == "closure" else listed.keys()
+    names = (
+        projects.keys()
+        if desired.config.policy.dependencies is DependencyMode.CLOSURE
+        else listed.keys()
+    )
     pairs = [
         (name, str(version))
         for name in sorted(names)
@@ -83,159 +89,261 @@ def versions_to_audit(
     return list(dict.fromkeys(pairs))
 
 
+def applicable_requirements(desired: DesiredState) -> tuple[Requirement, ...]:
+    """The requirements whose marker holds for some target of `policy.environments`."""
+    environments = desired.config.policy.environments
+    return tuple(r for r in desired.requirements if r.applies_to(environments))
+
+
 def plan(inputs: PlanInputs) -> Plan:
     """Compute the actions that bring the registry to the desired state, and what is blocked."""
-    desired = inputs.desired
+    desired, actual = inputs.desired, inputs.actual
     context = policy.PolicyContext(
         desired.config, inputs.now, inputs.advisories, inputs.unchecked, inputs.audited
     )
-    requirements = {r.name: r for r in desired.requirements}
-    mirrored = inputs.actual.by_version()
-    # Held versions as the registry spells them: that is how the services were asked about them.
-    held: dict[str, list[Version]] = {}
-    for (name, _), files in mirrored.items():
-        if (parsed := _parse(_registry_spelling(files))) is not None:
-            held.setdefault(name, []).append(parsed)
-    distrusted = _upstream_changed(mirrored, inputs.actual, inputs.projects, context)
-    warnings = policy.expired_entries(desired.config, inputs.now)
-    required_by: Mapping[str, tuple[str, ...]] = {}
-    kept: frozenset[tuple[str, Version]] = frozenset()
-    decisions: dict[str, policy.Admitted | Blocked]
-    if desired.config.policy.dependencies == "closure":
+    mirrored = actual.by_version()
+    distrusted = _upstream_changed(mirrored, actual, inputs.projects, context)
+    decisions = _decide(inputs, context, _held_versions(mirrored), distrusted)
+    review = _Review(inputs, context, decisions, distrusted)
+    deletes = [
+        action
+        for (name, _), files in sorted(mirrored.items())
+        for action in review.mirrored_version(name, files)
+    ]
+    quarantines = [a for a in deletes if a.quarantine]
+    leaving = {(a.name, version_key(a.version)) for a in quarantines if _whole_version(a, mirrored)}
+    uploads = [
+        action
+        for decision in sorted(decisions.admitted.values(), key=lambda d: d.requirement.name)
+        if (action := _upload(decision, mirrored, actual, leaving, decisions.required_by))
+        is not None
+    ]
+    actions = (*quarantines, *uploads, *(a for a in deletes if not a.quarantine))
+    blocked = tuple(sorted(decisions.blocked.values(), key=lambda b: b.name))
+    return Plan(
+        created_at=inputs.created_at or inputs.now,
+        evaluated_at=inputs.now,
+        desired_digest=desired.digest,
+        actual_digest=actual_digest(actual),
+        actions=actions,
+        blocked=blocked,
+        warnings=(*_plan_warnings(inputs, decisions), *review.warnings),
+        advisory_sources=inputs.advisory_sources,
+        registry_generation=actual.generation,
+        advisories=_named_advisories(inputs.advisories, actions, blocked),
+    )
+
+
+@dataclass(frozen=True)
+class _Decisions:
+    """What the policy decided for the desired state, before it meets the registry."""
+
+    requirements: Mapping[str, Requirement]  # the applicable ones, by name
+    admitted: Mapping[tuple[str, str], policy.Admitted]  # by (name, version_key)
+    blocked: Mapping[str, Blocked]  # by name
+    required_by: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    kept: frozenset[tuple[str, Version]] = frozenset()  # what a blocked requirement still needs
+    warnings: tuple[str, ...] = ()
+
+
+def _decide(
+    inputs: PlanInputs,
+    context: policy.PolicyContext,
+    held: Mapping[str, list[Version]],
+    distrusted: Mapping[tuple[str, Version], str],
+) -> _Decisions:
+    """The version admitted for each requirement (and, with the closure, each dependency)."""
+    settings = inputs.desired.config.policy
+    listed = applicable_requirements(inputs.desired)
+    requirements = {r.name: r for r in listed}
+    if settings.dependencies is DependencyMode.CLOSURE:
         resolved = closure.resolve(
-            desired.requirements,
+            listed,
             inputs.projects,
             inputs.metadata,
             inputs.unreadable,
             context,
             held,
             distrusted,
-            desired.config.policy.environments,
+            settings.environments,
         )
-        decisions = {**resolved.admitted, **resolved.blocked}
-        required_by, kept = resolved.required_by, resolved.kept
-        warnings.extend(resolved.warnings)
-    else:
-        decisions = {
-            name: policy.decide(
-                requirement,
-                inputs.projects.get(name),
-                context,
-                held=held.get(name, ()),
-                distrusted={v: why for (n, v), why in distrusted.items() if n == name},
-            )
-            for name, requirement in requirements.items()
-        }
-    admitted = {
-        (d.requirement.name, version_key(str(d.version))): d
-        for d in decisions.values()
-        if isinstance(d, policy.Admitted)
+        return _Decisions(
+            requirements,
+            _by_version(resolved.admitted.values()),
+            resolved.blocked,
+            resolved.required_by,
+            resolved.kept,
+            resolved.warnings,
+        )
+    decided = {
+        name: policy.decide(
+            requirement,
+            inputs.projects.get(name),
+            context,
+            held=held.get(name, ()),
+            distrusted={v: why for (n, v), why in distrusted.items() if n == name},
+        )
+        for name, requirement in requirements.items()
     }
-    blocked_names = {name for name, d in decisions.items() if isinstance(d, Blocked)}
+    return _Decisions(
+        requirements,
+        _by_version(d for d in decided.values() if isinstance(d, policy.Admitted)),
+        {name: d for name, d in decided.items() if isinstance(d, Blocked)},
+    )
+
+
+def _by_version(admitted: Iterable[policy.Admitted]) -> dict[tuple[str, str], policy.Admitted]:
+    return {(d.requirement.name, version_key(str(d.version))): d for d in admitted}
+
+
+def _held_versions(
+    mirrored: Mapping[tuple[str, str], Mapping[str, RegistryFile]],
+) -> dict[str, list[Version]]:
+    """Held versions as the registry spells them: that is how the services were asked."""
+    held: dict[str, list[Version]] = {}
+    for (name, _), files in mirrored.items():
+        if (parsed := parse_version(_registry_spelling(files))) is not None:
+            held.setdefault(name, []).append(parsed)
+    return held
+
+
+def _plan_warnings(inputs: PlanInputs, decisions: _Decisions) -> list[str]:
+    """What the plan says besides its actions: lapsed entries, lines for no target, limits."""
+    warnings = policy.expired_entries(inputs.desired.config, inputs.now)
+    warnings.extend(
+        f"{r.source}: {r.text} applies to none of policy.environments (its marker: "
+        f"{r.marker}); not mirrored"
+        for r in inputs.desired.requirements
+        if r.name not in decisions.requirements
+    )
+    warnings.extend(decisions.warnings)
     if not inputs.actual.keeps_index_metadata:
         warnings.append(
             "this registry serves PEP 503 HTML only: upstream upload times and yank markers are "
             "not carried, so client-side cooldowns (uv --exclude-newer) cannot work against it"
         )
+    return warnings
 
-    quarantines: list[Action] = []
-    prunes: list[Action] = []
-    for (name, key), files in sorted(mirrored.items()):
+
+class _Review:
+    """Each mirrored version against the decisions: quarantine it, tidy it, keep it, prune it."""
+
+    def __init__(
+        self,
+        inputs: PlanInputs,
+        context: policy.PolicyContext,
+        decisions: _Decisions,
+        distrusted: Mapping[tuple[str, Version], str],
+    ) -> None:
+        self.inputs = inputs
+        self.context = context
+        self.decisions = decisions
+        self.distrusted = distrusted
+        self.settings = inputs.desired.config.policy
+        self.warnings: list[str] = []
+
+    def mirrored_version(self, name: str, files: Mapping[str, RegistryFile]) -> list[Action]:
+        """The deletes one held version needs (a quarantine first of all), if any."""
         version = _registry_spelling(files)
-        project = inputs.projects.get(name)
-        if (name, version) in inputs.unchecked:
-            warnings.append(
+        if (name, version) in self.inputs.unchecked:
+            self.warnings.append(
                 f"{name} {version} could not be checked for advisories this time: "
                 "a vulnerability service has no record of it; kept until one does"
             )
-        cause = _quarantine_cause(name, version, project, requirements.get(name), context)
-        parsed = _parse(key)
-        if cause is None and parsed is not None and (name, parsed) in distrusted:
-            cause = (Cause.UPSTREAM_CHANGED, distrusted[(name, parsed)], ())
-        if cause is not None:
-            kind, reason, advisory_ids = cause
-            quarantines.append(
-                _delete(name, version, kind, reason, files.values(), True, advisory_ids)
-            )
-            continue
-        decision = admitted.get((name, key))
+        quarantine = self._quarantine(name, version, files)
+        if quarantine is not None:
+            return [quarantine]
+        decision = self.decisions.admitted.get((name, version_key(version)))
         if decision is not None:
-            wanted = {f.filename for f in decision.files}
-            upstream_files = {f.filename: f for f in project.files} if project else {}
-            vanished = [f for n, f in files.items() if n not in upstream_files]
-            if vanished:
-                quarantines.append(
-                    _delete(name, version, Cause.VANISHED, "file vanished upstream", vanished, True)
-                )
-            extra = [f for n, f in files.items() if n not in wanted and n in upstream_files]
-            yanked = [f for f in extra if upstream_files[f.filename].yanked]
-            if yanked:
-                quarantines.append(
-                    _delete(name, version, Cause.YANKED, "file yanked upstream", yanked, True)
-                )
-            extra = [f for f in extra if f not in yanked]
-            if extra and desired.config.policy.prune:
-                prunes.append(
-                    _delete(
-                        name,
-                        version,
-                        Cause.NOT_ADMITTED,
-                        "file no longer admitted by policy",
-                        extra,
-                    )
-                )
-            continue
-        if name in blocked_names:
-            warnings.append(
-                f"keeping {name} {version} in the registry while {requirements[name].text} "
-                "is blocked"
+            return self._tidy(name, version, files, decision)
+        if name in self.decisions.blocked:
+            self.warnings.append(
+                f"keeping {name} {version} in the registry while "
+                f"{self.decisions.requirements[name].text} is blocked"
             )
-            continue
-        if parsed is not None and (name, parsed) in kept:
-            continue  # a dependency of a version kept while its requirement is blocked
-        if desired.config.policy.prune:
-            if name in requirements:
-                reason = f"no longer desired: {requirements[name].text} selects another version"
-            elif desired.config.policy.dependencies == "closure":
-                reason = "no longer needed: not a requirement nor a dependency of one"
-            else:
-                reason = "no longer desired: not in the requirements"
-            prunes.append(_delete(name, version, Cause.NOT_DESIRED, reason, files.values()))
+            return []
+        parsed = parse_version(version)
+        if (
+            parsed is not None and (name, parsed) in self.decisions.kept
+        ) or not self.settings.prune:
+            return []  # kept: a dependency of a version held while its requirement is blocked
+        return [self._prune(name, version, files)]
 
-    leaving = {(a.name, version_key(a.version)) for a in quarantines if _whole_version(a, mirrored)}
-    uploads = [
-        action
-        for decision in sorted(admitted.values(), key=lambda d: d.requirement.name)
-        if (action := _upload(decision, mirrored, inputs.actual, leaving, required_by)) is not None
-    ]
-    actions = (*quarantines, *uploads, *prunes)
-    blocked = tuple(
-        sorted((d for d in decisions.values() if isinstance(d, Blocked)), key=lambda b: b.name)
-    )
-    return Plan(
-        created_at=inputs.created_at or inputs.now,
-        evaluated_at=inputs.now,
-        desired_digest=desired.digest,
-        actual_digest=actual_digest(inputs.actual),
-        actions=actions,
-        blocked=blocked,
-        warnings=tuple(warnings),
-        advisory_sources=inputs.advisory_sources,
-        registry_generation=inputs.actual.generation,
-        advisories=_named_advisories(inputs.advisories, actions, blocked),
-    )
+    def _quarantine(
+        self, name: str, version: str, files: Mapping[str, RegistryFile]
+    ) -> Action | None:
+        """The whole version goes, for cause: advisory, takedown, yank or new bytes upstream."""
+        parsed = parse_version(version)
+        if parsed is None:
+            return None
+        found = policy.quarantine_cause(
+            name,
+            parsed,
+            self.inputs.projects.get(name),
+            self.decisions.requirements.get(name),
+            self.context,
+            version,
+        )
+        if found is not None:
+            cause, reason, advisories = found
+            ids = tuple(a.id for a in advisories)
+            return _delete(name, version, cause, reason, files.values(), True, ids)
+        if (name, parsed) in self.distrusted:
+            why = self.distrusted[(name, parsed)]
+            return _delete(name, version, Cause.UPSTREAM_CHANGED, why, files.values(), True)
+        return None
+
+    def _tidy(
+        self,
+        name: str,
+        version: str,
+        files: Mapping[str, RegistryFile],
+        decision: policy.Admitted,
+    ) -> list[Action]:
+        """An admitted version keeps only the files upstream still serves, unyanked and admitted."""
+        project = self.inputs.projects.get(name)
+        upstream = {f.filename: f for f in project.files} if project else {}
+        wanted = {f.filename for f in decision.files}
+        vanished = [f for n, f in files.items() if n not in upstream]
+        extra = [f for n, f in files.items() if n not in wanted and n in upstream]
+        yanked = [f for f in extra if upstream[f.filename].yanked]
+        unadmitted = [f for f in extra if f not in yanked]
+        actions = []
+        if vanished:
+            why = "file vanished upstream"
+            actions.append(_delete(name, version, Cause.VANISHED, why, vanished, True))
+        if yanked:
+            why = "file yanked upstream" + _yank_reasons(upstream[f.filename] for f in yanked)
+            actions.append(_delete(name, version, Cause.YANKED, why, yanked, True))
+        if unadmitted and self.settings.prune:
+            why = "file no longer admitted by policy"
+            actions.append(_delete(name, version, Cause.NOT_ADMITTED, why, unadmitted))
+        return actions
+
+    def _prune(self, name: str, version: str, files: Mapping[str, RegistryFile]) -> Action:
+        """A held version nothing selects any more."""
+        requirement = self.decisions.requirements.get(name)
+        if requirement is not None:
+            cause = Cause.SUPERSEDED
+            reason = f"superseded: {requirement.text} selects another version"
+        elif self.settings.dependencies is DependencyMode.CLOSURE:
+            cause = Cause.NOT_DESIRED
+            reason = "no longer needed: not a requirement nor a dependency of one"
+        else:
+            cause = Cause.NOT_DESIRED
+            reason = "no longer desired: not in the requirements"
+        return _delete(name, version, cause, reason, files.values())
+
+
+def _yank_reasons(files: Iterable[UpstreamFile]) -> str:
+    """`: <reason>` as upstream gave it (PEP 592), when it gave one."""
+    reasons = sorted({f.yanked_reason for f in files if f.yanked_reason})
+    return f": {'; '.join(reasons)}" if reasons else ""
 
 
 def _registry_spelling(files: Mapping[str, RegistryFile]) -> str:
     """A mirrored version as the registry spells it (files of one `version_key` group)."""
     return next(iter(files.values())).version
-
-
-def _parse(version: str) -> Version | None:
-    try:
-        return Version(version)
-    except InvalidVersion:
-        return None
 
 
 def _upstream_changed(
@@ -265,7 +373,7 @@ def _upstream_changed(
             taken.setdefault((record.name, record.version), []).extend(record.files)
     changed: dict[tuple[str, Version], str] = {}
     for (name, spelling), hashes in taken.items():
-        project, version = projects.get(name), _parse(spelling)
+        project, version = projects.get(name), parse_version(spelling)
         if project is None or version is None or context.exception_for(name, version):
             continue
         upstream = {f.filename: f.sha256 for f in project.files}
@@ -280,27 +388,43 @@ def _upstream_changed(
     return changed
 
 
-def _quarantine_cause(
-    name: str,
-    version: str,
-    project: UpstreamProject | None,
-    requirement: Requirement | None,
-    context: policy.PolicyContext,
-) -> tuple[Cause, str, tuple[str, ...]] | None:
-    parsed = _parse(version)
-    if parsed is None:
-        return None
-    cause = policy.quarantine_cause(name, parsed, project, requirement, context, version)
-    if cause is None:
-        return None
-    kind, reason, advisories = cause
-    return kind, reason, tuple(a.id for a in advisories)
-
-
 def _whole_version(action: Action, mirrored: Mapping[tuple[str, str], Mapping[str, Any]]) -> bool:
     """Whether a delete removes every file the registry holds of its version."""
     held = mirrored.get((action.name, version_key(action.version)), {})
     return {f.filename for f in action.files} >= set(held)
+
+
+@dataclass(frozen=True)
+class _FileChanges:
+    """How the registry's files of an admitted version differ from the decision's."""
+
+    missing: tuple[UpstreamFile, ...]
+    differing: tuple[UpstreamFile, ...]  # held under the name, with other bytes
+    restamped: tuple[UpstreamFile, ...]  # same bytes, another yank marker upstream (PEP 592)
+
+    @classmethod
+    def of(
+        cls, decision: policy.Admitted, present: Mapping[str, RegistryFile], keeps_markers: bool
+    ) -> _FileChanges:
+        """Compare the admitted files with those present."""
+        same = [f for f in decision.files if f.filename in present]
+        return cls(
+            missing=tuple(f for f in decision.files if f.filename not in present),
+            differing=tuple(f for f in same if present[f.filename].sha256 != f.sha256),
+            restamped=tuple(
+                f
+                for f in same
+                if keeps_markers
+                and present[f.filename].sha256 == f.sha256
+                and (present[f.filename].yanked, present[f.filename].yanked_reason)
+                != (f.yanked, f.yanked_reason)
+            ),
+        )
+
+    @property
+    def files(self) -> list[UpstreamFile]:
+        """Every file the upload touches, by name."""
+        return sorted([*self.missing, *self.differing, *self.restamped], key=lambda f: f.filename)
 
 
 def _upload(
@@ -316,74 +440,19 @@ def _upload(
     """
     name, version = decision.requirement.name, str(decision.version)
     present = mirrored.get((name, version_key(version)), {})
-    missing = [f for f in decision.files if f.filename not in present]
-    differing = [
-        f
-        for f in decision.files
-        if f.filename in present and present[f.filename].sha256 != f.sha256
-    ]
-    # PEP 592: a yank (or un-yank) upstream after mirroring must reach the mirror's pages.
-    restamped = [
-        f
-        for f in decision.files
-        if actual.keeps_index_metadata
-        and f.filename in present
-        and present[f.filename].sha256 == f.sha256
-        and (present[f.filename].yanked, present[f.filename].yanked_reason)
-        != (f.yanked, f.yanked_reason)
-    ]
-    if not missing and not differing and not restamped:
+    changes = _FileChanges.of(decision, present, actual.keeps_index_metadata)
+    touched = changes.files
+    if not touched:
         return None
-    quarantined = actual.quarantine_record(name, version)
-    if not present and quarantined is not None:
-        cause = Cause.RESTORED
-        reason = (
-            f"restored: quarantined {quarantined.at:%Y-%m-%d} ({quarantined.reason}); "
-            "that no longer applies"
-        )
-    elif not present:
-        others = sorted(
-            {_registry_spelling(files) for (n, _), files in mirrored.items() if n == name},
-            key=version_sort_key,
-        )
-        replaced = [v for v in others if (name, version_key(v)) in leaving]
-        cause = Cause.NEW_VERSION if others else Cause.NEW_REQUIREMENT
-        if replaced:
-            reason = (
-                f"new version for {decision.requirement.text} in place of quarantined "
-                f"{', '.join(replaced)}"
-            )
-        elif others:
-            reason = (
-                f"new version for {decision.requirement.text} (registry has {', '.join(others)})"
-            )
-        elif decision.requirement.source == closure.DEPENDENCY:
-            reason = f"new dependency of {', '.join(required_by.get(name, ())) or 'a requirement'}"
-        else:
-            reason = f"new requirement {decision.requirement.text}"
-    elif hand_edited := [
-        f for f in differing if present[f.filename].sha256 != present[f.filename].recorded_sha256
-    ]:
-        cause = Cause.CHANGED_IN_REGISTRY
-        reason = "file changed in the registry, restoring upstream's bytes: " + ", ".join(
-            f.filename for f in hand_edited
-        )
-    elif differing:
-        cause = Cause.UPSTREAM_CHANGED
-        reason = "upstream serves other bytes than were mirrored, replacing them: " + ", ".join(
-            f.filename for f in differing
-        )
-    elif missing:
-        cause = Cause.MISSING_FROM_REGISTRY
-        reason = "file missing from the registry: " + ", ".join(f.filename for f in missing)
+    if present:
+        cause, reason = _repair_reason(changes, present)
     else:
-        cause = Cause.YANK_CHANGED
-        reason = "yank marker changed upstream: " + ", ".join(f.filename for f in restamped)
+        cause, reason = _arrival_reason(decision, mirrored, actual, leaving, required_by)
     if decision.notes:
         reason += "; " + "; ".join(decision.notes)
     files = tuple(
         _planned_upload(f, present[f.filename].sha256 if f.filename in present else None)
-        for f in sorted([*missing, *differing, *restamped], key=lambda f: f.filename)
+        for f in touched
     )
     return Action(
         ActionKind.UPLOAD,
@@ -394,6 +463,66 @@ def _upload(
         cause=cause,
         required_by=required_by.get(name, ()),
     )
+
+
+def _arrival_reason(
+    decision: policy.Admitted,
+    mirrored: Mapping[tuple[str, str], dict[str, RegistryFile]],
+    actual: ActualState,
+    leaving: set[tuple[str, str]],
+    required_by: Mapping[str, tuple[str, ...]],
+) -> tuple[Cause, str]:
+    """Why a version the registry does not hold comes in: restored, replacing, new."""
+    name, version = decision.requirement.name, str(decision.version)
+    text = decision.requirement.text
+    quarantined = actual.quarantine_record(name, version)
+    if quarantined is not None:
+        return Cause.RESTORED, (
+            f"restored: quarantined {quarantined.at:%Y-%m-%d} ({quarantined.reason}); "
+            "that no longer applies"
+        )
+    others = sorted(
+        {_registry_spelling(files) for (n, _), files in mirrored.items() if n == name},
+        key=version_sort_key,
+    )
+    replaced = [v for v in others if (name, version_key(v)) in leaving]
+    if replaced:
+        return Cause.REPLACEMENT, f"{text}: in place of quarantined {', '.join(replaced)}"
+    if others:
+        return Cause.NEW_VERSION, f"new version for {text} (registry has {', '.join(others)})"
+    if decision.requirement.source == closure.DEPENDENCY:
+        parents = ", ".join(required_by.get(name, ())) or "a requirement"
+        return Cause.NEW_DEPENDENCY, f"new dependency of {parents}"
+    return Cause.NEW_REQUIREMENT, f"new requirement {text}"
+
+
+def _repair_reason(changes: _FileChanges, present: Mapping[str, RegistryFile]) -> tuple[Cause, str]:
+    """Why files of a version the registry holds are uploaded again or re-stamped."""
+    hand_edited = [
+        f.filename
+        for f in changes.differing
+        if present[f.filename].sha256 != present[f.filename].recorded_sha256
+    ]
+    if hand_edited:
+        return Cause.CHANGED_IN_REGISTRY, (
+            "file changed in the registry, restoring upstream's bytes: " + ", ".join(hand_edited)
+        )
+    if changes.differing:
+        return Cause.UPSTREAM_CHANGED, (
+            "upstream serves other bytes than were mirrored, replacing them: "
+            + ", ".join(f.filename for f in changes.differing)
+        )
+    if changes.missing:
+        return Cause.MISSING_FROM_REGISTRY, (
+            "file missing from the registry: " + ", ".join(f.filename for f in changes.missing)
+        )
+    markers = ", ".join(
+        f"{f.filename} " + (f"yanked ({f.yanked_reason})" if f.yanked_reason else "yanked")
+        if f.yanked
+        else f"{f.filename} no longer yanked"
+        for f in changes.restamped
+    )
+    return Cause.YANK_CHANGED, f"yank marker changed upstream: {markers}"
 
 
 def _named_advisories(
@@ -438,7 +567,7 @@ def _delete(
         ActionKind.DELETE,
         name,
         version,
-        f"quarantine: {reason}" if quarantine else reason,
+        reason,
         tuple(
             PlannedFile(f.filename, f.sha256, before_sha256=f.sha256)
             for f in sorted(files, key=lambda f: f.filename)

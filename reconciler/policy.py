@@ -9,7 +9,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from reconciler.model import (
     Advisory,
@@ -18,10 +18,12 @@ from reconciler.model import (
     Config,
     IgnoredAdvisory,
     PolicyException,
+    Problem,
     Requirement,
     UpstreamFile,
     UpstreamProject,
     YankedPolicy,
+    parse_version,
 )
 
 Advisories = Mapping[tuple[str, str], Sequence[Advisory]]
@@ -137,7 +139,7 @@ class Verdict:
 
     version: Version
     files: tuple[UpstreamFile, ...] = ()
-    problem: str | None = None
+    problem: Problem | None = None
     detail: str = ""
     eligible_at: datetime | None = None
     notes: tuple[str, ...] = ()
@@ -164,77 +166,122 @@ def judge_version(
 ) -> Verdict:
     """Judge one version against every rule (`check_advisories=False`: all but advisories).
 
-    `min_age` overrides the maturity period (the security-fix lane).
+    The rules run in order, each narrowing the files the next one sees: which files the policy
+    mirrors, yanks, maturity, then advisories. `min_age` overrides the maturity period (the
+    security-fix lane).
     """
-    policy = context.config.policy
-    files = [f for f in release if policy.files.keeps(f.filename)]
+    exception = context.exception_for(requirement.name, version)
+    notes: list[str] = []
+    files = _verifiable_files(requirement, version, release, context)
+    if isinstance(files, Verdict):
+        return files
+    if exception is not None:
+        notes.append(f"admitted by exception: {exception.reason}")
+    files = _unyanked_files(requirement, version, files, context, exception, notes)
+    if isinstance(files, Verdict):
+        return files
+    if exception is None:
+        files = _mature_files(version, files, context, min_age, notes)
+        if isinstance(files, Verdict):
+            return files
+    if check_advisories:
+        refused = _advisory_verdict(requirement.name, version, context, exception, notes)
+        if refused is not None:
+            return refused
+    return Verdict(version, files=tuple(files), notes=tuple(notes))
+
+
+def _verifiable_files(
+    requirement: Requirement,
+    version: Version,
+    release: Sequence[UpstreamFile],
+    context: PolicyContext,
+) -> list[UpstreamFile] | Verdict:
+    """The files `policy.files` keeps that have a sha256 to verify (and match `--hash` pins)."""
+    files = [f for f in release if context.config.policy.files.keeps(f.filename)]
     if not files:
-        return Verdict(version, problem="no-files", detail="no file matches policy.files")
+        return Verdict(version, problem=Problem.NO_FILES, detail="no file matches policy.files")
     files = [f for f in files if f.sha256]
     if not files:
-        return Verdict(
-            version, problem="no-hash", detail="upstream gives no sha256 to verify its files"
-        )
+        detail = "upstream gives no sha256 to verify its files"
+        return Verdict(version, problem=Problem.NO_HASH, detail=detail)
     if requirement.hashes:
         files = [f for f in files if f.sha256 in requirement.hashes]
         if not files:
-            return Verdict(
-                version,
-                problem="hash-mismatch",
-                detail="no upstream file matches the --hash pins",
-            )
+            detail = "no upstream file matches the --hash pins"
+            return Verdict(version, problem=Problem.HASH_MISMATCH, detail=detail)
+    return files
 
-    exception = context.exception_for(requirement.name, version)
-    notes: list[str] = []
+
+def _unyanked_files(
+    requirement: Requirement,
+    version: Version,
+    files: list[UpstreamFile],
+    context: PolicyContext,
+    exception: PolicyException | None,
+    notes: list[str],
+) -> list[UpstreamFile] | Verdict:
+    """PEP 592: yanked files are left out, unless an exception or `allow-pinned` keeps them."""
     if exception is not None:
-        notes.append(f"admitted by exception: {exception.reason}")
-    keep_yanked = exception is not None or (
-        policy.yanked is YankedPolicy.ALLOW_PINNED and requirement.pinned_version == version
-    )
-    if not keep_yanked:
-        unyanked = [f for f in files if not f.yanked]
-        if not unyanked:
-            why = next((f.yanked_reason for f in files if f.yanked_reason), None)
-            return Verdict(
-                version, problem="yanked", detail="yanked upstream" + (f": {why}" if why else "")
-            )
-        files = unyanked
-    elif any(f.yanked for f in files) and exception is None:
-        notes.append("yanked upstream, kept for the pin (policy.yanked: allow-pinned)")
+        return files
+    pinned = requirement.pinned_version == version
+    if context.config.policy.yanked is YankedPolicy.ALLOW_PINNED and pinned:
+        if any(f.yanked for f in files):
+            notes.append("yanked upstream, kept for the pin (policy.yanked: allow-pinned)")
+        return files
+    unyanked = [f for f in files if not f.yanked]
+    if not unyanked:
+        why = next((f.yanked_reason for f in files if f.yanked_reason), None)
+        detail = "yanked upstream" + (f": {why}" if why else "")
+        return Verdict(version, problem=Problem.YANKED, detail=detail)
+    return unyanked
 
-    if exception is None:
-        age = context.min_age if min_age is None else min_age
-        mature = [f for f in files if _mature(f, age, context.now)]
-        if not mature:
-            return _immature(version, files, age, context)
-        if len(mature) < len(files):
-            waiting = [f for f in files if f not in mature]
-            notes.append(
-                f"{len(waiting)} newer file(s) wait to mature: "
-                + ", ".join(sorted(f.filename for f in waiting))
-            )
-        files = mature
 
-    if check_advisories:
-        found = context.advisories_of(requirement.name, version)
-        blocking = context.blocking(found, excepted=exception is not None)
-        if blocking:
-            malicious = any(a.malicious for a in blocking)
-            return Verdict(
-                version,
-                problem="malicious" if malicious else "vulnerable",
-                detail="has " + ", ".join(context.describe(a) for a in blocking),
-                advisories=blocking,
-            )
-        if context.is_unchecked(requirement.name, version):
-            return Verdict(
-                version,
-                problem="unchecked",
-                detail="a vulnerability service has no record of this version, so it cannot "
-                "be checked (fail closed)",
-            )
-        notes.extend(context.ignored_notes(found, excepted=exception is not None))
-    return Verdict(version, files=tuple(files), notes=tuple(notes))
+def _mature_files(
+    version: Version,
+    files: list[UpstreamFile],
+    context: PolicyContext,
+    min_age: timedelta | None,
+    notes: list[str],
+) -> list[UpstreamFile] | Verdict:
+    """The files public for the maturity period; none: when the first one becomes eligible."""
+    age = context.min_age if min_age is None else min_age
+    mature = [f for f in files if _mature(f, age, context.now)]
+    if not mature:
+        return _immature(version, files, age, context)
+    waiting = sorted(f.filename for f in files if f not in mature)
+    if waiting:
+        notes.append(f"{len(waiting)} newer file(s) wait to mature: " + ", ".join(waiting))
+    return mature
+
+
+def _advisory_verdict(
+    name: str,
+    version: Version,
+    context: PolicyContext,
+    exception: PolicyException | None,
+    notes: list[str],
+) -> Verdict | None:
+    """The refusal for known advisories or a version no service could check, else None."""
+    found = context.advisories_of(name, version)
+    blocking = context.blocking(found, excepted=exception is not None)
+    if blocking:
+        malicious = any(a.malicious for a in blocking)
+        return Verdict(
+            version,
+            problem=Problem.MALICIOUS if malicious else Problem.VULNERABLE,
+            detail="has " + ", ".join(context.describe(a) for a in blocking),
+            advisories=blocking,
+        )
+    if context.is_unchecked(name, version):
+        return Verdict(
+            version,
+            problem=Problem.UNCHECKED,
+            detail="a vulnerability service has no record of this version, so it cannot "
+            "be checked (fail closed)",
+        )
+    notes.extend(context.ignored_notes(found, excepted=exception is not None))
+    return None
 
 
 def candidates(requirement: Requirement, project: UpstreamProject) -> list[Version]:
@@ -279,14 +326,16 @@ def judge_candidates(
     `distrusted`: versions refused for what the registry saw, with why.
     """
     if project is None:
-        return _blocked(requirement, "not-found", "project not found on the upstream index")
+        return _blocked(requirement, Problem.NOT_FOUND, "project not found on the upstream index")
     if project.status == QUARANTINED_STATUS:
-        return _blocked(requirement, "quarantined", "project is quarantined upstream (PEP 792)")
+        return _blocked(
+            requirement, Problem.UPSTREAM_QUARANTINED, "project is quarantined upstream (PEP 792)"
+        )
     versions = candidates(requirement, project)
     if not versions:
         return _blocked(
             requirement,
-            "no-matching-version",
+            Problem.NO_MATCHING_VERSION,
             f"no upstream version matches {requirement.specifier or 'any version'}",
         )
     releases = project.releases()
@@ -296,7 +345,7 @@ def judge_candidates(
     for version in versions:
         if version in distrusted:
             verdicts.append(
-                Verdict(version, problem="upstream-changed", detail=distrusted[version])
+                Verdict(version, problem=Problem.UPSTREAM_CHANGED, detail=distrusted[version])
             )
             continue
         fixes = lane.get(version, [])
@@ -322,11 +371,11 @@ def admit(requirement: Requirement, chosen: Verdict, verdicts: Sequence[Verdict]
 
 def blocked_by(requirement: Requirement, rejected: Sequence[Verdict]) -> Blocked:
     """Why no candidate passes: the first few reasons, and when the soonest matures."""
-    waiting = [v.eligible_at for v in rejected if v.problem == "immature" and v.eligible_at]
+    waiting = [v.eligible_at for v in rejected if v.problem is Problem.IMMATURE and v.eligible_at]
     return Blocked(
         name=requirement.name,
         requirement=requirement.text,
-        reason=(rejected[0].problem or "blocked") if rejected else "no-matching-version",
+        reason=next((v.problem for v in rejected if v.problem), Problem.NO_MATCHING_VERSION),
         detail="; ".join(f"{v.version}: {v.detail}" for v in rejected[:5]),
         eligible_at=min(waiting) if waiting else None,
         advisories=tuple(dict.fromkeys(a.id for v in rejected[:5] for a in v.advisories)),
@@ -381,7 +430,8 @@ def quarantine_cause(
         and requirement.pinned_version == version
     )
     if not allow_yanked and all(f.yanked for f in release):
-        return Cause.YANKED, "yanked upstream", ()
+        reasons = sorted({f.yanked_reason for f in release if f.yanked_reason})
+        return Cause.YANKED, "yanked upstream" + (f": {'; '.join(reasons)}" if reasons else ""), ()
     blocking = context.blocking(found, excepted=exception is not None)
     if blocking:
         return Cause.ADVISORY, "has " + ", ".join(map(context.describe, blocking)), blocking
@@ -425,7 +475,7 @@ def _fix_lane(
     for held_version in held:
         found = context.advisories_of(requirement.name, held_version)
         for advisory in context.blocking(found, excepted=False):
-            fixed = [v for f in advisory.fixed_in if (v := _parse(f)) and v > held_version]
+            fixed = [v for f in advisory.fixed_in if (v := parse_version(f)) and v > held_version]
             for candidate in ascending:
                 if candidate in distrusted or not any(f <= candidate for f in fixed):
                     continue
@@ -453,13 +503,6 @@ def _fix_lane_note(fixes: Sequence[tuple[Version, Advisory]], context: PolicyCon
     )
 
 
-def _parse(text: str) -> Version | None:
-    try:
-        return Version(text)
-    except InvalidVersion:
-        return None
-
-
 def _mature(upstream_file: UpstreamFile, min_age: timedelta, now: datetime) -> bool:
     """Fail closed: a file without an upload time is never mature."""
     return upstream_file.upload_time is not None and upstream_file.upload_time + min_age <= now
@@ -472,21 +515,21 @@ def _immature(
     if not timed:
         return Verdict(
             version,
-            problem="no-upload-time",
+            problem=Problem.NO_UPLOAD_TIME,
             detail="upstream gives no upload time, so its age is unknown (fail closed)",
         )
     eligible = min(timed) + min_age
     age_days = (context.now - min(timed)).days
     return Verdict(
         version,
-        problem="immature",
+        problem=Problem.IMMATURE,
         detail=f"{age_days} days old, eligible {eligible:%Y-%m-%d %H:%M} UTC "
         f"(policy.{'fix_' if min_age != context.min_age else ''}min_age_days: {min_age.days})",
         eligible_at=eligible,
     )
 
 
-def _blocked(requirement: Requirement, reason: str, detail: str) -> Blocked:
+def _blocked(requirement: Requirement, reason: Problem, detail: str) -> Blocked:
     return Blocked(
         name=requirement.name, requirement=requirement.text, reason=reason, detail=detail
     )

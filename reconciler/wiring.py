@@ -11,7 +11,7 @@ from reconciler.clock import Clock, system_clock
 from reconciler.errors import UserError
 from reconciler.gitlab import Credential, GitLabClient, ci_setting
 from reconciler.http import RetryPolicy, make_session
-from reconciler.model import DesiredState, RegistryType
+from reconciler.model import DesiredState, RegistryType, ServiceName
 from reconciler.notes import MergeRequestNotes
 from reconciler.registry import DirectoryRegistry, Registry
 from reconciler.registry.gitlab import GitLabRegistry
@@ -51,15 +51,15 @@ def make_services(
     """The configured vulnerability services, sharing one cached session."""
     session = make_session(cache_dir, WORKERS, runtime.retries)
     upstream = desired.config.upstream
-    factories: dict[str, Callable[[], VulnerabilityService]] = {
-        "osv": lambda: OsvService(
+    factories: dict[ServiceName, Callable[[], VulnerabilityService]] = {
+        ServiceName.OSV: lambda: OsvService(
             upstream.osv_url,
             session,
             WORKERS,
             record_cache=cache_dir / "osv-records" if cache_dir else None,
         ),
-        "pypi": lambda: PypiService(upstream.json_url, session, WORKERS),
-        "safety": lambda: _safety_service(desired),
+        ServiceName.PYPI: lambda: PypiService(upstream.json_url, session, WORKERS),
+        ServiceName.SAFETY: lambda: _safety_service(desired),
     }
     return [factories[name]() for name in desired.config.policy.services]
 

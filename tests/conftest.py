@@ -18,6 +18,7 @@ from reconciler.cli import manager_app, mirror_app
 from reconciler.http import RetryPolicy
 from reconciler.model import (
     Config,
+    DependencyMode,
     DesiredState,
     Policy,
     Requirement,
@@ -91,7 +92,7 @@ def make_config(**policy: Any) -> Config:
     """A config for plain-data tests; they judge listed requirements unless they ask for the
     closure (which needs core metadata as data too)."""
     exceptions = policy.pop("exceptions", ())
-    policy.setdefault("dependencies", "listed")
+    policy.setdefault("dependencies", DependencyMode.LISTED)
     return Config(policy=Policy(**policy), exceptions=tuple(exceptions))
 
 

@@ -19,6 +19,7 @@ from reconciler.model import (
     DEFAULT_ENVIRONMENTS,
     PLATFORM_MARKERS,
     Config,
+    DependencyMode,
     FilesPolicy,
     IgnoredAdvisory,
     Policy,
@@ -26,15 +27,13 @@ from reconciler.model import (
     RegistryConfig,
     RegistryType,
     SafetyConfig,
+    ServiceName,
     TargetEnvironment,
     UpstreamConfig,
     YankedPolicy,
 )
 
 T = TypeVar("T")
-
-# The vulnerability services: OSV's API, PyPI's JSON API, the safety database (optional extra).
-KNOWN_SERVICES = ("osv", "pypi", "safety")
 
 
 class _Reader:
@@ -189,7 +188,9 @@ def _policy(reader: _Reader | None) -> Policy:
     max_deletions = reader.get("max_deletions", int, defaults.max_deletions)
     if max_deletions < 0:
         raise reader.error("max_deletions", "must be 0 or more")
-    dependencies = reader.choice("dependencies", ("listed", "closure"), defaults.dependencies)
+    dependencies = DependencyMode(
+        reader.choice("dependencies", tuple(m.value for m in DependencyMode), defaults.dependencies)
+    )
     services, ignore, safety = _vulnerabilities(reader.child("vulnerabilities"))
     return Policy(
         min_age_days=min_age_days,
@@ -208,19 +209,20 @@ def _policy(reader: _Reader | None) -> Policy:
 
 def _vulnerabilities(
     reader: _Reader | None,
-) -> tuple[tuple[str, ...], tuple[IgnoredAdvisory, ...], SafetyConfig]:
+) -> tuple[tuple[ServiceName, ...], tuple[IgnoredAdvisory, ...], SafetyConfig]:
     if reader is None:
         return Policy().services, (), SafetyConfig()
     reader.check_keys({"services", "ignore", "safety"})
-    raw_services = reader.mapping.get("services", ["osv"])
+    raw_services = reader.mapping.get("services", [ServiceName.OSV.value])
     if not isinstance(raw_services, list) or not raw_services:
         raise reader.error("services", "expected a non-empty list, e.g. [osv]")
+    known = tuple(s.value for s in ServiceName)
     for service in raw_services:
-        if service not in KNOWN_SERVICES:
+        if service not in known:
             raise reader.error(
-                "services",
-                f"unknown service {service!r} (available: {', '.join(KNOWN_SERVICES)})",
+                "services", f"unknown service {service!r} (available: {', '.join(known)})"
             )
+    services = tuple(dict.fromkeys(ServiceName(service) for service in raw_services))
     ignore = tuple(
         IgnoredAdvisory(
             id=item.required_str("id").strip(),
@@ -230,13 +232,13 @@ def _vulnerabilities(
         for item in _checked(reader.items("ignore"), {"id", "reason", "expires"})
     )
     safety = _safety(reader.child("safety"))
-    if "safety" in raw_services and not (safety.database or safety.api_key_env):
+    if ServiceName.SAFETY in services and not (safety.database or safety.api_key_env):
         raise reader.error(
             "services",
             "the safety service needs policy.vulnerabilities.safety.database (an offline "
             "database directory) or .api_key_env (the variable holding an API key)",
         )
-    return tuple(dict.fromkeys(raw_services)), ignore, safety
+    return services, ignore, safety
 
 
 def _safety(reader: _Reader | None) -> SafetyConfig:

@@ -140,9 +140,11 @@ def _to_requirement(install_req: object, display: str) -> Requirement:
 
 
 def merge_duplicates(requirements: list[Requirement]) -> tuple[Requirement, ...]:
-    """One requirement per project: identical repeats fold, conflicting pins are refused.
+    """One requirement per project: identical repeats fold, conflicting lines are refused.
 
-    Repeated non-conflicting lines combine as pip combines them: specifiers intersect.
+    Repeated lines combine as pip combines them: specifiers intersect, and the line applies
+    where either line's marker holds. Two lines conflict when one pins a version the other
+    excludes (two pins of different versions included); both are named.
     """
     merged: dict[str, Requirement] = {}
     for requirement in requirements:
@@ -150,14 +152,7 @@ def merge_duplicates(requirements: list[Requirement]) -> tuple[Requirement, ...]
         if earlier is None:
             merged[requirement.name] = requirement
             continue
-        pins = (earlier.pinned_version, requirement.pinned_version)
-        if None not in pins and pins[0] != pins[1]:
-            raise UserError(
-                f"conflicting pins for {requirement.name}: {earlier.text} "
-                f"(at {earlier.source}) and {requirement.text}",
-                path=requirement.source.path,
-                line=requirement.source.line,
-            )
+        _refuse_conflict(earlier, requirement)
         merged[requirement.name] = Requirement(
             name=earlier.name,
             specifier=earlier.specifier & requirement.specifier,
@@ -166,10 +161,30 @@ def merge_duplicates(requirements: list[Requirement]) -> tuple[Requirement, ...]
             else earlier.text,
             source=earlier.source,
             extras=earlier.extras | requirement.extras,
-            marker=earlier.marker,
+            marker=_either(earlier.marker, requirement.marker),
             hashes=earlier.hashes | requirement.hashes,
         )
     return tuple(merged.values())
+
+
+def _refuse_conflict(earlier: Requirement, later: Requirement) -> None:
+    """Refuse two lines of one project when a pin of one is outside the other's specifier."""
+    for pinned, other in ((earlier, later), (later, earlier)):
+        version = pinned.pinned_version
+        if version is not None and not other.specifier.contains(version, prereleases=True):
+            raise UserError(
+                f"conflicting requirements for {later.name}: {earlier.text} (at "
+                f"{earlier.source}) and {later.text}; no version satisfies both",
+                path=later.source.path,
+                line=later.source.line,
+            )
+
+
+def _either(first: str | None, second: str | None) -> str | None:
+    """The marker of a merged line: it applies where either line does (None: everywhere)."""
+    if first is None or second is None:
+        return None
+    return first if first == second else f"({first}) or ({second})"
 
 
 def _display_path(path: Path, root: Path) -> str:

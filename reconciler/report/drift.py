@@ -145,7 +145,7 @@ class DriftReport:
                 linked = ", ".join(_linked(a) for a in _advisories(plan, action))
                 lines.append(
                     f"| {cell(action.name)} | {cell(action.version)} | "
-                    f"{cell(action.reason.removeprefix('quarantine: '))} | {linked} |"
+                    f"{cell(action.reason)} | {linked} |"
                 )
             lines.append("")
         for section in list(Category)[1:]:
@@ -158,7 +158,7 @@ class DriftReport:
                     "| --- | --- | --- | --- |",
                 ]
                 lines += [
-                    f"| {a.action.value} | {cell(a.name)} | {cell(a.version)} | {cell(a.reason)} |"
+                    f"| {a.kind.value} | {cell(a.name)} | {cell(a.version)} | {cell(a.reason)} |"
                     for a in actions
                 ]
                 lines.append("")
@@ -189,7 +189,7 @@ class DriftReport:
 
 def _action_summary(action: Action) -> dict[str, Any]:
     return {
-        "action": action.action.value,
+        "action": action.kind.value,
         "name": action.name,
         "version": action.version,
         "cause": action.cause.value if action.cause else None,

@@ -35,7 +35,7 @@ class JunitFormat(PlanFormat):
         for blocked in plan.blocked:
             case = _case("blocked", names.unique(blocked.requirement))
             failure = ET.SubElement(
-                case, "failure", {"message": _clean(blocked.reason), "type": "blocked"}
+                case, "failure", {"message": _clean(blocked.reason.value), "type": "blocked"}
             )
             failure.text = _clean(blocked_line(blocked))
             cases.append(case)
@@ -62,7 +62,7 @@ class JunitFormat(PlanFormat):
 def _classname(action: Action) -> str:
     if action.quarantine:
         return "quarantine"
-    return "upload" if action.action is ActionKind.UPLOAD else "delete"
+    return "upload" if action.kind is ActionKind.UPLOAD else "delete"
 
 
 def _case(classname: str, name: str) -> ET.Element:

@@ -30,8 +30,8 @@ class MarkdownFormat(PlanFormat):
         """Markdown text."""
         lines = ["### Mirror plan", "", f"**{summary_line(plan)}**", ""]
         quarantines = [a for a in plan.actions if a.quarantine]
-        uploads = [a for a in plan.actions if a.action is ActionKind.UPLOAD]
-        deletes = [a for a in plan.actions if a.action is ActionKind.DELETE and not a.quarantine]
+        uploads = [a for a in plan.actions if a.kind is ActionKind.UPLOAD]
+        deletes = [a for a in plan.actions if a.kind is ActionKind.DELETE and not a.quarantine]
         for title, actions in (
             ("Quarantine", quarantines),
             ("Upload", uploads),
@@ -50,7 +50,7 @@ class MarkdownFormat(PlanFormat):
             f"Blocked ({len(plan.blocked)})",
             "| requirement | reason | detail | eligible |",
             [
-                f"| {cell(b.requirement)} | {cell(b.reason)} | {cell(blocked_line(b))} "
+                f"| {cell(b.requirement)} | {cell(b.reason.value)} | {cell(blocked_line(b))} "
                 f"| {f'{b.eligible_at:%Y-%m-%d}' if b.eligible_at else ''} |"
                 for b in plan.blocked
             ],

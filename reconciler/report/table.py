@@ -39,7 +39,7 @@ class TableFormat(PlanFormat):
             for action in plan.actions:
                 if action.quarantine:
                     sign = "[bold red]! quarantine[/]"
-                elif action.action is ActionKind.UPLOAD:
+                elif action.kind is ActionKind.UPLOAD:
                     sign = "[green]+ upload[/]"
                 else:
                     sign = "[red]- delete[/]"
@@ -60,7 +60,7 @@ class TableFormat(PlanFormat):
             for blocked in plan.blocked:
                 table.add_row(
                     escape(blocked.requirement),
-                    escape(blocked.reason),
+                    escape(blocked.reason.value),
                     escape(blocked_line(blocked)),
                 )
             console.print(table)

@@ -48,7 +48,7 @@ def sources_line(sources: Sequence[AdvisorySource]) -> str:
     """Which services answered, when, from which database, and what they could not check."""
     parts = []
     for source in sources:
-        part = f"{source.service} at {source.answered_at:%Y-%m-%d %H:%M} UTC"
+        part = f"{source.service.value} at {source.answered_at:%Y-%m-%d %H:%M} UTC"
         if source.database:
             part += f" ({source.database})"
         if source.unanswered:

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from reconciler.errors import ReconcilerError
-from reconciler.model import Advisory
+from reconciler.model import Advisory, ServiceName
 
 PackageVersion = tuple[str, str]
 """(canonical project name, normalised version)."""
@@ -25,7 +25,7 @@ class ServiceAnswer:
     unchecked. `database` is the service's own date, version or ETag, where it gives one.
     """
 
-    service: str
+    service: ServiceName
     findings: Mapping[PackageVersion, tuple[Advisory, ...]]
     unanswered: frozenset[PackageVersion] = frozenset()
     database: str | None = None
@@ -34,7 +34,7 @@ class ServiceAnswer:
 class VulnerabilityService(ABC):
     """A source of advisories for (name, version) pairs."""
 
-    name: str
+    name: ServiceName
 
     @abstractmethod
     def query(self, packages: Sequence[PackageVersion]) -> ServiceAnswer:

@@ -19,7 +19,7 @@ import requests
 from packaging.utils import canonicalize_name
 
 from reconciler import cachefile
-from reconciler.model import Advisory
+from reconciler.model import Advisory, ServiceName
 from reconciler.vulns.interface import (
     PackageVersion,
     ServiceAnswer,
@@ -36,7 +36,7 @@ _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 class OsvService(VulnerabilityService):
     """Advisories from an OSV server, batched: N versions cost N/1000 requests plus one per id."""
 
-    name = "osv"
+    name = ServiceName.OSV
 
     def __init__(
         self,

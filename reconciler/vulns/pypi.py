@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import requests
 
-from reconciler.model import Advisory
+from reconciler.model import Advisory, ServiceName
 from reconciler.vulns.interface import (
     PackageVersion,
     ServiceAnswer,
@@ -29,7 +29,7 @@ _HEADERS = {"Accept": "application/json", "Cache-Control": "max-age=0"}
 class PypiService(VulnerabilityService):
     """Advisories from PyPI's JSON API, one request per version, fetched concurrently."""
 
-    name = "pypi"
+    name = ServiceName.PYPI
 
     def __init__(
         self, base_url: str, session: requests.Session, workers: int = 16, timeout: float = 30.0

@@ -19,7 +19,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from reconciler.errors import UserError
-from reconciler.model import Advisory
+from reconciler.model import Advisory, ServiceName
 from reconciler.vulns.interface import (
     PackageVersion,
     ServiceAnswer,
@@ -36,7 +36,7 @@ Database = Mapping[str, Any]
 class SafetyService(VulnerabilityService):
     """Advisories from a safety database, loaded once per plan by `load`."""
 
-    name = "safety"
+    name = ServiceName.SAFETY
 
     def __init__(self, load: Callable[[], Database]) -> None:
         self.load = load

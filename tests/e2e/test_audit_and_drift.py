@@ -165,7 +165,9 @@ def test_upstream_takedown_and_yank_quarantine(workspace: Workspace) -> None:
     workspace.upstream.yank("baz", "2.0", False)  # un-yanked: it comes back, and says why
     (restored,) = plan_json(workspace)["actions"]
     assert restored["name"] == "baz" and restored["cause"] == "restored"
-    assert restored["reason"].startswith("restored: quarantined 2026-11-24 (yanked upstream)")
+    assert restored["reason"].startswith(
+        "restored: quarantined 2026-11-24 (yanked upstream: broken build)"
+    )
 
 
 def test_ignore_entries_with_and_without_expiry(workspace: Workspace) -> None:

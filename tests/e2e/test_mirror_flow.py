@@ -306,4 +306,4 @@ def test_allow_pinned_mirrors_a_yanked_pin_with_its_marker(workspace: Workspace)
     workspace.config()
     plan = json.loads(workspace.mirror("plan", "--format", "json").stdout)
     (quarantine,) = [a for a in plan["actions"] if a["name"] == "baz"]
-    assert quarantine["quarantine"] and quarantine["reason"] == "quarantine: yanked upstream"
+    assert quarantine["quarantine"] and quarantine["reason"] == "yanked upstream: broken build"

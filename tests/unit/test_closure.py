@@ -7,7 +7,7 @@ from packaging.version import Version
 
 from reconciler import closure, policy
 from reconciler.metadata import CoreMetadata
-from reconciler.model import TargetEnvironment, UpstreamProject
+from reconciler.model import DependencyMode, TargetEnvironment, UpstreamProject
 from tests.conftest import (
     FROZEN_NOW,
     days_ago,
@@ -29,7 +29,7 @@ def sha(p: UpstreamProject) -> str:
 
 
 def resolve(projects, metadata, environments=None):  # type: ignore[no-untyped-def]
-    context = policy.PolicyContext(make_config(dependencies="closure"), FROZEN_NOW)
+    context = policy.PolicyContext(make_config(dependencies=DependencyMode.CLOSURE), FROZEN_NOW)
     return closure.resolve(
         [make_requirement("app")],
         projects,
@@ -89,7 +89,7 @@ def test_a_blocked_requirement_keeps_what_its_held_version_needs() -> None:
     dep = project("dep")
     metadata = {f.sha256 or "": CoreMetadata(("dep",)) for f in app.files}
     metadata[sha(dep)] = CoreMetadata(())
-    context = policy.PolicyContext(make_config(dependencies="closure"), FROZEN_NOW)
+    context = policy.PolicyContext(make_config(dependencies=DependencyMode.CLOSURE), FROZEN_NOW)
     resolved = closure.resolve(
         [make_requirement("app>=2")],
         {"app": app, "dep": dep},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 import pytest
 
@@ -71,7 +72,7 @@ FOO = make_project("foo", FOO_10, FOO_11)
 def test_new_requirement_uploads_its_files() -> None:
     plan = run(make_desired(make_requirement("foo==1.1")), {"foo": FOO})
     (action,) = plan.actions
-    assert (action.action, action.name, action.version) == (ActionKind.UPLOAD, "foo", "1.1")
+    assert (action.kind, action.name, action.version) == (ActionKind.UPLOAD, "foo", "1.1")
     assert action.reason == "new requirement foo==1.1"
     assert action.files[0].url == FOO_11.url and action.files[0].before_sha256 is None
     assert plan.desired_digest == "sha256:d"
@@ -84,25 +85,35 @@ def test_nothing_to_do_when_registry_matches() -> None:
 
 def test_upgrade_uploads_new_then_prunes_old() -> None:
     plan = run(make_desired(make_requirement("foo>=1")), {"foo": FOO}, held(FOO_10))
-    assert [(a.action, a.version) for a in plan.actions] == [
+    assert [(a.kind, a.version) for a in plan.actions] == [
         (ActionKind.UPLOAD, "1.1"),
         (ActionKind.DELETE, "1.0"),
     ]
     assert plan.actions[0].reason == "new version for foo>=1 (registry has 1.0)"
-    assert plan.actions[1].reason == "no longer desired: foo>=1 selects another version"
+    assert plan.actions[1].reason == "superseded: foo>=1 selects another version"
     assert not plan.actions[1].quarantine
+
+
+def test_a_line_for_no_target_is_not_mirrored_and_the_plan_says_so() -> None:
+    listed = replace(make_requirement("foo==1.1"), marker='sys_platform == "cygwin"')
+    plan = run(make_desired(listed), {"foo": FOO}, held(FOO_10))
+    assert [(a.kind, a.cause) for a in plan.actions] == [(ActionKind.DELETE, Cause.NOT_DESIRED)]
+    assert plan.warnings == (
+        "desired-state/requirements.txt:1: foo==1.1 applies to none of policy.environments "
+        '(its marker: sys_platform == "cygwin"); not mirrored',
+    )
 
 
 def test_prune_false_keeps_old_versions() -> None:
     desired = make_desired(make_requirement("foo>=1"), config=make_config(prune=False))
     plan = run(desired, {"foo": FOO}, held(FOO_10))
-    assert [a.action for a in plan.actions] == [ActionKind.UPLOAD]
+    assert [a.kind for a in plan.actions] == [ActionKind.UPLOAD]
 
 
 def test_removed_requirement_is_deleted() -> None:
     plan = run(make_desired(), {"foo": FOO}, held(FOO_10))
     (action,) = plan.actions
-    assert action.action is ActionKind.DELETE
+    assert action.kind is ActionKind.DELETE
     assert action.reason == "no longer desired: not in the requirements"
 
 
@@ -129,7 +140,7 @@ def test_upstream_serving_new_bytes_under_a_mirrored_name_quarantines_and_blocks
     assert quarantine.quarantine and quarantine.cause is Cause.UPSTREAM_CHANGED
     assert "other bytes for foo-1.1-py3-none-any.whl" in quarantine.reason
     # The range falls back to the version nobody tampered with.
-    assert (upload.action, upload.version) == (ActionKind.UPLOAD, "1.0")
+    assert (upload.kind, upload.version) == (ActionKind.UPLOAD, "1.0")
     pinned = run(make_desired(make_requirement("foo==1.1")), {"foo": project}, held(FOO_11))
     assert pinned.blocked[0].reason == "upstream-changed"
     assert [a.cause for a in pinned.actions] == [Cause.UPSTREAM_CHANGED]
@@ -147,14 +158,14 @@ def test_blocked_requirement_keeps_the_version_it_replaces() -> None:
 @pytest.mark.parametrize(
     ("projects", "advisories", "reason"),
     [
-        ({"foo": make_project("foo", FOO_11)}, {}, "quarantine: vanished upstream: the version"),
-        ({"foo": None}, {}, "quarantine: vanished upstream: the project is gone"),
+        ({"foo": make_project("foo", FOO_11)}, {}, "vanished upstream: the version"),
+        ({"foo": None}, {}, "vanished upstream: the project is gone"),
         (
             {"foo": make_project("foo", make_file("foo", "1.0", days_ago(100), yanked=True))},
             {},
-            "quarantine: yanked upstream",
+            "yanked upstream",
         ),
-        ({"foo": FOO}, {("foo", "1.0"): [Advisory("GHSA-9")]}, "quarantine: has GHSA-9"),
+        ({"foo": FOO}, {("foo", "1.0"): [Advisory("GHSA-9")]}, "has GHSA-9"),
     ],
 )
 def test_mirrored_version_is_quarantined(
@@ -164,7 +175,7 @@ def test_mirrored_version_is_quarantined(
 ) -> None:
     plan = run(make_desired(make_requirement("foo==1.0")), projects, held(FOO_10), advisories)
     quarantine = plan.actions[0]
-    assert quarantine.action is ActionKind.DELETE and quarantine.quarantine
+    assert quarantine.kind is ActionKind.DELETE and quarantine.quarantine
     assert quarantine.reason.startswith(reason)
     if advisories:
         assert quarantine.advisories == ("GHSA-9",)
@@ -177,7 +188,7 @@ def test_range_moves_to_clean_version_when_mirrored_one_gets_an_advisory() -> No
         held(FOO_11),
         {("foo", "1.1"): [Advisory("GHSA-9")]},
     )
-    assert [(a.action, a.version, a.quarantine) for a in plan.actions] == [
+    assert [(a.kind, a.version, a.quarantine) for a in plan.actions] == [
         (ActionKind.DELETE, "1.1", True),
         (ActionKind.UPLOAD, "1.0", False),
     ]
@@ -220,7 +231,7 @@ def test_yank_upstream_after_mirroring_updates_the_marker() -> None:
         make_requirement("foo==1.0"), config=make_config(yanked=YankedPolicy.ALLOW_PINNED)
     )
     (action,) = run(desired, {"foo": make_project("foo", yanked)}, held(FOO_10)).actions
-    assert action.action is ActionKind.UPLOAD
+    assert action.kind is ActionKind.UPLOAD
     assert action.reason.startswith("yank marker changed upstream")
     (planned,) = action.files
     assert planned.yanked and planned.before_sha256 == planned.sha256

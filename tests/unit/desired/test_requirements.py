@@ -14,7 +14,7 @@ HASH = "a" * 64
 
 def desired(tmp_path: Path, text: str, extra_files: dict[str, str] | None = None) -> Path:
     directory = tmp_path / "desired-state"
-    directory.mkdir()
+    directory.mkdir(parents=True)
     (directory / "requirements.txt").write_text(text)
     for name, content in (extra_files or {}).items():
         (directory / name).parent.mkdir(parents=True, exist_ok=True)
@@ -70,10 +70,35 @@ def test_refusals_name_file_and_line(tmp_path: Path, line: str, message: str) ->
     assert message in str(caught.value)
 
 
-def test_conflicting_duplicate_pins_are_refused(tmp_path: Path) -> None:
-    directory = desired(tmp_path, "requests==2.31.0\nidna\nRequests==2.32.0\n")
-    with pytest.raises(UserError, match=r"requirements.txt:3: conflicting pins for requests"):
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [("requests==2.31.0", "Requests==2.32.0"), ("requests==2.31.0", "requests>=2.32")],
+)
+def test_conflicting_lines_are_refused_naming_both(tmp_path: Path, first: str, second: str) -> None:
+    directory = desired(tmp_path, f"{first}\nidna\n{second}\n")
+    with pytest.raises(UserError) as caught:
         load_desired_state(directory)
+    assert str(caught.value) == (
+        f"desired-state/requirements.txt:3: conflicting requirements for requests: {first} "
+        f"(at desired-state/requirements.txt:1) and {second}; no version satisfies both"
+    )
+
+
+def test_a_line_whose_marker_fits_no_target_is_left_out_and_said(tmp_path: Path) -> None:
+    from reconciler.planner import applicable_requirements
+
+    state = load_desired_state(
+        desired(tmp_path, 'requests\npywin32 ; sys_platform == "win32"\nuvloop ; os_name == "x"\n')
+    )
+    assert [r.name for r in applicable_requirements(state)] == ["requests", "pywin32"]
+    pins = load_desired_state(
+        desired(
+            tmp_path / "two",
+            'foo==1 ; sys_platform == "win32"\nfoo>=1 ; sys_platform == "linux"\n',
+        )
+    )
+    (merged,) = pins.requirements
+    assert merged.marker == '(sys_platform == "win32") or (sys_platform == "linux")'
 
 
 def test_compatible_duplicates_merge(tmp_path: Path) -> None:

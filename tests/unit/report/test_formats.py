@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reconciler.model import Action, ActionKind, Blocked, Plan
+from reconciler.model import Action, ActionKind, Blocked, Plan, Problem
 from reconciler.report import MarkdownFormat, TableFormat
 from tests.conftest import FROZEN_NOW
 
@@ -17,13 +17,13 @@ PLAN = Plan(
             ActionKind.DELETE,
             "bad",
             "1.0",
-            "quarantine: yanked upstream: [/x] oops",
+            "yanked upstream: [/x] oops",
             (),
             quarantine=True,
             advisories=("GHSA-1",),
         ),
     ),
-    blocked=(Blocked("foo", "foo|bar==1", "immature", "1: 3 days old", FROZEN_NOW),),
+    blocked=(Blocked("foo", "foo|bar==1", Problem.IMMATURE, "1: 3 days old", FROZEN_NOW),),
     warnings=("ignore entry [bold]X[/bold] expired",),
 )
 

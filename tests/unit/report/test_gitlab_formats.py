@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from reconciler import planfile
 from reconciler.cli import mirror_app
-from reconciler.model import Action, ActionKind, Blocked, Plan, PlannedFile
+from reconciler.model import Action, ActionKind, Blocked, Plan, PlannedFile, Problem
 from reconciler.report import FormatName, JunitFormat, TerraformFormat, make_format
 from reconciler.report.terraform import MAX_COUNT
 from tests.conftest import FROZEN_NOW
@@ -23,7 +23,7 @@ def upload(name: str, version: str, reason: str = "new requirement") -> Action:
 
 
 def delete(name: str, version: str, quarantine: bool = False) -> Action:
-    reason = "quarantine: advisory" if quarantine else "no longer desired"
+    reason = "has GHSA-1" if quarantine else "no longer desired"
     advisories = ("GHSA-1",) if quarantine else ()
     return Action(
         ActionKind.DELETE, name, version, reason, (), quarantine=quarantine, advisories=advisories
@@ -49,8 +49,10 @@ PLAN = make_plan(
         delete("bad", "1.0", quarantine=True),
     ),
     blocked=(
-        Blocked("foo", "foo>=2", "immature", "foo 2.1 is 3 days old", FROZEN_NOW),
-        Blocked("bar", "bar==1.0", "advisory", "bar 1.0 has GHSA-2", advisories=("GHSA-2",)),
+        Blocked("foo", "foo>=2", Problem.IMMATURE, "foo 2.1 is 3 days old", FROZEN_NOW),
+        Blocked(
+            "bar", "bar==1.0", Problem.VULNERABLE, "bar 1.0 has GHSA-2", advisories=("GHSA-2",)
+        ),
     ),
 )
 
@@ -113,7 +115,7 @@ def test_junit_one_failure_per_blocked_requirement_with_reason_and_detail() -> N
     immature, advisory = failures
     assert immature.get("message") == "immature"
     assert immature.text == f"foo 2.1 is 3 days old (eligible {FROZEN_NOW:%Y-%m-%d %H:%M} UTC)"
-    assert advisory.get("message") == "advisory"
+    assert advisory.get("message") == "vulnerable"
     assert advisory.text == "bar 1.0 has GHSA-2"
 
 
@@ -122,14 +124,14 @@ def test_junit_actions_pass_with_their_reason() -> None:
     for name in ("requests 2.32.3", "old 0.1", "bad 1.0"):
         assert by_name[name].find("failure") is None
     assert by_name["requests 2.32.3"].findtext("system-out") == "new requirement"
-    assert by_name["bad 1.0"].findtext("system-out") == "quarantine: advisory [GHSA-1]"
+    assert by_name["bad 1.0"].findtext("system-out") == "has GHSA-1"
 
 
 def test_junit_escapes_markup_in_names_messages_and_text() -> None:
     nasty = '<b>&"x"</b>'
     plan = make_plan(
         actions=(upload("pkg", "1.0", reason=f"new requirement {nasty}"),),
-        blocked=(Blocked("a", f"a{nasty}", f"reason {nasty}", f"detail {nasty}\x01"),),
+        blocked=(Blocked("a", f"a{nasty}", Problem.IMMATURE, f"detail {nasty}\x01"),),
     )
     text = JunitFormat().render(plan)
     assert "<b>" not in text
@@ -138,7 +140,7 @@ def test_junit_escapes_markup_in_names_messages_and_text() -> None:
     assert blocked.get("name") == f"a{nasty}"
     failure = blocked.find("failure")
     assert failure is not None
-    assert failure.get("message") == f"reason {nasty}"
+    assert failure.get("message") == "immature"
     assert failure.text == f"detail {nasty}\ufffd"  # a control character XML cannot hold
     assert cases(root)[0].findtext("system-out") == f"new requirement {nasty}"
 
@@ -147,8 +149,8 @@ def test_junit_names_are_unique() -> None:
     plan = make_plan(
         actions=(upload("pkg", "1.0"), delete("pkg", "1.0"), upload("pkg", "1.0 #2")),
         blocked=(
-            Blocked("foo", "foo>=2", "immature", "a"),
-            Blocked("foo", "foo>=2", "advisory", "b"),
+            Blocked("foo", "foo>=2", Problem.IMMATURE, "a"),
+            Blocked("foo", "foo>=2", Problem.VULNERABLE, "b"),
         ),
     )
     names = [c.get("name") for c in cases(parse(JunitFormat().render(plan)))]
