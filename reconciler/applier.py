@@ -2,6 +2,7 @@
 
 Idempotent: each file is checked against what the registry already holds before it is touched,
 so the plan is its own todo list and an apply killed half way is finished by the next one.
+Cancelled (Ctrl-C), it places nothing more, stops its downloads and says what it left undone.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reconciler.cancel import Cancellation, Cancelled
 from reconciler.clock import Clock
 from reconciler.errors import ReconcilerError
 from reconciler.model import (
@@ -39,12 +41,15 @@ class HashMismatchError(ReconcilerError):
 
 @dataclass
 class ApplyResult:
-    """What an apply did; `errors` name each file that could not be placed."""
+    """What an apply did; `errors` name each file that could not be placed, `undone` each
+    action a cancelled apply did not finish."""
 
     uploaded: int = 0
     deleted: int = 0
     skipped: int = 0
     errors: list[str] = field(default_factory=list)
+    undone: list[str] = field(default_factory=list)
+    cancelled: bool = False
 
 
 def apply(
@@ -54,110 +59,182 @@ def apply(
     actual: ActualState,
     progress: ApplyProgress,
     clock: Clock,
+    cancel: Cancellation | None = None,
     workers: int = DOWNLOAD_WORKERS,
 ) -> ApplyResult:
     """Carry out every action, in the plan's order; a file that fails is reported and the rest
     go on. Uploads download concurrently; each verified file is placed by this thread alone."""
-    held = actual.held()
+    cancel = cancel or Cancellation()
     result = ApplyResult()
     if plan.actions:
         registry.begin_apply(plan.id)
     progress.begin(sum(len(a.files) for a in plan.actions))
     try:
-        with registry.staging() as staging, ThreadPoolExecutor(max_workers=workers) as pool:
-            fetch = _Fetch(upstream, staging, progress, pool)
-            uploads: list[Action] = []
-            for action in plan.actions:
-                if action.kind is ActionKind.UPLOAD:
-                    uploads.append(action)
-                    continue
-                _upload_all(uploads, held, registry, fetch, progress, result, clock)
-                uploads = []
-                failures = len(result.errors)
-                _delete(action, held, registry, progress, result)
-                if len(result.errors) == failures:
-                    _remember(action, held, registry, clock)
-            _upload_all(uploads, held, registry, fetch, progress, result, clock)
+        with (
+            cancel.armed(),
+            registry.staging() as staging,
+            ThreadPoolExecutor(max_workers=workers) as pool,
+        ):
+            _Apply(
+                registry, actual.held(), progress, result, clock, cancel, pool, upstream, staging
+            ).run(plan.actions)
     finally:
         progress.end()
+    result.cancelled = cancel.cancelled
     return result
 
 
 @dataclass
-class _Fetch:
-    """Verified downloads into staging, run on the pool."""
+class _Apply:
+    """One apply's state: what the registry holds, what was done, how to download."""
 
+    registry: Registry
+    held: dict[tuple[str, str], str]
+    progress: ApplyProgress
+    result: ApplyResult
+    clock: Clock
+    cancel: Cancellation
+    pool: ThreadPoolExecutor
     upstream: UpstreamIndex
     staging: Path
-    progress: ApplyProgress
-    pool: ThreadPoolExecutor
 
-    def submit(self, planned: PlannedFile) -> Future[tuple[Path | str, FileProgress]]:
-        """Start a download: its future gives the verified file, or why there is none."""
-        return self.pool.submit(self._run, planned)
+    def run(self, actions: tuple[Action, ...]) -> None:
+        """Deletes in order; the uploads between two deletes together, downloads concurrent."""
+        uploads: list[Action] = []
+        for index, action in enumerate(actions):
+            if action.kind is ActionKind.UPLOAD:
+                uploads.append(action)
+                continue
+            self._uploads(uploads)
+            uploads = []
+            if self.cancel.cancelled:
+                self.result.undone.extend(_describe(a) for a in actions[index:])
+                return
+            self._delete(action)
+        self._uploads(uploads)
 
-    def _run(self, planned: PlannedFile) -> tuple[Path | str, FileProgress]:
+    def _uploads(self, actions: list[Action]) -> None:
+        """Upload the files of these actions: what the registry holds is skipped (or
+        re-stamped), the rest downloads concurrently and is placed here as it arrives."""
+        pending: dict[Future[tuple[Path | str, FileProgress]], tuple[Action, PlannedFile]] = {}
+        unfinished: set[int] = set()
+        for action in actions:
+            for planned in action.files:
+                if self.held.get((action.name, planned.filename)) != planned.sha256:
+                    pending[self.pool.submit(self._download, planned)] = (action, planned)
+                elif not self._restamp(action, planned):
+                    unfinished.add(id(action))
+        for future in as_completed(pending):
+            action, planned = pending[future]
+            if not self._place(action, planned, *future.result()):
+                unfinished.add(id(action))
+        for action in actions:
+            if id(action) not in unfinished:
+                self._remember(action)
+            elif self.cancel.cancelled:
+                self.result.undone.append(_describe(action))
+
+    def _download(self, planned: PlannedFile) -> tuple[Path | str, FileProgress]:
+        """A verified file in staging, or why there is none (run on the pool)."""
         handle = self.progress.file(f"upload {planned.filename}", planned.size)
         try:
-            return download_verified(self.upstream, planned, self.staging, handle), handle
+            local = download_verified(self.upstream, planned, self.staging, handle, self.cancel)
+        except Cancelled:
+            return "cancelled", handle
         except (ReconcilerError, OSError) as error:
             return _message(planned, error), handle
+        return local, handle
 
-
-def _upload_all(
-    actions: list[Action],
-    held: dict[tuple[str, str], str],
-    registry: Registry,
-    fetch: _Fetch,
-    progress: ApplyProgress,
-    result: ApplyResult,
-    clock: Clock,
-) -> None:
-    """Upload the files of these actions: what the registry holds is skipped (or re-stamped),
-    the rest downloads concurrently and is placed here, one file at a time, as it arrives."""
-    pending: dict[Future[tuple[Path | str, FileProgress]], tuple[Action, PlannedFile]] = {}
-    failed: set[int] = set()
-    for action in actions:
-        for planned in action.files:
-            if held.get((action.name, planned.filename)) != planned.sha256:
-                pending[fetch.submit(planned)] = (action, planned)
-                continue
-            handle = progress.file(f"upload {planned.filename}", planned.size)
-            if planned.before_sha256 == planned.sha256:  # same bytes, new yank marker
-                try:
-                    registry.update_metadata(action.name, action.version, planned)
-                except (ReconcilerError, OSError) as error:
-                    _fail(result, handle, _message(planned, error))
-                    failed.add(id(action))
-                    continue
-                result.uploaded += 1
-                handle.done("index metadata updated")
-            else:
-                result.skipped += 1
-                handle.done("already in the registry")
-    for future in as_completed(pending):
-        action, planned = pending[future]
-        local, handle = future.result()
+    def _place(
+        self, action: Action, planned: PlannedFile, local: Path | str, handle: FileProgress
+    ) -> bool:
+        """Make a downloaded file visible, unless the download failed or the apply stops."""
+        if self.cancel.cancelled:
+            handle.done("not placed: cancelled")
+            return False
         if isinstance(local, str):
-            _fail(result, handle, local)
-            failed.add(id(action))
-            continue
+            self._fail(handle, local)
+            return False
         try:
-            registry.upload(action.name, action.version, planned, local)
+            self.registry.upload(action.name, action.version, planned, local)
         except (ReconcilerError, OSError) as error:
-            _fail(result, handle, _message(planned, error))
-            failed.add(id(action))
-            continue
-        result.uploaded += 1
+            self._fail(handle, _message(planned, error))
+            return False
+        self.result.uploaded += 1
         handle.done("uploaded")
-    for action in actions:
-        if id(action) not in failed:
-            _remember(action, held, registry, clock)
+        return True
+
+    def _restamp(self, action: Action, planned: PlannedFile) -> bool:
+        """A file the registry holds already: new index metadata (a yank marker), or nothing."""
+        handle = self.progress.file(f"upload {planned.filename}", planned.size)
+        if planned.before_sha256 != planned.sha256:
+            self.result.skipped += 1
+            handle.done("already in the registry")
+            return True
+        try:
+            self.registry.update_metadata(action.name, action.version, planned)
+        except (ReconcilerError, OSError) as error:
+            self._fail(handle, _message(planned, error))
+            return False
+        self.result.uploaded += 1
+        handle.done("index metadata updated")
+        return True
+
+    def _delete(self, action: Action) -> None:
+        present = [f.filename for f in action.files if (action.name, f.filename) in self.held]
+        outcome = "deleted"
+        try:
+            if present:
+                self.registry.delete(action.name, action.version, present)
+        except (ReconcilerError, OSError) as error:
+            outcome = f"FAILED: delete {action.name} {action.version}: {error}"
+            self.result.errors.append(outcome.removeprefix("FAILED: "))
+        else:
+            self.result.deleted += len(present)
+            self.result.skipped += len(action.files) - len(present)
+            self._remember(action)
+        for planned in action.files:
+            self.progress.file(f"delete {planned.filename}", None).done(
+                outcome if planned.filename in present else "already gone"
+            )
+
+    def _remember(self, action: Action) -> None:
+        """Keep the quarantine log: a version quarantined whole is recorded with when it was
+        deleted (the clock, not the plan's `--now`), a restored one forgotten (a single
+        vanished or yanked file leaves its version in place)."""
+        deleted = {f.filename for f in action.files}
+        key = version_key(action.version)
+        remaining = [
+            filename
+            for (name, filename) in self.held
+            if name == action.name
+            and filename not in deleted
+            and (parsed := parse_distribution_filename(filename)) is not None
+            and version_key(parsed[1]) == key
+        ]
+        if action.quarantine and action.kind is ActionKind.DELETE and not remaining:
+            self.registry.record_quarantine(
+                QuarantineRecord(
+                    name=action.name,
+                    version=action.version,
+                    reason=action.reason,
+                    advisories=action.advisories,
+                    at=self.clock(),
+                    cause=action.cause,
+                    files=tuple((f.filename, f.sha256) for f in action.files),
+                )
+            )
+        elif action.cause is Cause.RESTORED:
+            self.registry.forget_quarantine(action.name, action.version)
+
+    def _fail(self, handle: FileProgress, message: str) -> None:
+        self.result.errors.append(message)
+        handle.done(f"FAILED: {message}")
 
 
-def _fail(result: ApplyResult, handle: FileProgress, message: str) -> None:
-    result.errors.append(message)
-    handle.done(f"FAILED: {message}")
+def _describe(action: Action) -> str:
+    verb = "quarantine" if action.quarantine else action.kind.value
+    return f"{verb} {action.name} {action.version}"
 
 
 def _message(planned: PlannedFile, error: Exception) -> str:
@@ -167,68 +244,17 @@ def _message(planned: PlannedFile, error: Exception) -> str:
     return f"{planned.filename}: {strerror or error}"
 
 
-def _remember(
-    action: Action, held: dict[tuple[str, str], str], registry: Registry, clock: Clock
-) -> None:
-    """Keep the quarantine log: a version quarantined whole is recorded with when it was
-    deleted (the clock, not the plan's `--now`), a restored one forgotten (a single vanished
-    or yanked file leaves its version in place)."""
-    deleted = {f.filename for f in action.files}
-    key = version_key(action.version)
-    remaining = [
-        filename
-        for (name, filename) in held
-        if name == action.name
-        and filename not in deleted
-        and (parsed := parse_distribution_filename(filename)) is not None
-        and version_key(parsed[1]) == key
-    ]
-    if action.quarantine and action.kind is ActionKind.DELETE and not remaining:
-        registry.record_quarantine(
-            QuarantineRecord(
-                name=action.name,
-                version=action.version,
-                reason=action.reason,
-                advisories=action.advisories,
-                at=clock(),
-                cause=action.cause,
-                files=tuple((f.filename, f.sha256) for f in action.files),
-            )
-        )
-    elif action.cause is Cause.RESTORED:
-        registry.forget_quarantine(action.name, action.version)
-
-
-def _delete(
-    action: Action,
-    held: dict[tuple[str, str], str],
-    registry: Registry,
-    progress: ApplyProgress,
-    result: ApplyResult,
-) -> None:
-    present = [f.filename for f in action.files if (action.name, f.filename) in held]
-    outcome = "deleted"
-    try:
-        if present:
-            registry.delete(action.name, action.version, present)
-    except (ReconcilerError, OSError) as error:
-        outcome = f"FAILED: delete {action.name} {action.version}: {error}"
-        result.errors.append(outcome.removeprefix("FAILED: "))
-    else:
-        result.deleted += len(present)
-        result.skipped += len(action.files) - len(present)
-    for planned in action.files:
-        progress.file(f"delete {planned.filename}", None).done(
-            outcome if planned.filename in present else "already gone"
-        )
-
-
 def download_verified(
-    upstream: UpstreamIndex, planned: PlannedFile, staging: Path, progress: FileProgress
+    upstream: UpstreamIndex,
+    planned: PlannedFile,
+    staging: Path,
+    progress: FileProgress,
+    cancel: Cancellation,
 ) -> Path:
     """Stream a file into `staging`, hashing as it arrives; only a matching file is returned.
 
-    Memory stays flat: chunks go straight to disk and into the hash.
+    Memory stays flat: chunks go straight to disk and into the hash. Raises Cancelled when
+    the apply is cancelled, leaving nothing behind.
     """
     if planned.url is None:
         raise ReconcilerError(f"{planned.filename}: the plan has no download URL for it")
@@ -236,7 +262,7 @@ def download_verified(
     digest = hashlib.sha256()
     size = 0
     try:
-        with upstream.open_file(planned.url) as chunks, target.open("wb") as stream:
+        with upstream.open_file(planned.url, cancel) as chunks, target.open("wb") as stream:
             for chunk in chunks:
                 stream.write(chunk)
                 digest.update(chunk)

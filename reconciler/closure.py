@@ -294,7 +294,13 @@ def resolve(
                 continue  # a release with extras: its base is pinned under the plain name
             requirement = provider.requirement_for(candidate.name)
             judged = provider.judged(candidate.name)
-            verdicts = judged if isinstance(judged, list) else []
+            # Only the versions every requirement on it would take explain the choice.
+            needs = [information.requirement for information in result.criteria[key].information]
+            verdicts = [
+                v
+                for v in (judged if isinstance(judged, list) else [])
+                if all(n.specifier.contains(v.version, prereleases=True) for n in needs)
+            ]
             admitted[candidate.name] = policy.admit(requirement, candidate.verdict, verdicts)
         for key in result.mapping:
             for parent in result.graph.iter_parents(key):

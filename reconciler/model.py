@@ -272,7 +272,8 @@ class DesiredState:
     requirements: tuple[Requirement, ...]
     config: Config
     digest: str
-    root: str
+    root: str  # the directory, resolved
+    location: str = "desired-state"  # the directory as the user named it, for messages
 
 
 @dataclass(frozen=True)
@@ -495,6 +496,15 @@ class Blocked:
 
 
 @dataclass(frozen=True)
+class Waiting:
+    """A newer version a range would take once it matures, and when it becomes eligible."""
+
+    name: str
+    version: str
+    eligible_at: datetime
+
+
+@dataclass(frozen=True)
 class PlannedFile:
     """One file an action touches: its sha256 before the action (None: absent) and after."""
 
@@ -561,6 +571,7 @@ class Plan:
     advisory_sources: tuple[AdvisorySource, ...] = ()
     registry_generation: int = 0
     advisories: tuple[Advisory, ...] = ()  # every advisory an action or a blocked entry names
+    waiting: tuple[Waiting, ...] = ()  # newer versions admitted requirements wait for
 
     def advisory(self, advisory_id: str) -> Advisory | None:
         """The details of an advisory the plan names."""

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from reconciler import applier, closure, planfile, planner
+from reconciler.cancel import Cancellation
 from reconciler.clock import Clock
 from reconciler.errors import MassDeleteError, UpstreamError, UserError
 from reconciler.metadata import CoreMetadata
@@ -144,13 +145,14 @@ def apply_saved(
     upstream: UpstreamIndex,
     progress: ApplyProgress,
     clock: Clock,
+    cancel: Cancellation,
 ) -> applier.ApplyResult:
     """Apply a saved plan under the lock, after checking it is not stale."""
     check_not_future(plan.evaluated_at, plan.created_at)
     with registry.lock(lock_owner()):
         actual = registry.list_actual()
-        planfile.check_fresh(plan, desired.digest, actual)
-        return applier.apply(plan, registry, upstream, actual, progress, clock)
+        planfile.check_fresh(plan, desired, actual)
+        return applier.apply(plan, registry, upstream, actual, progress, clock, cancel)
 
 
 def plan_and_apply(
@@ -163,6 +165,7 @@ def plan_and_apply(
     progress: ApplyProgress,
     allow_mass_delete: bool,
     clock: Clock,
+    cancel: Cancellation,
     only: ActionKind | None = None,
 ) -> tuple[Plan, applier.ApplyResult | None]:
     """Plan and apply in one go under the lock; `approve` sees the plan first.
@@ -178,7 +181,7 @@ def plan_and_apply(
         check_deletion_limit(plan, desired.config.policy.max_deletions, allow_mass_delete)
         if not plan.has_changes or not approve(plan):
             return plan, None
-        return plan, applier.apply(plan, registry, upstream, actual, progress, clock)
+        return plan, applier.apply(plan, registry, upstream, actual, progress, clock, cancel)
 
 
 def drift(
@@ -192,6 +195,7 @@ def drift(
     allow_mass_delete: bool,
     announce: Callable[[Plan], None],
     clock: Clock,
+    cancel: Cancellation,
 ) -> DriftReport:
     """The nightly job: plan against main's desired state and apply it whole, or only report.
 
@@ -220,6 +224,7 @@ def drift(
             progress=progress,
             allow_mass_delete=allow_mass_delete,
             clock=clock,
+            cancel=cancel,
         )
     except MassDeleteError as error:
         announce(error.plan)

@@ -19,10 +19,12 @@ from reconciler.model import (
     AdvisorySource,
     Blocked,
     Cause,
+    DesiredState,
     Plan,
     PlannedFile,
     Problem,
     ServiceName,
+    Waiting,
     is_plain_filename,
 )
 
@@ -42,7 +44,7 @@ def _listing_digest(listing: _Listing) -> str:
     return f"sha256:{digest.hexdigest()}"
 
 
-def check_fresh(plan: Plan, desired_digest: str, actual: ActualState) -> None:
+def check_fresh(plan: Plan, desired: DesiredState, actual: ActualState) -> None:
     """Refuse a plan made against other desired state or another registry.
 
     The registry counts the applies that changed it. At the plan's own generation the listing
@@ -51,9 +53,10 @@ def check_fresh(plan: Plan, desired_digest: str, actual: ActualState) -> None:
     after-state, and the result must match. Anything else is someone else's change: stale. (A
     replayed old plan is stale too, though later applies may have undone its work.)
     """
-    if desired_digest != plan.desired_digest:
+    if desired.digest != plan.desired_digest:
         raise StalePlanError(
-            "the plan is stale: desired-state/ changed since it was made; run `mirror plan` again"
+            f"the plan is stale: it was not made from {desired.location} as it is now (a file "
+            "changed since, or another directory); run `mirror plan` again"
         )
     listing = actual.held()
     resuming = actual.generation == plan.registry_generation + 1 and actual.last_plan == plan.id
@@ -96,6 +99,10 @@ def to_json(plan: Plan) -> str:
         "advisory_sources": [source_json(s) for s in plan.advisory_sources],
         "advisories": {a.id: advisory_json(a) for a in plan.advisories},
         "registry_generation": plan.registry_generation,
+        "waiting": [
+            {"name": w.name, "version": w.version, "eligible_at": json_time(w.eligible_at)}
+            for w in plan.waiting
+        ],
     }
     return json.dumps(document, indent=2) + "\n"
 
@@ -182,6 +189,10 @@ def read_plan(path: Path) -> Plan:
                     fixed_in=tuple(a["fixed_in"]),
                 )
                 for advisory_id, a in document.get("advisories", {}).items()
+            ),
+            waiting=tuple(
+                Waiting(w["name"], w["version"], _parse_time(w["eligible_at"]))
+                for w in document.get("waiting", [])
             ),
         )
     except (KeyError, TypeError, ValueError) as error:

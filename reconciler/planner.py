@@ -131,6 +131,12 @@ def plan(inputs: PlanInputs) -> Plan:
         advisory_sources=inputs.advisory_sources,
         registry_generation=actual.generation,
         advisories=_named_advisories(inputs.advisories, actions, blocked),
+        waiting=tuple(
+            sorted(
+                (w for d in decisions.admitted.values() for w in d.waiting),
+                key=lambda w: (w.eligible_at, w.name),
+            )
+        ),
     )
 
 

@@ -22,6 +22,7 @@ from reconciler.model import (
     Requirement,
     UpstreamFile,
     UpstreamProject,
+    Waiting,
     YankedPolicy,
     parse_version,
 )
@@ -154,6 +155,7 @@ class Admitted:
     version: Version
     files: tuple[UpstreamFile, ...]
     notes: tuple[str, ...] = field(default=())
+    waiting: tuple[Waiting, ...] = ()  # newer versions the requirement would take once mature
 
 
 def judge_version(
@@ -363,10 +365,16 @@ def judge_candidates(
 
 
 def admit(requirement: Requirement, chosen: Verdict, verdicts: Sequence[Verdict]) -> Admitted:
-    """Admit a passing version, noting why the newer ones were not chosen."""
+    """Admit a passing version, noting why the newer ones were not chosen (`verdicts`: the
+    versions the requirement would otherwise take) and which of them wait to mature."""
     skipped = [v for v in verdicts if v.version > chosen.version and v.problem is not None]
     notes = (*chosen.notes, *(f"{v.version}: {v.detail}" for v in skipped[:3]))
-    return Admitted(requirement, chosen.version, chosen.files, notes)
+    waiting = tuple(
+        Waiting(requirement.name, str(v.version), v.eligible_at)
+        for v in sorted(skipped, key=lambda v: v.version)
+        if v.problem is Problem.IMMATURE and v.eligible_at is not None
+    )
+    return Admitted(requirement, chosen.version, chosen.files, notes, waiting)
 
 
 def blocked_by(requirement: Requirement, rejected: Sequence[Verdict]) -> Blocked:

@@ -15,11 +15,16 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    ProgressColumn,
     TaskID,
     TextColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+from rich.table import Column
+
+# Terminals at least this wide show transfer speed and time left too.
+WIDE = 90
 
 
 class FileProgress(Protocol):
@@ -133,18 +138,25 @@ class _RichFile:
 
 
 class RichProgress:
-    """A byte-level bar per file in flight and a line per finished file, at a terminal."""
+    """A byte-level bar per file in flight and a line per finished file, at a terminal.
+
+    The columns fit the terminal: file names are cut with an ellipsis rather than wrapped, and
+    a narrow terminal drops speed and time left.
+    """
 
     def __init__(self, console: Console | None = None) -> None:
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
+        console = console or Console()
+        columns: list[ProgressColumn] = [
+            TextColumn(
+                "{task.description}",
+                table_column=Column(ratio=2, no_wrap=True, overflow="ellipsis", min_width=12),
+            ),
+            BarColumn(bar_width=None, table_column=Column(ratio=1, min_width=5)),
             DownloadColumn(),
-            TransferSpeedColumn(),
-            TimeRemainingColumn(),
-            console=console,
-            transient=True,
-        )
+        ]
+        if console.width >= WIDE:
+            columns += [TransferSpeedColumn(), TimeRemainingColumn()]
+        self.progress = Progress(*columns, console=console, transient=True, expand=True)
         self.lines = _Lines()
 
     def begin(self, total_files: int) -> None:

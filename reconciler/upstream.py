@@ -10,9 +10,11 @@ from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import urllib3
 from pypi_simple import ACCEPT_JSON_PREFERRED, ProjectPage
 from pypi_simple.errors import UnsupportedContentTypeError, UnsupportedRepoVersionError
 
+from reconciler.cancel import Cancellation
 from reconciler.errors import UpstreamError
 from reconciler.http import redact
 from reconciler.metadata import CoreMetadata, MetadataReader
@@ -81,11 +83,12 @@ class UpstreamIndex:
         return _to_project(name, page)
 
     @contextmanager
-    def open_file(self, url: str) -> Iterator[Iterator[bytes]]:
+    def open_file(self, url: str, cancel: Cancellation) -> Iterator[Iterator[bytes]]:
         """Stream a file's bytes in chunks; memory stays flat whatever the file's size.
 
         Files may live on another host (PyPI serves them from its CDN) and may redirect: the
         applier checks every byte against the index's sha256 before anything is visible.
+        `cancel` stops the stream at once, even in the middle of a read.
         """
         try:
             response = self.download_session.get(url, stream=True, timeout=self.timeout)
@@ -94,7 +97,8 @@ class UpstreamIndex:
         try:
             if response.status_code != 200:
                 raise UpstreamError(f"upstream answered {response.status_code} for {redact(url)}")
-            yield _checked_chunks(response, url)
+            with cancel.watching(response.raw):
+                yield _checked_chunks(response, url, cancel)
         finally:
             response.close()
 
@@ -130,11 +134,14 @@ class UpstreamIndex:
         )
 
 
-def _checked_chunks(response: requests.Response, url: str) -> Iterator[bytes]:
+def _checked_chunks(response: requests.Response, url: str, cancel: Cancellation) -> Iterator[bytes]:
     """The body in chunks; a connection lost half way is an UpstreamError naming the URL."""
     try:
-        yield from response.iter_content(DOWNLOAD_CHUNK)
-    except requests.RequestException as error:
+        for chunk in response.iter_content(DOWNLOAD_CHUNK):
+            cancel.check()
+            yield chunk
+    except (requests.RequestException, urllib3.exceptions.HTTPError) as error:
+        cancel.check()  # a read stopped by the cancel is the cancel, not a broken download
         raise UpstreamError(f"download of {redact(url)} broke off: {error}") from error
 
 

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from reconciler import operations, report
-from reconciler.cli.console import make_progress, report_result
+from reconciler import operations
+from reconciler.cli.console import make_progress, report_result, table_format
 from reconciler.cli.options import (
     Common,
     DebugOption,
@@ -46,7 +46,7 @@ def _run_part(kind: ActionKind, common: Common, dry_run: bool, allow_mass_delete
                 common.now(),
                 common.runtime.clock,
             ).only(kind)
-            typer.echo(report.TableFormat().render(the_plan), nl=False)
+            typer.echo(table_format().render(the_plan), nl=False)
             return 0
         _, outcome = operations.plan_and_apply(
             desired,
@@ -58,6 +58,7 @@ def _run_part(kind: ActionKind, common: Common, dry_run: bool, allow_mass_delete
             progress=make_progress(),
             allow_mass_delete=allow_mass_delete,
             clock=common.runtime.clock,
+            cancel=common.cancel,
             only=kind,
         )
         if outcome is None:

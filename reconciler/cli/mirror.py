@@ -9,7 +9,13 @@ from typing import Annotated
 import typer
 
 from reconciler import notes, operations, planfile, report, wiring
-from reconciler.cli.console import is_terminal, make_progress, report_result
+from reconciler.cli.console import (
+    is_terminal,
+    make_progress,
+    report_result,
+    table_format,
+    terminal_width,
+)
 from reconciler.cli.options import (
     Common,
     DebugOption,
@@ -70,7 +76,9 @@ def plan(
         )
         if out is not None:
             _write_plan(out, the_plan)
-        typer.echo(report.make_format(format, color=is_terminal()).render(the_plan), nl=False)
+        typer.echo(
+            report.make_format(format, is_terminal(), terminal_width()).render(the_plan), nl=False
+        )
         operations.check_deletion_limit(
             the_plan, desired.config.policy.max_deletions, allow_mass_delete
         )
@@ -107,7 +115,13 @@ def apply(
                 saved, desired.config.policy.max_deletions, allow_mass_delete
             )
             result = operations.apply_saved(
-                saved, desired, target, upstream, make_progress(), common.runtime.clock
+                saved,
+                desired,
+                target,
+                upstream,
+                make_progress(),
+                common.runtime.clock,
+                common.cancel,
             )
             return report_result(result)
         if not auto_approve and not sys.stdin.isatty():
@@ -125,10 +139,11 @@ def apply(
             progress=make_progress(),
             allow_mass_delete=allow_mass_delete,
             clock=common.runtime.clock,
+            cancel=common.cancel,
         )
         if outcome is None:
             if not the_plan.has_changes:
-                typer.echo(report.TableFormat(color=is_terminal()).render(the_plan), nl=False)
+                typer.echo(table_format().render(the_plan), nl=False)
             else:
                 typer.echo("Apply cancelled; nothing changed.")
             return 0
@@ -148,7 +163,7 @@ def show(
     common = Common(Path("desired-state"), None, None, debug, runtime_of(ctx))
 
     def body() -> int:
-        rendered = report.make_format(format, color=is_terminal()).render(
+        rendered = report.make_format(format, is_terminal(), terminal_width()).render(
             planfile.read_plan(plan_file)
         )
         typer.echo(rendered, nl=False)
@@ -213,10 +228,9 @@ def drift(
             make_progress(),
             report_only=report_only,
             allow_mass_delete=allow_mass_delete,
-            announce=lambda p: typer.echo(
-                report.TableFormat(color=is_terminal()).render(p), nl=False
-            ),
+            announce=lambda p: typer.echo(table_format().render(p), nl=False),
             clock=common.runtime.clock,
+            cancel=common.cancel,
         )
         markdown_path, json_path = report_dir / "drift-report.md", report_dir / "drift-report.json"
         _write_text(markdown_path, found.to_markdown(), "the drift report")
@@ -297,5 +311,5 @@ def _write_text(path: Path, text: str, what: str) -> None:
 
 def _show_and_confirm(the_plan: Plan, auto_approve: bool) -> bool:
     """Print the plan (a CI log keeps what was applied), then ask unless auto-approved."""
-    typer.echo(report.TableFormat(color=is_terminal()).render(the_plan), nl=False)
+    typer.echo(table_format().render(the_plan), nl=False)
     return auto_approve or typer.confirm("Apply these changes?", default=False)

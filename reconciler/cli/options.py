@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated
@@ -13,6 +16,7 @@ from typing import Annotated
 import typer
 
 from reconciler import wiring
+from reconciler.cancel import Cancellation
 from reconciler.desired import load_desired_state
 from reconciler.errors import ReconcilerError, UserError
 from reconciler.http import default_cache_dir
@@ -50,6 +54,7 @@ class Common:
     now_text: str | None
     debug: bool
     runtime: wiring.Runtime
+    cancel: Cancellation = field(default_factory=Cancellation)  # Ctrl-C during an apply
 
     def now(self) -> datetime:
         """`--now` as an aware UTC datetime (naive input is taken as UTC), else the clock's."""
@@ -81,11 +86,16 @@ class Common:
 
 
 def run(common: Common, body: Callable[[], int]) -> None:
-    """Run a command body; expected errors become one line on stderr and exit 1."""
+    """Run a command body; expected errors become one line on stderr and exit 1.
+
+    Ctrl-C while an apply places files cancels it cleanly (the applier stops and says what it
+    left undone); anywhere else, or a second time, it interrupts at once. Both exit 130.
+    """
     if common.debug:
         logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
     try:
-        code = body()
+        with _interrupts_to(common.cancel):
+            code = body()
     except ReconcilerError as error:
         if common.debug:
             raise
@@ -101,3 +111,16 @@ def run(common: Common, body: Callable[[], int]) -> None:
         typer.echo("error: interrupted", err=True)
         raise typer.Exit(130) from None
     raise typer.Exit(code)
+
+
+@contextmanager
+def _interrupts_to(cancel: Cancellation) -> Iterator[None]:
+    """Route SIGINT to `cancel` while inside (signals reach the main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, lambda _signum, _frame: cancel.interrupt())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -35,4 +35,5 @@ def load_desired_state(directory: Path) -> DesiredState:
         config=config,
         digest=f"sha256:{digest.hexdigest()}",
         root=str(root),
+        location=str(directory),
     )

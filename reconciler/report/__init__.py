@@ -34,10 +34,10 @@ class FormatName(str, Enum):
     JUNIT = "junit"
 
 
-def make_format(name: FormatName, color: bool = False) -> PlanFormat:
-    """The renderer for a format name."""
+def make_format(name: FormatName, color: bool = False, width: int | None = None) -> PlanFormat:
+    """The renderer for a format name; `color` and `width` describe a terminal (table only)."""
     if name is FormatName.TABLE:
-        return TableFormat(color=color)
+        return TableFormat(color=color, width=width)
     if name is FormatName.JSON:
         return JsonFormat()
     if name is FormatName.TERRAFORM:

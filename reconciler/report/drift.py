@@ -13,7 +13,7 @@ from enum import Enum
 from typing import Any
 
 from reconciler.applier import ApplyResult
-from reconciler.model import Action, Advisory, Cause, Plan
+from reconciler.model import Action, ActionKind, Advisory, Cause, Plan
 from reconciler.planfile import (
     FORMAT_VERSION,
     advisory_json,
@@ -29,29 +29,41 @@ class Category(str, Enum):
     """How a drift is presented; every cause belongs to one."""
 
     QUARANTINED = "quarantined"
+    REPLACED = "replaced"
     ADMITTED = "admitted"
     RESTORED = "restored"
+    REMOVED = "removed"
     REGISTRY_EDITED = "registry-edited"
     UPSTREAM_CHANGED = "upstream-changed"
 
 
 TITLES = {
     Category.QUARANTINED: "Quarantined",
-    Category.ADMITTED: "Admitted since the last run: matured, or newly selected by a range",
+    Category.REPLACED: "In place of quarantined versions",
+    Category.ADMITTED: "Admitted since the last run: matured, or newly selected",
     Category.RESTORED: "Restored: the cause of an earlier quarantine no longer applies",
-    Category.REGISTRY_EDITED: "Registry changed outside the mirror: by hand, or not yet applied",
+    Category.REMOVED: "Removed: superseded, or no longer needed",
+    Category.REGISTRY_EDITED: "Registry changed outside the mirror (repaired)",
     Category.UPSTREAM_CHANGED: "Changed upstream",
 }
 
 _CATEGORY_OF = {
+    Cause.ADVISORY: Category.QUARANTINED,
+    Cause.YANKED: Category.QUARANTINED,
+    Cause.VANISHED: Category.QUARANTINED,
+    Cause.UPSTREAM_QUARANTINED: Category.QUARANTINED,
+    Cause.REPLACEMENT: Category.REPLACED,
     Cause.NEW_REQUIREMENT: Category.ADMITTED,
     Cause.NEW_VERSION: Category.ADMITTED,
+    Cause.NEW_DEPENDENCY: Category.ADMITTED,
     Cause.RESTORED: Category.RESTORED,
+    Cause.SUPERSEDED: Category.REMOVED,
+    Cause.NOT_DESIRED: Category.REMOVED,
+    Cause.NOT_ADMITTED: Category.REMOVED,
     Cause.MISSING_FROM_REGISTRY: Category.REGISTRY_EDITED,
     Cause.CHANGED_IN_REGISTRY: Category.REGISTRY_EDITED,
-    Cause.NOT_DESIRED: Category.REGISTRY_EDITED,
-    Cause.NOT_ADMITTED: Category.UPSTREAM_CHANGED,
     Cause.YANK_CHANGED: Category.UPSTREAM_CHANGED,
+    Cause.UPSTREAM_CHANGED: Category.UPSTREAM_CHANGED,
 }
 
 
@@ -67,9 +79,9 @@ def category(action: Action) -> Category:
     """The report section an action belongs to."""
     if action.quarantine:
         return Category.QUARANTINED
-    if action.cause is None:  # a plan from before causes: say where it changes the registry
-        return Category.REGISTRY_EDITED
-    return _CATEGORY_OF.get(action.cause, Category.REGISTRY_EDITED)
+    if action.cause is None:  # a plan saved before causes were recorded
+        return Category.REMOVED if action.kind is ActionKind.DELETE else Category.ADMITTED
+    return _CATEGORY_OF[action.cause]
 
 
 @dataclass(frozen=True)

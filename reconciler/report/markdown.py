@@ -10,8 +10,9 @@ from reconciler.report.text import (
     action_line,
     advisory_line,
     blocked_line,
+    headline,
     sources_line,
-    summary_line,
+    waiting_line,
 )
 
 
@@ -28,7 +29,9 @@ class MarkdownFormat(PlanFormat):
 
     def render(self, plan: Plan) -> str:
         """Markdown text."""
-        lines = ["### Mirror plan", "", f"**{summary_line(plan)}**", ""]
+        lines = ["### Mirror plan", "", f"**{headline(plan)}**", ""]
+        if (waiting := waiting_line(plan)) is not None:
+            lines += [cell(waiting), ""]
         quarantines = [a for a in plan.actions if a.quarantine]
         uploads = [a for a in plan.actions if a.kind is ActionKind.UPLOAD]
         deletes = [a for a in plan.actions if a.kind is ActionKind.DELETE and not a.quarantine]

@@ -1,7 +1,13 @@
-"""A rich table for people at a terminal (the only module that renders with rich)."""
+"""The plan for people at a terminal (the only module that renders with rich), and for logs.
+
+At a terminal the plan follows its width: rich tables where they fit, wrapped lines where a
+table would split words. Anywhere else (a CI log, a pipe) it is plain lines, one per change.
+"""
 
 from __future__ import annotations
 
+import textwrap
+from collections.abc import Iterator
 from io import StringIO
 
 from rich.console import Console
@@ -14,45 +20,52 @@ from reconciler.report.text import (
     action_line,
     advisory_line,
     blocked_line,
+    change_heading,
+    headline,
     sources_line,
-    summary_line,
+    waiting_line,
 )
+
+# Below this many columns a five-column table splits words: wrapped lines instead.
+MIN_TABLE_WIDTH = 100
+_INDENT = "    "
+_STYLES = {ActionKind.UPLOAD: "green", ActionKind.DELETE: "red"}
 
 
 class TableFormat(PlanFormat):
-    """Actions, blocked requirements and warnings as tables; colour only for a terminal."""
+    """Changes, blocked requirements, advisories and warnings.
 
-    def __init__(self, color: bool = False, width: int = 120) -> None:
+    `width`: the terminal's columns, or None when not writing to a terminal (plain lines,
+    unwrapped: a CI log wraps them itself). `color`: ANSI colour, for a terminal.
+    """
+
+    def __init__(self, color: bool = False, width: int | None = None) -> None:
         self.color = color
         self.width = width
 
     def render(self, plan: Plan) -> str:
-        """The tables as text (with ANSI colour when `color`)."""
+        """The plan as text."""
+        if self.width is not None and self.width >= MIN_TABLE_WIDTH:
+            return self._tables(plan, self.width)
+        lines = list(_plain_lines(plan))
+        if self.width is None:
+            return "\n".join(line for line, _ in lines) + "\n"
+        return "".join(_wrapped(line, indent, self.width) for line, indent in lines)
+
+    def _tables(self, plan: Plan, width: int) -> str:
         buffer = StringIO()
         console = Console(
-            file=buffer, force_terminal=self.color, no_color=not self.color, width=self.width
+            file=buffer, force_terminal=self.color, no_color=not self.color, width=width
         )
         if plan.actions:
-            table = Table(title="Changes", show_lines=False)
-            for column in ("", "package", "version", "files", "reason"):
+            table = Table(title="Changes")
+            for column in ("change", "reason"):
                 table.add_column(column, overflow="fold")
             for action in plan.actions:
-                if action.quarantine:
-                    sign = "[bold red]! quarantine[/]"
-                elif action.kind is ActionKind.UPLOAD:
-                    sign = "[green]+ upload[/]"
-                else:
-                    sign = "[red]- delete[/]"
-                table.add_row(
-                    sign,
-                    escape(action.name),
-                    escape(action.version),
-                    str(len(action.files)),
-                    escape(action_line(action)),
-                )
+                style = "bold red" if action.quarantine else _STYLES[action.kind]
+                heading = escape(change_heading(action))
+                table.add_row(f"[{style}]{heading}[/]", escape(action_line(action)))
             console.print(table)
-        else:
-            console.print("No changes. The registry matches the desired state.")
         if plan.blocked:
             table = Table(title="Blocked")
             for column in ("requirement", "reason", "detail"):
@@ -73,7 +86,46 @@ class TableFormat(PlanFormat):
             console.print(table)
         for warning in plan.warnings:
             console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
-        console.print(summary_line(plan), highlight=False)
-        if plan.advisory_sources:
-            console.print(escape(sources_line(plan.advisory_sources)), highlight=False)
+        for line in (headline(plan), waiting_line(plan), _sources(plan)):
+            if line:
+                console.print(escape(line), highlight=False)
         return buffer.getvalue()
+
+
+def _plain_lines(plan: Plan) -> Iterator[tuple[str, str]]:
+    """(line, indent for its continuation lines), in the order the tables show them."""
+    for action in plan.actions:
+        yield change_heading(action), _INDENT
+        yield _INDENT + action_line(action), _INDENT
+    for blocked in plan.blocked:
+        yield f"x blocked {blocked.requirement} ({blocked.reason.value})", _INDENT
+        yield _INDENT + blocked_line(blocked), _INDENT
+    for advisory in plan.advisories:
+        yield f"advisory {advisory_line(advisory)}", _INDENT
+        if advisory.link:
+            yield _INDENT + advisory.link, _INDENT
+    for warning in plan.warnings:
+        yield f"warning: {warning}", _INDENT
+    yield headline(plan), ""
+    for line in (waiting_line(plan), _sources(plan)):
+        if line:
+            yield line, _INDENT
+
+
+def _sources(plan: Plan) -> str | None:
+    return sources_line(plan.advisory_sources) if plan.advisory_sources else None
+
+
+def _wrapped(line: str, indent: str, width: int) -> str:
+    """A line wrapped at spaces to the width; only a word longer than a line is cut."""
+    first_indent = line[: len(line) - len(line.lstrip())]
+    return (
+        textwrap.fill(
+            line.strip(),
+            width=width,
+            initial_indent=first_indent,
+            subsequent_indent=indent,
+            break_on_hyphens=False,
+        )
+        + "\n"
+    )

@@ -18,6 +18,41 @@ def summary_line(plan: Plan) -> str:
     )
 
 
+def plural(count: int, noun: str) -> str:
+    """`1 requirement`, `6 requirements`."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def headline(plan: Plan) -> str:
+    """What the plan changes, in a line; a plan that only blocks says so instead of
+    claiming the registry matches the desired state."""
+    if plan.has_changes:
+        return summary_line(plan)
+    if plan.blocked:
+        return f"No changes to the registry; {plural(len(plan.blocked), 'requirement')} blocked."
+    return "No changes. The registry matches the desired state."
+
+
+def waiting_line(plan: Plan) -> str | None:
+    """`Waiting to mature: boto3 1.44.6 (2026-12-02), ...`: what the next plans will take."""
+    if not plan.waiting:
+        return None
+    return "Waiting to mature: " + ", ".join(
+        f"{w.name} {w.version} ({w.eligible_at:%Y-%m-%d})" for w in plan.waiting
+    )
+
+
+def change_heading(action: Action) -> str:
+    """`+ upload foo 1.1 (2 files)`, `- delete ...`, `! quarantine ...`."""
+    if action.quarantine:
+        sign = "! quarantine"
+    elif action.kind is ActionKind.UPLOAD:
+        sign = "+ upload"
+    else:
+        sign = "- delete"
+    return f"{sign} {action.name} {action.version} ({plural(len(action.files), 'file')})"
+
+
 def action_line(action: Action) -> str:
     """The reason of an action, naming its advisories when the reason does not already."""
     unnamed = [i for i in action.advisories if i not in action.reason]
@@ -27,9 +62,11 @@ def action_line(action: Action) -> str:
 
 
 def blocked_line(blocked: Blocked) -> str:
-    """What blocks a requirement, with when it becomes eligible."""
+    """What blocks a requirement, with when it becomes eligible (unless the detail says)."""
     if blocked.eligible_at is not None:
-        return f"{blocked.detail} (eligible {blocked.eligible_at:%Y-%m-%d %H:%M} UTC)"
+        stamp = f"{blocked.eligible_at:%Y-%m-%d %H:%M} UTC"
+        if stamp not in blocked.detail:
+            return f"{blocked.detail} (eligible {stamp})"
     return blocked.detail
 
 

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import http.server
 import os
+import pty
+import re
+import select
+import struct
 import subprocess
 import sys
+import termios
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -79,3 +86,55 @@ def static_server(directory: Path) -> Iterator[str]:
 def mirror_command(*args: str) -> list[str]:
     """The real `mirror` console script of this environment, as a separate process."""
     return [sys.executable, "-m", "reconciler", *args]
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 60.0) -> None:
+    """Poll until `condition` holds; the timeout only bounds a test that would hang."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
+
+
+def run_on_terminal(
+    command: list[str],
+    columns: int = 120,
+    answers: Mapping[bytes, bytes | Callable[[], object]] | None = None,
+) -> tuple[int, str]:
+    """Run a command on a pseudo-terminal `columns` wide; when a key of `answers` appears in
+    its output, type the answer (or call it). (exit code, output without terminal escapes,
+    each carriage return a line break: a redrawn progress bar is a line of its own)."""
+    primary, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    process = subprocess.Popen(
+        command, stdin=secondary, stdout=secondary, stderr=secondary, env={**env, "TERM": "xterm"}
+    )
+    os.close(secondary)
+    seen, pending = b"", dict(answers or {})
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([primary], [], [], 0.1)
+        if ready:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+        for prompt in [p for p in pending if p in seen]:
+            answer = pending.pop(prompt)
+            if callable(answer):
+                answer()
+            else:
+                os.write(primary, answer)
+        if process.poll() is not None and not ready:
+            break
+    code = process.wait(timeout=30)
+    os.close(primary)
+    text = _ANSI.sub("", seen.decode(errors="replace"))
+    return code, text.replace("\r\n", "\n").replace("\r", "\n")

@@ -322,6 +322,51 @@ def test_registry_edited_by_hand_is_drift_and_is_repaired(workspace: Workspace) 
     assert pip_install(f"file://{workspace.registry}/simple", target, "baz").returncode == 0
 
 
+def test_drift_sorts_what_it_did_by_what_happened(workspace: Workspace) -> None:
+    upstream = workspace.upstream
+    seed(workspace, "foo-bar>=1\napp>=0.9\nrng>=1\nbaz==2.0\n")
+    upstream.add_release("app", "0.9", days_ago(90))
+    upstream.add_release("app", "1.0", days_ago(60), requires=("lib>=1",))
+    upstream.add_release("lib", "1.0", days_ago(60))
+    upstream.add_release("rng", "1.0", days_ago(90))
+    upstream.add_release("rng", "1.1", days_ago(30))
+    workspace.osv.add("GHSA-rng", "rng", ["1.1"])
+    assert workspace.mirror("apply", "--auto-approve").exit_code == 0
+    assert {"app", "lib", "rng"} <= {name for name, _ in held(workspace)}
+    workspace.osv.add("GHSA-foo", "foo-bar", ["1.1"], fixed="1.2")
+    workspace.osv.add("GHSA-app", "app", ["1.0"])
+    workspace.osv.withdraw("GHSA-rng")
+    (workspace.registry / "files" / "baz" / "baz-2.0-py3-none-any.whl").write_bytes(b"edited")
+
+    code, report, markdown = drift(workspace)
+
+    assert code == 2 and report["apply"]["errors"] == []
+    assert {(q["name"], q["version"]) for q in report["quarantined"]} == {
+        ("foo-bar", "1.1"),
+        ("app", "1.0"),
+    }
+    assert {(d["category"], d["name"], d["version"], d["cause"]) for d in report["drift"]} == {
+        ("replaced", "foo-bar", "1.0", "replacement"),
+        ("replaced", "app", "0.9", "replacement"),
+        ("admitted", "rng", "1.1", "new-version"),
+        ("removed", "rng", "1.0", "superseded"),
+        ("removed", "lib", "1.0", "not-desired"),
+        ("registry-edited", "baz", "2.0", "changed-in-registry"),
+    }
+    edited = markdown.split("#### Registry changed outside the mirror")[1].split("####")[0]
+    assert "baz" in edited and "lib" not in edited and "rng" not in edited
+    assert "foo-bar>=1: in place of quarantined 1.1" in markdown
+
+
+def test_every_cause_has_a_drift_category() -> None:
+    from reconciler.model import Action, ActionKind, Cause
+    from reconciler.report.drift import category
+
+    for cause in Cause:
+        for kind in ActionKind:
+            category(Action(kind, "x", "1", "why", (), cause=cause))
+
+
 def test_too_many_quarantines_are_refused_but_reported(workspace: Workspace) -> None:
     seed(workspace, "foo-bar==1.1\nbaz==2.0\n")
     workspace.config(policy="  max_deletions: 1\n")

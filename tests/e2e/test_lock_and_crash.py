@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import pty
-import select
 import signal
 import subprocess
 import sys
@@ -13,7 +10,13 @@ from pathlib import Path
 
 from reconciler.registry import DirectoryRegistry
 from tests.conftest import NOW_ARG, Workspace, days_ago
-from tests.e2e.helpers import installed_version, mirror_command, pip_install
+from tests.e2e.helpers import (
+    installed_version,
+    mirror_command,
+    pip_install,
+    run_on_terminal,
+    wait_for,
+)
 from tests.servers.base import Gate
 from tests.servers.upstream import FakeFile
 
@@ -24,13 +27,6 @@ with DirectoryRegistry(__import__("pathlib").Path(sys.argv[1])).lock("alice@ci (
     print(info.id, flush=True)
     time.sleep(60)
 """
-
-
-def wait_for(condition, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 def test_second_apply_fails_at_once_naming_the_holder(workspace: Workspace) -> None:
@@ -148,36 +144,12 @@ def test_registry_files_are_world_readable_for_web_servers(workspace: Workspace)
 
 
 def _run_on_a_terminal(workspace: Workspace, answer: bytes) -> str:
-    """Run `mirror apply` with a pseudo-terminal as stdin/stdout and answer its prompt."""
-    primary, secondary = pty.openpty()
-    process = subprocess.Popen(
+    """Run `mirror apply` on a pseudo-terminal and answer its prompt."""
+    _, output = run_on_terminal(
         mirror_command("apply", "--desired-state", str(workspace.desired), "--now", NOW_ARG),
-        stdin=secondary,
-        stdout=secondary,
-        stderr=secondary,
+        answers={b"Apply these changes?": answer},
     )
-    os.close(secondary)
-    seen = b""
-    deadline = time.monotonic() + 30
-    answered = False
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([primary], [], [], 0.1)
-        if ready:
-            try:
-                chunk = os.read(primary, 4096)
-            except OSError:  # the child closed the terminal
-                break
-            if not chunk:
-                break
-            seen += chunk
-        if not answered and b"Apply these changes?" in seen:
-            os.write(primary, answer)
-            answered = True
-        if process.poll() is not None and not ready:
-            break
-    process.wait(timeout=30)
-    os.close(primary)
-    return seen.decode(errors="replace")
+    return output
 
 
 def test_apply_asks_on_a_terminal(workspace: Workspace) -> None:

@@ -102,3 +102,19 @@ def test_a_blocked_requirement_keeps_what_its_held_version_needs() -> None:
     )
     assert "app" in resolved.blocked
     assert ("dep", Version("1.0")) in resolved.kept
+
+
+def test_a_dependency_is_explained_only_by_versions_its_dependents_would_take() -> None:
+    app = project("app")
+    lib = make_project(
+        "lib",
+        make_file("lib", "1.26.20", days_ago(100)),
+        make_file("lib", "2.0.0", days_ago(90)),
+        make_file("lib", "2.0.1", days_ago(3)),
+        make_file("lib", "1.27.0", days_ago(2)),
+    )
+    metadata = {sha(app): CoreMetadata(("lib<1.28",)), lib.files[0].sha256 or "": CoreMetadata(())}
+    admitted = resolve({"app": app, "lib": lib}, metadata).admitted["lib"]
+    assert admitted.version == Version("1.26.20")
+    assert [n.split(":")[0] for n in admitted.notes] == ["1.27.0"]  # 2.x is outside <1.28
+    assert [(w.version, w.eligible_at) for w in admitted.waiting] == [("1.27.0", days_ago(2 - 14))]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -22,12 +23,13 @@ from tests.conftest import (
 OLD = make_file("foo", "1.0", days_ago(100))
 NEW = make_file("foo", "1.1", days_ago(50))
 BEFORE = ActualState((RegistryFile("foo", "1.0", OLD.filename, OLD.sha256 or ""),))
+DESIRED = make_desired(make_requirement("foo>=1"))
 
 
 def make_plan() -> Plan:
     return planner.plan(
         planner.PlanInputs(
-            make_desired(make_requirement("foo>=1")),
+            DESIRED,
             {"foo": make_project("foo", OLD, NEW)},
             {},
             BEFORE,
@@ -58,31 +60,32 @@ def test_round_trip(tmp_path: Path) -> None:
 def test_fresh_before_during_and_after_apply() -> None:
     plan = make_plan()
     new_file = RegistryFile("foo", "1.1", NEW.filename, NEW.sha256 or "")
-    planfile.check_fresh(plan, "sha256:d", BEFORE)
+    planfile.check_fresh(plan, DESIRED, BEFORE)
     # An apply of this plan bumped the generation and recorded the plan's id, then died.
-    planfile.check_fresh(plan, "sha256:d", ActualState((*BEFORE.files, new_file), 1, plan.id))
-    planfile.check_fresh(plan, "sha256:d", ActualState((new_file,), 1, plan.id))
+    planfile.check_fresh(plan, DESIRED, ActualState((*BEFORE.files, new_file), 1, plan.id))
+    planfile.check_fresh(plan, DESIRED, ActualState((new_file,), 1, plan.id))
 
 
 def test_partial_work_of_another_apply_is_stale() -> None:
     plan = make_plan()
     new_file = RegistryFile("foo", "1.1", NEW.filename, NEW.sha256 or "")
     with pytest.raises(StalePlanError, match="another apply"):
-        planfile.check_fresh(plan, "sha256:d", ActualState((new_file,), 1, "other-plan"))
+        planfile.check_fresh(plan, DESIRED, ActualState((new_file,), 1, "other-plan"))
     with pytest.raises(StalePlanError, match="the registry changed"):
-        planfile.check_fresh(plan, "sha256:d", ActualState((new_file,)))
+        planfile.check_fresh(plan, DESIRED, ActualState((new_file,)))
 
 
 def test_stale_when_desired_or_registry_changed() -> None:
     plan = make_plan()
-    with pytest.raises(StalePlanError, match="desired-state/ changed"):
-        planfile.check_fresh(plan, "sha256:other", BEFORE)
+    elsewhere = replace(DESIRED, digest="sha256:other", location="teams/web-state")
+    with pytest.raises(StalePlanError, match="not made from teams/web-state as it is now"):
+        planfile.check_fresh(plan, elsewhere, BEFORE)
     stranger = RegistryFile("bar", "2.0", "bar-2.0-py3-none-any.whl", "f" * 64)
     with pytest.raises(StalePlanError, match="registry changed"):
-        planfile.check_fresh(plan, "sha256:d", ActualState((*BEFORE.files, stranger)))
+        planfile.check_fresh(plan, DESIRED, ActualState((*BEFORE.files, stranger)))
     wrong_bytes = RegistryFile("foo", "1.1", NEW.filename, "e" * 64)
     with pytest.raises(StalePlanError):
-        planfile.check_fresh(plan, "sha256:d", ActualState((*BEFORE.files, wrong_bytes)))
+        planfile.check_fresh(plan, DESIRED, ActualState((*BEFORE.files, wrong_bytes)))
 
 
 @pytest.mark.parametrize("content", ["", "{}", '{"format_version": 1}', "[1]"])

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from reconciler.model import Action, ActionKind, Blocked, Plan, Problem
+from dataclasses import replace
+
+from reconciler.model import Action, ActionKind, Blocked, Plan, Problem, Waiting
 from reconciler.report import MarkdownFormat, TableFormat
 from tests.conftest import FROZEN_NOW
 
@@ -41,3 +43,18 @@ def test_markdown_escapes_table_cells() -> None:
     assert "#### Quarantine (1)" in text and "#### Upload (1)" in text
     assert "foo\\|bar==1" in text
     assert f"| {FROZEN_NOW:%Y-%m-%d} |" in text
+
+
+def test_a_plan_that_only_blocks_says_so_and_names_what_waits_to_mature() -> None:
+    only_blocked = replace(
+        PLAN,
+        actions=(),
+        blocked=(*PLAN.blocked, replace(PLAN.blocked[0], name="bar", requirement="bar>=2")),
+        waiting=(Waiting("baz", "1.4", FROZEN_NOW), Waiting("qux", "2.0", FROZEN_NOW)),
+    )
+    for text in (TableFormat().render(only_blocked), MarkdownFormat().render(only_blocked)):
+        assert "No changes to the registry; 2 requirements blocked." in text
+        assert "matches the desired state" not in text
+        assert "Waiting to mature: baz 1.4 (2026-11-24), qux 2.0 (2026-11-24)" in text
+    nothing = replace(PLAN, actions=(), blocked=())
+    assert "No changes. The registry matches the desired state." in TableFormat().render(nothing)
