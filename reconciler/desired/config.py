@@ -39,11 +39,25 @@ T = TypeVar("T")
 class _Reader:
     """Typed access to a YAML mapping that reports file, line and dotted key on every error."""
 
-    def __init__(self, display: str, mapping: CommentedMap, prefix: str, line: int) -> None:
+    def __init__(
+        self, display: str, mapping: CommentedMap, prefix: str, line: int, source: list[str]
+    ) -> None:
         self.display = display
         self.mapping = mapping
         self.prefix = prefix
         self.line = line
+        self.source = source  # the file's lines, to quote what the user wrote
+
+    def version_text(self, key: str) -> str:
+        """A version-like value as text. YAML reads `3.10` as the number 3.1: refuse it,
+        quoting what the file says."""
+        value = self.mapping.get(key, "")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            line, column = self.mapping.lc.value(key)
+            written = re.match(r"[^\s,}\]#]+", self.source[line][column:])
+            shown = written.group(0) if written else str(value)
+            raise self.error(key, f'quote the version, e.g. "{shown}"')
+        return str(value)
 
     def error(self, key: str | None, message: str) -> UserError:
         """A UserError located at `key` (or at the mapping itself)."""
@@ -87,7 +101,7 @@ class _Reader:
         value = self.mapping[key]
         if not isinstance(value, CommentedMap):
             raise self.error(key, "expected a mapping")
-        return _Reader(self.display, value, f"{self.prefix}{key}.", self.key_line(key))
+        return _Reader(self.display, value, f"{self.prefix}{key}.", self.key_line(key), self.source)
 
     def items(self, key: str) -> list[_Reader]:
         """Readers for a list of mappings."""
@@ -106,7 +120,8 @@ class _Reader:
                     line=line,
                     key=f"{self.prefix}{key}[{index}]",
                 )
-            readers.append(_Reader(self.display, item, f"{self.prefix}{key}[{index}].", line))
+            prefix = f"{self.prefix}{key}[{index}]."
+            readers.append(_Reader(self.display, item, prefix, line, self.source))
         return readers
 
     def required_str(self, key: str) -> str:
@@ -138,7 +153,8 @@ def load_config(path: Path, display: str) -> Config:
     if not path.exists():
         return Config()
     try:
-        document = YAML(typ="rt").load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        document = YAML(typ="rt").load(text)
     except (OSError, UnicodeDecodeError) as error:
         raise UserError(f"cannot read: {error}", path=display) from None
     except YAMLError as error:
@@ -150,7 +166,7 @@ def load_config(path: Path, display: str) -> Config:
         return Config()
     if not isinstance(document, CommentedMap):
         raise UserError("expected a mapping at the top level", path=display, line=1)
-    root = _Reader(display, document, "", 1)
+    root = _Reader(display, document, "", 1, text.splitlines())
     root.check_keys({"policy", "exceptions", "upstream", "registry"})
     return Config(
         policy=_policy(root.child("policy")),
@@ -262,10 +278,7 @@ def _environments(reader: _Reader) -> tuple[TargetEnvironment, ...]:
         raise reader.error("environments", "expected at least one environment")
     environments = []
     for item in items:
-        raw = item.mapping.get("python", "")
-        if isinstance(raw, (int, float)):  # YAML reads 3.10 as the number 3.1
-            raise item.error("python", f'quote the version, e.g. "{raw}"')
-        python = str(raw)
+        python = item.version_text("python")
         if not re.fullmatch(r"3\.\d{1,2}", python):
             raise item.error("python", f'expected a CPython version like "3.12", got {python!r}')
         platform = item.choice("platform", tuple(PLATFORM_MARKERS), "linux")
@@ -289,12 +302,9 @@ def _files(reader: _Reader | None) -> FilesPolicy:
 
 def _exception(reader: _Reader) -> PolicyException:
     reader.check_keys({"package", "version", "reason", "expires"})
-    raw_version = reader.mapping.get("version")
-    # YAML reads `1.10` as the number 1.1: only a string says which version was meant.
-    if isinstance(raw_version, (int, float)):
-        raise reader.error("version", f'quote the version, e.g. "{raw_version}"')
+    raw_version = reader.version_text("version")
     try:
-        version = Version(str(raw_version))
+        version = Version(raw_version)
     except InvalidVersion:
         raise reader.error("version", f"not a valid version: {raw_version!r}") from None
     return PolicyException(

@@ -45,8 +45,15 @@ def read_requirements(
         raise UserError(f"cannot parse requirements: {error}", path=display) from error
 
     for invalid in parsed.invalid_lines:
-        message = str(invalid.error_message).splitlines()[0]
-        raise UserError(message, path=display, line=invalid.requirement_line.line_number)
+        # The parser says "Invalid requirement: : <why>" over three lines; one line, our words.
+        why = str(invalid.error_message).splitlines()[0]
+        why = why.removeprefix("Invalid requirement:").strip(" :")
+        text = str(invalid.requirement_line.line).strip()
+        raise UserError(
+            f"not a valid requirement {text!r}: {why}",
+            path=display,
+            line=invalid.requirement_line.line_number,
+        )
 
     requirements: list[Requirement] = []
     for option_line in parsed.options:
@@ -118,13 +125,14 @@ def _to_requirement(install_req: object, display: str) -> Requirement:
     hashes: set[str] = set()
     for option in install_req.hash_options:  # type: ignore[attr-defined]
         algorithm, _, digest = option.partition(":")
-        if algorithm != "sha256" or not re.fullmatch(r"[0-9a-fA-F]{64}", digest):
-            raise UserError(
-                f"--hash={option}: only sha256 hashes can be checked against upstream",
-                path=display,
-                line=line_number,
-            )
-        hashes.add(digest.lower())
+        if algorithm != "sha256":
+            why = "only sha256 hashes can be checked against upstream"
+        elif not re.fullmatch(r"[0-9a-fA-F]{64}", digest):
+            why = "not a sha256 digest: expected 64 hexadecimal characters"
+        else:
+            hashes.add(digest.lower())
+            continue
+        raise UserError(f"--hash={option}: {why}", path=display, line=line_number)
 
     marker = install_req.marker  # type: ignore[attr-defined]
     return Requirement(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -11,6 +12,15 @@ from reconciler.model import Advisory, ServiceName
 
 PackageVersion = tuple[str, str]
 """(canonical project name, normalised version)."""
+
+
+# Summaries longer than this are cut at a word, for table cells and notes.
+SUMMARY_LIMIT = 200
+
+
+def summary(text: str | None) -> str:
+    """An advisory's text on one line, cut at a word boundary with an ellipsis when long."""
+    return textwrap.shorten(" ".join((text or "").split()), SUMMARY_LIMIT, placeholder=" …")
 
 
 class ServiceError(ReconcilerError):

@@ -25,6 +25,7 @@ from reconciler.vulns.interface import (
     ServiceAnswer,
     ServiceError,
     VulnerabilityService,
+    summary,
 )
 
 # OSV accepts at most 1000 queries per batch request.
@@ -169,7 +170,7 @@ def _advisory(record: dict[str, Any], name: str) -> Advisory:
     return Advisory(
         id=record["id"],
         aliases=tuple(record.get("aliases", [])),
-        summary=record.get("summary") or record.get("details", "")[:200],
+        summary=summary(record.get("summary") or record.get("details")),
         link=f"https://osv.dev/vulnerability/{record['id']}",
         fixed_in=tuple(dict.fromkeys(fixed)),
     )

@@ -19,6 +19,7 @@ from reconciler.vulns.interface import (
     ServiceAnswer,
     ServiceError,
     VulnerabilityService,
+    summary,
 )
 
 # Revalidate with the cached ETag on every plan: advisories must be current, bytes need not be
@@ -82,7 +83,7 @@ def _advisory(record: dict[str, Any]) -> Advisory:
     return Advisory(
         id=record["id"],
         aliases=tuple(record.get("aliases") or ()),
-        summary=record.get("summary") or (record.get("details") or "")[:200],
+        summary=summary(record.get("summary") or record.get("details")),
         link=record.get("link") or "",
         fixed_in=tuple(record.get("fixed_in") or ()),
     )

@@ -11,6 +11,7 @@ import contextlib
 import io
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +20,19 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from reconciler.errors import UserError
-from reconciler.model import Advisory, ServiceName
+from reconciler.model import Advisory, ServiceName, version_sort_key
 from reconciler.vulns.interface import (
     PackageVersion,
     ServiceAnswer,
     ServiceError,
     VulnerabilityService,
+    summary,
 )
 
 DATABASE_FILE = "insecure_full.json"
+# Where `more_info_path` leads when the database names no `base_domain` (safety's own default,
+# safety/safety.py).
+DEFAULT_BASE_DOMAIN = "https://data.safetycli.com"
 INSTALL_HINT = "pip install 'pypi-delayed-mirror[safety]'"
 
 Database = Mapping[str, Any]
@@ -112,7 +117,7 @@ def _findings(
     for key, value in entries.items():
         if not key.startswith("$") and key != "meta":
             by_name.setdefault(str(canonicalize_name(key)), []).extend(value)
-    base = str(meta.get("base_domain") or "")
+    base = str(meta.get("base_domain") or DEFAULT_BASE_DOMAIN).rstrip("/")
     findings = {
         package: tuple(
             _advisory(entry, base)
@@ -121,8 +126,15 @@ def _findings(
         )
         for package in dict.fromkeys(packages)
     }
+    return findings, _database_date(meta)
+
+
+def _database_date(meta: Mapping[str, Any]) -> str | None:
+    """The database's date as a date: `last_updated`, else the epoch `timestamp`."""
     stamp = meta.get("last_updated") or meta.get("timestamp")
-    return findings, str(stamp) if stamp else None
+    if isinstance(stamp, (int, float)) and not isinstance(stamp, bool):
+        return f"{datetime.fromtimestamp(stamp, timezone.utc):%Y-%m-%d %H:%M} UTC"
+    return str(stamp) if stamp else None
 
 
 def _safety_function(name: str) -> Callable[..., Database]:
@@ -156,9 +168,24 @@ def _affects(entry: Mapping[str, Any], version: str) -> bool:
 
     A specifier that cannot be read stops the plan: skipping it could admit a version it names.
     """
-    specs = entry.get("specs") or [entry.get("v", "")]
     parsed = Version(version)
-    return any(_specifier(entry, spec).contains(parsed, prereleases=True) for spec in specs if spec)
+    return any(spec.contains(parsed, prereleases=True) for spec in _specifiers(entry))
+
+
+def _specifiers(entry: Mapping[str, Any]) -> list[SpecifierSet]:
+    """The entry's affected ranges (`specs`, else `v`), each a PEP 440 specifier set."""
+    specs = entry.get("specs") or [entry.get("v", "")]
+    return [_specifier(entry, spec) for spec in specs if spec]
+
+
+def _fixed_versions(entry: Mapping[str, Any]) -> tuple[str, ...]:
+    """The versions that fix it: `fixed_versions` where the entry lists them, else the upper
+    bound of each affected range (`<5.3.1` is fixed in 5.3.1; `<=5.3` names no fix)."""
+    listed = tuple(str(v) for v in entry.get("fixed_versions") or () if v)
+    if listed:
+        return listed
+    bounds = {s.version for spec in _specifiers(entry) for s in spec if s.operator == "<"}
+    return tuple(sorted(bounds, key=version_sort_key))
 
 
 def _specifier(entry: Mapping[str, Any], spec: str) -> SpecifierSet:
@@ -192,7 +219,7 @@ def _advisory(entry: Mapping[str, Any], base_domain: str) -> Advisory:
     return Advisory(
         id=advisory_id,
         aliases=aliases,
-        summary=str(entry.get("advisory") or "")[:200],
+        summary=summary(str(entry.get("advisory") or "")),
         link=f"{base_domain}{path}" if path else "",
-        fixed_in=tuple(str(v) for v in entry.get("fixed_versions") or () if v),
+        fixed_in=_fixed_versions(entry),
     )

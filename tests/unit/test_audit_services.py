@@ -114,6 +114,33 @@ def test_safety_database_in_the_newer_schema(tmp_path: Path) -> None:
     assert answer.database == "last updated 2026-10-01 00:00:00"
 
 
+def test_safety_free_database_gives_fixes_links_dates_and_whole_words(tmp_path: Path) -> None:
+    """The free database's flat layout: no base_domain, an epoch timestamp, no fixed_versions."""
+    long_text = "Jinja2 before 2.11.3 allows a ReDoS " + "because of the urlize filter " * 10
+    database = {
+        "$meta": {"advisory": "PyUp.io metadata", "timestamp": 1625119202},
+        "jinja2": [
+            {
+                "id": "pyup.io-39525",
+                "cve": "CVE-2020-28493",
+                "advisory": long_text,
+                "specs": ["<2.11.3"],
+                "v": "<2.11.3",
+                "more_info_path": "/vulnerabilities/CVE-2020-28493/39525/",
+            },
+            {"id": "pyup.io-2", "advisory": "open ended", "specs": ["<=3.0"], "v": "<=3.0"},
+        ],
+    }
+    (tmp_path / "insecure_full.json").write_text(json.dumps(database))
+    answer = SafetyService.from_directory(tmp_path).query([("jinja2", "2.10")])
+    fixed, open_ended = answer.findings[("jinja2", "2.10")]
+    assert fixed.fixed_in == ("2.11.3",) and open_ended.fixed_in == ()
+    assert fixed.link == "https://data.safetycli.com/vulnerabilities/CVE-2020-28493/39525/"
+    assert answer.database == "last updated 2021-07-01 06:00 UTC"
+    assert fixed.summary.endswith(" …") and len(fixed.summary) <= 200
+    assert long_text.startswith(fixed.summary.removesuffix(" …") + " ")  # cut between words
+
+
 def test_safety_missing_database_fails_closed(tmp_path: Path) -> None:
     with pytest.raises(ServiceError, match="safety database in .* could not be read"):
         SafetyService.from_directory(tmp_path / "absent").query([("foo", "1.0")])

@@ -149,11 +149,28 @@ def test_errors_name_key_and_line(tmp_path: Path, config: str, expected: str) ->
     assert "desired-state/config.yaml" in str(caught.value)
 
 
-def test_unquoted_numeric_exception_version_must_be_quoted(tmp_path: Path) -> None:
-    with pytest.raises(
-        UserError, match=r"config.yaml:4: exceptions\[0\].version: quote the version"
-    ):
-        load(tmp_path, "exceptions:\n  - package: foo\n    reason: x\n    version: 1.10\n")
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (
+            "exceptions:\n  - package: foo\n    reason: x\n    version: 1.10\n",
+            'config.yaml:4: exceptions[0].version: quote the version, e.g. "1.10"',
+        ),
+        (
+            "policy:\n  environments:\n    - {python: 3.10, platform: linux}\n",
+            'config.yaml:3: policy.environments[0].python: quote the version, e.g. "3.10"',
+        ),
+    ],
+)
+def test_unquoted_numeric_versions_are_quoted_as_written(
+    tmp_path: Path, config: str, message: str
+) -> None:
+    with pytest.raises(UserError) as caught:
+        load(tmp_path, config)
+    assert str(caught.value).endswith(message)
+
+
+def test_a_quoted_version_is_read_as_written(tmp_path: Path) -> None:
     config = load(tmp_path, 'exceptions:\n  - package: foo\n    reason: x\n    version: "1.10"\n')
     assert config.exceptions[0].version == Version("1.10")
 

@@ -58,7 +58,16 @@ def test_allowed_forms_are_parsed(tmp_path: Path) -> None:
         ("-r ../outside.txt", "includes outside"),
         ("-r https://example.com/r.txt", "remote includes are refused"),
         ("requests --hash=md5:abc", "only sha256 hashes"),
+        (
+            "requests --hash=sha256:deadbeef",
+            "--hash=sha256:deadbeef: not a sha256 digest: expected 64 hexadecimal characters",
+        ),
         ("not a requirement ===", "desired-state/requirements.txt:2:"),
+        (
+            "requests>=",
+            ":2: not a valid requirement 'requests>=': Expected semicolon (after name with no "
+            "version specifier) or end",
+        ),
     ],
 )
 def test_refusals_name_file_and_line(tmp_path: Path, line: str, message: str) -> None:
@@ -151,5 +160,5 @@ def test_missing_include_names_the_including_line(tmp_path: Path) -> None:
 
 
 def test_hash_must_be_hex(tmp_path: Path) -> None:
-    with pytest.raises(UserError, match="only sha256 hashes"):
+    with pytest.raises(UserError, match="not a sha256 digest: expected 64 hexadecimal characters"):
         load_desired_state(desired(tmp_path, f"idna --hash=sha256:{'z' * 64}\n"))
