@@ -162,7 +162,7 @@ class Workspace:
         self, app: Any, args: tuple[str, ...], now: str | None, input: str | None
     ) -> Result:
         extra = ["--desired-state", str(self.desired)]
-        if now is not None and args[0] not in ("show", "force-unlock"):
+        if now is not None and args[0] not in ("show", "force-unlock", "init", "serve"):
             extra += ["--now", now]
         if args[0] in ("show", "comment"):  # they read a saved plan, not the desired state
             extra = []

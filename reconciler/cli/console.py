@@ -10,6 +10,7 @@ import typer
 
 from reconciler import report
 from reconciler.applier import ApplyResult
+from reconciler.model import Plan
 from reconciler.progress import ApplyProgress, PlainProgress, RichProgress
 
 
@@ -60,3 +61,9 @@ def report_result(result: ApplyResult) -> int:
     if result.cancelled:
         return 130
     return 1 if result.errors else 0
+
+
+def show_and_confirm(plan: Plan, auto_approve: bool) -> bool:
+    """Print the plan (a CI log keeps what was applied), then ask unless auto-approved."""
+    typer.echo(table_format().render(plan), nl=False)
+    return auto_approve or typer.confirm("Apply these changes?", default=False)

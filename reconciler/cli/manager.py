@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from reconciler import operations
-from reconciler.cli.console import make_progress, report_result, table_format
+from reconciler.cli.console import (
+    is_terminal,
+    make_progress,
+    report_result,
+    say,
+    show_and_confirm,
+    table_format,
+)
 from reconciler.cli.options import (
+    CONTEXT_SETTINGS,
     Common,
     DebugOption,
     DesiredStateOption,
     NowOption,
     RegistryOption,
+    VersionOption,
     run,
     runtime_of,
 )
@@ -26,12 +36,22 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings=CONTEXT_SETTINGS,
 )
+
+
+@app.callback()
+def main(version: VersionOption = False) -> None:
+    """The older interface: sync uploads, audit deletes (quarantines and prunes)."""
+
 
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Only print what would change.")]
 
 
 def _run_part(kind: ActionKind, common: Common, dry_run: bool, allow_mass_delete: bool) -> None:
+    """Plan, keep the actions of one kind, and apply them: on a terminal after showing them
+    and asking (like `mirror apply`), in CI at once (as this interface always did)."""
+
     def body() -> int:
         desired = common.desired()
         target = common.make_registry(desired)
@@ -47,24 +67,29 @@ def _run_part(kind: ActionKind, common: Common, dry_run: bool, allow_mass_delete
                 common.runtime.clock,
             ).only(kind)
             typer.echo(table_format().render(the_plan), nl=False)
+            say("Dry run: nothing changed.")
             return 0
-        _, outcome = operations.plan_and_apply(
+        on_terminal = sys.stdin.isatty() and is_terminal()
+        the_plan, outcome = operations.plan_and_apply(
             desired,
             target,
             upstream,
             services,
             common.now(),
-            approve=lambda _plan: True,
+            approve=lambda p: show_and_confirm(p, auto_approve=not on_terminal),
             progress=make_progress(),
             allow_mass_delete=allow_mass_delete,
             clock=common.runtime.clock,
             cancel=common.cancel,
             only=kind,
         )
-        if outcome is None:
-            typer.echo("Nothing to do.")
-            return 0
-        return report_result(outcome)
+        if outcome is not None:
+            return report_result(outcome)
+        if the_plan.has_changes:
+            say("Cancelled; nothing changed.", err=True)
+            return 1
+        say("Nothing to do.")
+        return 0
 
     run(common, body)
 

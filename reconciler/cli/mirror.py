@@ -13,18 +13,23 @@ from reconciler.cli.console import (
     is_terminal,
     make_progress,
     report_result,
+    say,
+    show_and_confirm,
     table_format,
     terminal_width,
 )
 from reconciler.cli.options import (
+    CONTEXT_SETTINGS,
     Common,
     DebugOption,
     DesiredStateOption,
     NowOption,
     RegistryOption,
+    VersionOption,
     run,
     runtime_of,
 )
+from reconciler.desired.starter import write_starter
 from reconciler.errors import MassDeleteError, UserError
 from reconciler.model import Plan
 from reconciler.registry import DirectoryRegistry
@@ -36,7 +41,14 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings=CONTEXT_SETTINGS,
 )
+
+
+@app.callback()
+def main(version: VersionOption = False) -> None:
+    """Keep a quarantined PyPI mirror in the state desired-state/ describes."""
+
 
 FormatOption = Annotated[
     report.FormatName, typer.Option("--format", help="How to render the plan.")
@@ -135,19 +147,19 @@ def apply(
             upstream,
             common.make_services(desired),
             common.now(),
-            approve=lambda p: _show_and_confirm(p, auto_approve),
+            approve=lambda p: show_and_confirm(p, auto_approve),
             progress=make_progress(),
             allow_mass_delete=allow_mass_delete,
             clock=common.runtime.clock,
             cancel=common.cancel,
         )
-        if outcome is None:
-            if not the_plan.has_changes:
-                typer.echo(table_format().render(the_plan), nl=False)
-            else:
-                typer.echo("Apply cancelled; nothing changed.")
-            return 0
-        return report_result(outcome)
+        if outcome is not None:
+            return report_result(outcome)
+        if the_plan.has_changes:  # shown, and not approved: like Terraform, not a success
+            say("Apply cancelled; nothing changed.", err=True)
+            return 1
+        typer.echo(table_format().render(the_plan), nl=False)
+        return 0
 
     run(common, body)
 
@@ -277,6 +289,27 @@ def serve(
     run(common, body)
 
 
+@app.command()
+def init(
+    ctx: typer.Context,
+    desired_state: DesiredStateOption = Path("desired-state"),
+    debug: DebugOption = False,
+) -> None:
+    """Write a commented starting desired state: config.yaml and requirements.txt."""
+    common = Common(desired_state, None, None, debug, runtime_of(ctx))
+
+    def body() -> int:
+        for path in write_starter(desired_state):
+            typer.echo(f"Wrote {path}")
+        say(
+            "Add requirements to requirements.txt, then `mirror plan` shows what the mirror "
+            "would hold and why."
+        )
+        return 0
+
+    run(common, body)
+
+
 @app.command("force-unlock")
 def force_unlock(
     ctx: typer.Context,
@@ -307,9 +340,3 @@ def _write_text(path: Path, text: str, what: str) -> None:
         path.write_text(text, encoding="utf-8")
     except OSError as error:
         raise UserError(f"cannot write {what}: {error.strerror}", path=path) from None
-
-
-def _show_and_confirm(the_plan: Plan, auto_approve: bool) -> bool:
-    """Print the plan (a CI log keeps what was applied), then ask unless auto-approved."""
-    typer.echo(table_format().render(the_plan), nl=False)
-    return auto_approve or typer.confirm("Apply these changes?", default=False)

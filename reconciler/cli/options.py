@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from reconciler import wiring
+from reconciler import __version__, wiring
 from reconciler.cancel import Cancellation
 from reconciler.desired import load_desired_state
 from reconciler.errors import ReconcilerError, UserError
@@ -25,6 +25,22 @@ from reconciler.registry import Registry
 from reconciler.upstream import UpstreamIndex
 from reconciler.vulns import VulnerabilityService
 
+# `-h` as well as `--help`, on every command (Click hands it down to subcommands).
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
+
+
+def _show_version(ctx: typer.Context, value: bool) -> None:
+    if value:
+        typer.echo(f"{ctx.info_name} {__version__}")
+        raise typer.Exit()
+
+
+VersionOption = Annotated[
+    bool,
+    typer.Option(
+        "--version", callback=_show_version, is_eager=True, help="Show the version and exit."
+    ),
+]
 DesiredStateOption = Annotated[
     Path, typer.Option("--desired-state", help="Directory with requirements.txt and config.yaml.")
 ]
@@ -69,8 +85,18 @@ class Common:
         return moment.astimezone(timezone.utc)
 
     def desired(self) -> DesiredState:
-        """The validated desired state."""
-        return load_desired_state(self.desired_state)
+        """The validated desired state; without a config.yaml, a warning says what that means."""
+        desired = load_desired_state(self.desired_state)
+        if not (self.desired_state / "config.yaml").is_file():
+            config = desired.config
+            typer.echo(
+                f"warning: {self.desired_state / 'config.yaml'} not found: every policy default "
+                f"applies, packages come from {config.upstream.index_url} and go to the "
+                f"{config.registry.type.value} registry {config.registry.path!r}; "
+                "`mirror init` writes a commented config.yaml",
+                err=True,
+            )
+        return desired
 
     def make_registry(self, desired: DesiredState) -> Registry:
         """The registry the config (or `--registry`) names."""

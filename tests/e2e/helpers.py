@@ -88,6 +88,12 @@ def mirror_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "reconciler", *args]
 
 
+def manager_command(*args: str) -> list[str]:
+    """The real `mirror-manager` command, as a separate process."""
+    code = "from reconciler.cli import manager_main; manager_main()"
+    return [sys.executable, "-c", code, *args]
+
+
 def wait_for(condition: Callable[[], bool], timeout: float = 60.0) -> None:
     """Poll until `condition` holds; the timeout only bounds a test that would hang."""
     deadline = time.monotonic() + timeout

@@ -12,6 +12,7 @@ from reconciler.registry import DirectoryRegistry
 from tests.conftest import NOW_ARG, Workspace, days_ago
 from tests.e2e.helpers import (
     installed_version,
+    manager_command,
     mirror_command,
     pip_install,
     run_on_terminal,
@@ -143,21 +144,33 @@ def test_registry_files_are_world_readable_for_web_servers(workspace: Workspace)
         assert Path(path).stat().st_mode & 0o004
 
 
-def _run_on_a_terminal(workspace: Workspace, answer: bytes) -> str:
-    """Run `mirror apply` on a pseudo-terminal and answer its prompt."""
-    _, output = run_on_terminal(
-        mirror_command("apply", "--desired-state", str(workspace.desired), "--now", NOW_ARG),
+def _run_on_a_terminal(workspace: Workspace, answer: bytes, *command: str) -> tuple[int, str]:
+    """Run a command (`mirror apply`) on a pseudo-terminal and answer its prompt."""
+    arguments = command or ("mirror", "apply")
+    program = mirror_command if arguments[0] == "mirror" else manager_command
+    return run_on_terminal(
+        program(*arguments[1:], "--desired-state", str(workspace.desired), "--now", NOW_ARG),
         answers={b"Apply these changes?": answer},
     )
-    return output
 
 
-def test_apply_asks_on_a_terminal(workspace: Workspace) -> None:
+def test_apply_asks_on_a_terminal_and_a_no_is_not_a_success(workspace: Workspace) -> None:
     workspace.upstream.add_release("foo", "1.0", days_ago(30))
     workspace.requirements("foo==1.0\n")
-    output = _run_on_a_terminal(workspace, b"n\n")
+    code, output = _run_on_a_terminal(workspace, b"n\n")
     assert "new requirement foo==1.0" in output and "Apply cancelled; nothing changed." in output
+    assert code == 1  # as Terraform: a cancelled apply did not do what was asked
     assert not (workspace.registry / "files").exists()
-    output = _run_on_a_terminal(workspace, b"y\n")
-    assert "Apply complete: 1 uploaded" in output
+    code, output = _run_on_a_terminal(workspace, b"y\n")
+    assert code == 0 and "Apply complete: 1 uploaded" in output
     assert (workspace.registry / "files" / "foo").is_dir()
+
+
+def test_the_older_interface_asks_on_a_terminal_too(workspace: Workspace) -> None:
+    workspace.upstream.add_release("foo", "1.0", days_ago(30))
+    workspace.requirements("foo==1.0\n")
+    code, output = _run_on_a_terminal(workspace, b"n\n", "mirror-manager", "sync")
+    assert code == 1 and "new requirement foo==1.0" in output and "Cancelled" in output
+    assert not (workspace.registry / "files").exists()
+    code, output = _run_on_a_terminal(workspace, b"y\n", "mirror-manager", "sync")
+    assert code == 0 and "Apply complete: 1 uploaded" in output

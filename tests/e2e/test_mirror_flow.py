@@ -6,7 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from reconciler.cli import manager_app, mirror_app
+from reconciler.desired import load_desired_state
+from reconciler.model import Config
 from reconciler.registry import DirectoryRegistry
 from tests.conftest import Workspace, days_ago
 from tests.e2e.helpers import installed_version, pip_install, static_server
@@ -260,6 +264,7 @@ def test_manager_sync_and_audit(workspace: Workspace) -> None:
     seed(workspace)
     dry = workspace.manager("sync", "--dry-run")
     assert dry.exit_code == 0 and "upload" in dry.stdout
+    assert "Dry run: nothing changed." in dry.stdout
     assert registry_listing(workspace) == set()
     assert workspace.manager("sync").exit_code == 0
     assert len(registry_listing(workspace)) == 2
@@ -270,6 +275,41 @@ def test_manager_sync_and_audit(workspace: Workspace) -> None:
     assert "no longer needed" in audit_dry.stdout
     assert workspace.manager("audit").exit_code == 0
     assert registry_listing(workspace) == {("baz", "2.0", "baz-2.0-py3-none-any.whl")}
+
+
+def test_version_and_short_help_on_every_command() -> None:
+    from reconciler import __version__
+
+    runner = CliRunner()
+    assert runner.invoke(mirror_app, ["--version"], prog_name="mirror").stdout == (
+        f"mirror {__version__}\n"
+    )
+    for command in ("plan", "apply", "show", "comment", "drift", "serve", "init", "force-unlock"):
+        shown = runner.invoke(mirror_app, [command, "-h"], prog_name="mirror")
+        assert shown.exit_code == 0 and f"Usage: mirror {command}" in shown.stdout, command
+    assert runner.invoke(manager_app, ["audit", "-h"]).exit_code == 0
+    assert runner.invoke(manager_app, ["-h"]).exit_code == 0
+
+
+def test_init_writes_a_starting_desired_state_that_means_the_defaults(tmp_path: Path) -> None:
+    fresh = tmp_path / "fresh-state"
+    result = CliRunner().invoke(mirror_app, ["init", "--desired-state", str(fresh)])
+    assert result.exit_code == 0, result.output
+    assert load_desired_state(fresh).config == Config()
+    assert load_desired_state(fresh).requirements == ()
+    again = CliRunner().invoke(mirror_app, ["init", "--desired-state", str(fresh)])
+    assert again.exit_code == 1 and "config.yaml: already exists" in again.stderr
+
+
+def test_a_missing_config_says_what_that_means(workspace: Workspace) -> None:
+    (workspace.desired / "config.yaml").unlink()
+    result = workspace.mirror("plan", "--registry", "directory", "--format", "json")
+    assert result.exit_code == 0
+    assert (
+        "config.yaml not found: every policy default applies, packages come from "
+        "https://pypi.org/simple and go to the directory registry 'registry'; `mirror init` "
+        "writes a commented config.yaml"
+    ) in result.stderr
 
 
 def test_registry_path_in_config_is_relative_to_the_repository(
