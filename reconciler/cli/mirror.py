@@ -261,6 +261,13 @@ def drift(
 @app.command()
 def serve(
     ctx: typer.Context,
+    directory: Annotated[
+        Path | None,
+        typer.Argument(
+            metavar="[DIRECTORY]",
+            help="The registry directory (default: the directory registry of the config).",
+        ),
+    ] = None,
     port: Annotated[
         int, typer.Option("--port", help="Port to listen on (0: any free one).")
     ] = 8080,
@@ -272,12 +279,16 @@ def serve(
     common = Common(desired_state, None, None, debug, runtime_of(ctx))
 
     def body() -> int:
-        target = common.make_registry(common.desired())
-        if not isinstance(target, DirectoryRegistry):
-            raise UserError("mirror serve serves the directory registry (registry.type: directory)")
-        server = make_server(target.root, host, port)
+        root = directory if directory is not None else _configured_directory(common)
+        if not (root / "simple" / "index.html").is_file():
+            say(
+                f"warning: {root} holds no registry yet (no simple/index.html): every page "
+                "answers 404 until `mirror apply` writes one",
+                err=True,
+            )
+        server = make_server(root, host, port)
         address, bound = server.server_address[:2]
-        typer.echo(f"Serving {target.root} at http://{address!s}:{bound}/simple/ (Ctrl-C stops)")
+        typer.echo(f"Serving {root} at http://{address!s}:{bound}/simple/ (Ctrl-C stops)")
         try:
             server.serve_forever()
         except KeyboardInterrupt:  # Ctrl-C is how a server is stopped, not an error
@@ -287,6 +298,17 @@ def serve(
         return 0
 
     run(common, body)
+
+
+def _configured_directory(common: Common) -> Path:
+    """The directory of the directory registry the desired state's config names."""
+    target = common.make_registry(common.desired())
+    if not isinstance(target, DirectoryRegistry):
+        raise UserError(
+            "mirror serve serves a directory registry (registry.type: directory), or the "
+            "directory you name"
+        )
+    return target.root
 
 
 @app.command()

@@ -121,3 +121,25 @@ def test_pip_and_uv_install_from_serve_and_uv_exclude_newer_uses_upload_times(
         result = pip_install(url, target, "foo-bar")
         assert result.returncode == 0, result.stderr
         assert installed_version(target, "foo_bar") == "1.1"
+
+
+def test_serve_takes_a_directory_and_warns_when_it_holds_no_registry(tmp_path: Path) -> None:
+    missing = tmp_path / "not-yet"
+    process = subprocess.Popen(
+        mirror_command("serve", str(missing), "--port", "0"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(),
+    )
+    try:
+        assert process.stdout is not None
+        listening = process.stdout.readline()
+        assert f"Serving {missing} at http://127.0.0.1:" in listening
+    finally:
+        process.terminate()
+        _, err = process.communicate(timeout=10)
+    assert (
+        f"warning: {missing} holds no registry yet (no simple/index.html): every page answers "
+        "404 until `mirror apply` writes one"
+    ) in " ".join(err.split())

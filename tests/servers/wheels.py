@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import io
 import re
@@ -55,7 +56,11 @@ def make_sdist(project: str, version: str, requires: tuple[str, ...] = ()) -> tu
     base = f"{module}-{version}"
     data = make_metadata(project, version, requires)
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+    # Byte-stable: gzip's header carries a time too (mode "w:gz" would stamp the current one).
+    with (
+        gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as compressed,
+        tarfile.open(fileobj=compressed, mode="w") as archive,
+    ):
         info = tarfile.TarInfo(f"{base}/PKG-INFO")
         info.size = len(data)
         info.mtime = 1577836800
