@@ -286,44 +286,13 @@ def resolve(
             reach[requirement.name] = {c.name for c in outcome.mapping.values()}
     _raise_if_missing(provider)
     results = _resolve_in_groups(provider, listed, reach, blocked)
-    admitted: dict[str, policy.Admitted] = {}
-    required_by: dict[str, set[str]] = {}
-    for result in results:
-        for key, candidate in result.mapping.items():
-            if key != candidate.name:
-                continue  # a release with extras: its base is pinned under the plain name
-            requirement = provider.requirement_for(candidate.name)
-            judged = provider.judged(candidate.name)
-            # Only the versions every requirement on it would take explain the choice.
-            needs = [information.requirement for information in result.criteria[key].information]
-            verdicts = [
-                v
-                for v in (judged if isinstance(judged, list) else [])
-                if all(n.specifier.contains(v.version, prereleases=True) for n in needs)
-            ]
-            admitted[candidate.name] = policy.admit(requirement, candidate.verdict, verdicts)
-        for key in result.mapping:
-            for parent in result.graph.iter_parents(key):
-                if parent is None:
-                    continue
-                parent_candidate = result.mapping[parent]
-                child = result.mapping[key].name
-                if parent_candidate.name != child:
-                    required_by.setdefault(child, set()).add(
-                        f"{parent_candidate.name} {parent_candidate.version}"
-                    )
-    kept: set[tuple[str, Version]] = set()
-    for name in blocked:
-        for version in held.get(name, ()):
-            pinned = replace(provider.requirement_for(name), specifier=SpecifierSet(f"=={version}"))
-            # Judged afresh under the pin: the listed specifier may exclude the held version.
-            keeper = Provider({**provider.listed, name: pinned}, facts)
-            outcome = _attempt(keeper, [pinned])
-            provider.missing_projects |= keeper.missing_projects
-            provider.missing_files |= keeper.missing_files
-            if isinstance(outcome, (Blocked, Conflict)):
-                continue
-            kept |= {(c.name, c.version) for c in outcome.mapping.values()}
+    admitted = {
+        candidate.name: _admitted(provider, result, key, candidate)
+        for result in results
+        for key, candidate in result.mapping.items()
+        if key == candidate.name  # a release with extras: its base is under the plain name
+    }
+    kept = _kept_for_blocked(provider, blocked, held)
     _raise_if_missing(provider)
     warnings = tuple(
         f"the dependencies of {release} could not be read (an sdist only, or no readable "
@@ -333,11 +302,58 @@ def resolve(
     )
     return Closure(
         admitted=admitted,
-        required_by={k: tuple(sorted(v)) for k, v in required_by.items()},
+        required_by=_required_by(results),
         blocked=blocked,
-        kept=frozenset(kept),
+        kept=kept,
         warnings=warnings,
     )
+
+
+def _admitted(
+    provider: Provider, result: Result[Need, Candidate, str], key: str, candidate: Candidate
+) -> policy.Admitted:
+    """A resolved candidate admitted, explained by the newer versions every requirement on
+    it would have taken (not those another requirement excludes anyway)."""
+    judged = provider.judged(candidate.name)
+    needs = [information.requirement for information in result.criteria[key].information]
+    verdicts = [
+        v
+        for v in (judged if isinstance(judged, list) else [])
+        if all(n.specifier.contains(v.version, prereleases=True) for n in needs)
+    ]
+    return policy.admit(provider.requirement_for(candidate.name), candidate.verdict, verdicts)
+
+
+def _required_by(results: Iterable[Result[Need, Candidate, str]]) -> dict[str, tuple[str, ...]]:
+    """Each project and the releases (`name version`) whose dependencies pulled it in."""
+    parents: dict[str, set[str]] = {}
+    for result in results:
+        for key, candidate in result.mapping.items():
+            for parent in result.graph.iter_parents(key):
+                if parent is not None and result.mapping[parent].name != candidate.name:
+                    pulled_by = result.mapping[parent]
+                    parents.setdefault(candidate.name, set()).add(
+                        f"{pulled_by.name} {pulled_by.version}"
+                    )
+    return {name: tuple(sorted(releases)) for name, releases in parents.items()}
+
+
+def _kept_for_blocked(
+    provider: Provider, blocked: Mapping[str, Blocked], held: Mapping[str, Collection[Version]]
+) -> frozenset[tuple[str, Version]]:
+    """What the held versions of blocked requirements need, so it is not pruned from under
+    them; each held version is judged afresh under a pin (the specifier may exclude it)."""
+    kept: set[tuple[str, Version]] = set()
+    for name in blocked:
+        for version in held.get(name, ()):
+            pinned = replace(provider.requirement_for(name), specifier=SpecifierSet(f"=={version}"))
+            keeper = Provider({**provider.listed, name: pinned}, provider.facts)
+            outcome = _attempt(keeper, [pinned])
+            provider.missing_projects |= keeper.missing_projects
+            provider.missing_files |= keeper.missing_files
+            if not isinstance(outcome, (Blocked, Conflict)):
+                kept |= {(c.name, c.version) for c in outcome.mapping.values()}
+    return frozenset(kept)
 
 
 def _resolve_in_groups(

@@ -57,32 +57,7 @@ class TableFormat(PlanFormat):
         console = Console(
             file=buffer, force_terminal=self.color, no_color=not self.color, width=width
         )
-        if plan.actions:
-            table = Table(title="Changes")
-            for column in ("change", "reason"):
-                table.add_column(column, overflow="fold")
-            for action in plan.actions:
-                style = "bold red" if action.quarantine else _STYLES[action.kind]
-                heading = escape(change_heading(action))
-                table.add_row(f"[{style}]{heading}[/]", escape(action_line(action)))
-            console.print(table)
-        if plan.blocked:
-            table = Table(title="Blocked")
-            for column in ("requirement", "reason", "detail"):
-                table.add_column(column, overflow="fold")
-            for blocked in plan.blocked:
-                table.add_row(
-                    escape(blocked.requirement),
-                    escape(blocked.reason.value),
-                    escape(blocked_line(blocked)),
-                )
-            console.print(table)
-        if plan.advisories:
-            table = Table(title="Advisories")
-            for column in ("advisory", "link"):
-                table.add_column(column, overflow="fold")
-            for advisory in plan.advisories:
-                table.add_row(escape(advisory_line(advisory)), escape(advisory.link))
+        for table in _tables(plan):
             console.print(table)
         for warning in plan.warnings:
             console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
@@ -90,6 +65,38 @@ class TableFormat(PlanFormat):
             if line:
                 console.print(escape(line), highlight=False)
         return buffer.getvalue()
+
+
+def _tables(plan: Plan) -> Iterator[Table]:
+    """Changes, blocked requirements and advisories, each a table when there are any."""
+    if plan.actions:
+        table = _table("Changes", "change", "reason")
+        for action in plan.actions:
+            style = "bold red" if action.quarantine else _STYLES[action.kind]
+            heading = escape(change_heading(action))
+            table.add_row(f"[{style}]{heading}[/]", escape(action_line(action)))
+        yield table
+    if plan.blocked:
+        table = _table("Blocked", "requirement", "reason", "detail")
+        for blocked in plan.blocked:
+            table.add_row(
+                escape(blocked.requirement),
+                escape(blocked.reason.value),
+                escape(blocked_line(blocked)),
+            )
+        yield table
+    if plan.advisories:
+        table = _table("Advisories", "advisory", "link")
+        for advisory in plan.advisories:
+            table.add_row(escape(advisory_line(advisory)), escape(advisory.link))
+        yield table
+
+
+def _table(title: str, *columns: str) -> Table:
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    return table
 
 
 def _plain_lines(plan: Plan) -> Iterator[tuple[str, str]]:
