@@ -215,11 +215,18 @@ def _ids(entry: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
 def _advisory(entry: Mapping[str, Any], base_domain: str) -> Advisory:
     """An Advisory from a safety database entry; its CVE becomes an alias."""
     advisory_id, aliases = _ids(entry)
-    path = entry.get("more_info_path") or ""
     return Advisory(
         id=advisory_id,
         aliases=aliases,
         summary=summary(str(entry.get("advisory") or "")),
-        link=f"{base_domain}{path}" if path else "",
+        link=_link(entry, aliases, base_domain),
         fixed_in=_fixed_versions(entry),
     )
+
+
+def _link(entry: Mapping[str, Any], aliases: Sequence[str], base_domain: str) -> str:
+    """safety's page for the entry; without one (older databases), the CVE's NVD record."""
+    if path := entry.get("more_info_path"):
+        return f"{base_domain}{path}"
+    cve = next((a for a in aliases if a.startswith("CVE-")), None)
+    return f"https://nvd.nist.gov/vuln/detail/{cve}" if cve else ""

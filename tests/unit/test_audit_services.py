@@ -128,7 +128,13 @@ def test_safety_free_database_gives_fixes_links_dates_and_whole_words(tmp_path: 
                 "v": "<2.11.3",
                 "more_info_path": "/vulnerabilities/CVE-2020-28493/39525/",
             },
-            {"id": "pyup.io-2", "advisory": "open ended", "specs": ["<=3.0"], "v": "<=3.0"},
+            {
+                "id": "pyup.io-2",
+                "cve": "CVE-2021-1",
+                "advisory": "open ended",
+                "specs": ["<=3.0"],
+                "v": "<=3.0",
+            },
         ],
     }
     (tmp_path / "insecure_full.json").write_text(json.dumps(database))
@@ -136,6 +142,7 @@ def test_safety_free_database_gives_fixes_links_dates_and_whole_words(tmp_path: 
     fixed, open_ended = answer.findings[("jinja2", "2.10")]
     assert fixed.fixed_in == ("2.11.3",) and open_ended.fixed_in == ()
     assert fixed.link == "https://data.safetycli.com/vulnerabilities/CVE-2020-28493/39525/"
+    assert open_ended.link == "https://nvd.nist.gov/vuln/detail/CVE-2021-1"  # no page of its own
     assert answer.database == "last updated 2021-07-01 06:00 UTC"
     assert fixed.summary.endswith(" …") and len(fixed.summary) <= 200
     assert long_text.startswith(fixed.summary.removesuffix(" …") + " ")  # cut between words
