@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,14 +156,10 @@ class _Apply:
         if isinstance(local, str):
             self._fail(handle, local)
             return False
-        try:
-            self.registry.upload(action.name, action.version, planned, local)
-        except (ReconcilerError, OSError) as error:
-            self._fail(handle, _message(planned, error))
-            return False
-        self.result.uploaded += 1
-        handle.done("uploaded")
-        return True
+        upload = self.registry.upload
+        return self._write(
+            handle, planned, lambda: upload(action.name, action.version, planned, local), "uploaded"
+        )
 
     def _restamp(self, action: Action, planned: PlannedFile) -> bool:
         """A file the registry holds already: new index metadata (a yank marker), or nothing."""
@@ -171,13 +168,25 @@ class _Apply:
             self.result.skipped += 1
             handle.done("already in the registry")
             return True
+        update = self.registry.update_metadata
+        return self._write(
+            handle,
+            planned,
+            lambda: update(action.name, action.version, planned),
+            "index metadata updated",
+        )
+
+    def _write(
+        self, handle: FileProgress, planned: PlannedFile, write: Callable[[], None], outcome: str
+    ) -> bool:
+        """One registry write for a file: counted as uploaded, or reported as failed."""
         try:
-            self.registry.update_metadata(action.name, action.version, planned)
+            write()
         except (ReconcilerError, OSError) as error:
             self._fail(handle, _message(planned, error))
             return False
         self.result.uploaded += 1
-        handle.done("index metadata updated")
+        handle.done(outcome)
         return True
 
     def _delete(self, action: Action) -> None:
