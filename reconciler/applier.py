@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -267,7 +268,8 @@ def download_verified(
     """
     if planned.url is None:
         raise ReconcilerError(f"{planned.filename}: the plan has no download URL for it")
-    target = staging / planned.filename
+    # A directory of its own per download: two downloads never write into one file.
+    target = Path(tempfile.mkdtemp(dir=staging)) / planned.filename
     digest = hashlib.sha256()
     size = 0
     try:

@@ -76,6 +76,7 @@ class Problem(str, Enum):
     VULNERABLE = "vulnerable"
     UNCHECKED = "unchecked"
     UPSTREAM_CHANGED = "upstream-changed"
+    AMBIGUOUS_FILE = "ambiguous-file"  # upstream lists one file name twice
     NOT_FOUND = "not-found"
     UPSTREAM_QUARANTINED = "quarantined"  # PEP 792 project status
     NO_MATCHING_VERSION = "no-matching-version"

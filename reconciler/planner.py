@@ -382,14 +382,17 @@ def _upstream_changed(
         project, version = projects.get(name), parse_version(spelling)
         if project is None or version is None or context.exception_for(name, version):
             continue
-        upstream = {f.filename: f.sha256 for f in project.files}
+        upstream: dict[str, set[str]] = {}
+        for upstream_file in project.files:
+            upstream.setdefault(upstream_file.filename, set()).add(upstream_file.sha256 or "")
         for filename, took in hashes:
-            now = upstream.get(filename)
-            if now and now != took:
+            # A name listed twice counts as changed: which bytes a client gets is not known.
+            if (now := upstream.get(filename, {took})) != {took}:
                 changed[(name, version)] = (
                     f"upstream now serves other bytes for {filename} than were mirrored "
-                    f"(sha256 {took[:12]}… then, {now[:12]}… now); after review, an exception "
-                    "for this version admits the new bytes"
+                    f"(sha256 {took[:12]}… then, "
+                    f"{' and '.join(f'{sha[:12]}…' for sha in sorted(now))} now); after review, "
+                    "an exception for this version admits the new bytes"
                 )
     return changed
 

@@ -199,7 +199,15 @@ def _verifiable_files(
     release: Sequence[UpstreamFile],
     context: PolicyContext,
 ) -> list[UpstreamFile] | Verdict:
-    """The files `policy.files` keeps that have a sha256 to verify (and match `--hash` pins)."""
+    """The files `policy.files` keeps that have a sha256 to verify (and match `--hash` pins).
+
+    A release listing one file name twice is refused whole: PyPI never does that, and which of
+    the two a client would get is anyone's guess.
+    """
+    names = [f.filename for f in release]
+    if twice := sorted({n for n in names if names.count(n) > 1}):
+        detail = f"upstream lists {', '.join(twice)} more than once"
+        return Verdict(version, problem=Problem.AMBIGUOUS_FILE, detail=detail)
     files = [f for f in release if context.config.policy.files.keeps(f.filename)]
     if not files:
         return Verdict(version, problem=Problem.NO_FILES, detail="no file matches policy.files")

@@ -405,3 +405,30 @@ def test_new_bytes_under_a_mirrored_name_stay_refused_until_an_exception(
     )
     (upload,) = plan_json(workspace)["actions"]
     assert upload["cause"] == "restored" and "admitted by exception" in upload["reason"]
+
+
+def test_one_file_name_listed_twice_is_refused_and_quarantines_what_is_held(
+    workspace: Workspace,
+) -> None:
+    seed(workspace, "foo-bar==1.1\nbaz==2.0\n")
+    assert workspace.mirror("apply", "--auto-approve").exit_code == 0
+    (wheel,) = [f for f in workspace.upstream.projects["foo-bar"].files if "-1.1-" in f.filename]
+    big = FakeFile(wheel.filename, wheel.upload_time, size=8 << 20)
+    workspace.upstream.add_file("foo-bar", big, replace=False)  # 899 bytes and 8 MiB, one name
+    workspace.upstream.add_release("dup", "1.0", days_ago(30))
+    (small,) = workspace.upstream.projects["dup"].files
+    workspace.upstream.add_file("dup", FakeFile(small.filename, days_ago(30), size=8 << 20), False)
+    workspace.requirements("foo-bar==1.1\nbaz==2.0\ndup==1.0\n")
+
+    code, report, _ = drift(workspace)
+
+    assert code == 2
+    assert [(q["name"], q["cause"]) for q in report["quarantined"]] == [
+        ("foo-bar", "upstream-changed")
+    ]
+    assert {(b["name"], b["reason"]) for b in report["blocked"]} == {
+        ("foo-bar", "upstream-changed"),
+        ("dup", "ambiguous-file"),
+    }
+    assert held(workspace) == {("baz", "2.0")}
+    assert not (workspace.registry / "files" / "dup").exists()

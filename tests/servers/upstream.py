@@ -280,10 +280,12 @@ class FakeUpstream(FakeServer):
     def index_url(self) -> str:
         return f"{self.url}/simple"
 
-    def add_file(self, project: str, fake_file: FakeFile) -> FakeFile:
+    def add_file(self, project: str, fake_file: FakeFile, replace: bool = True) -> FakeFile:
+        """List a file; `replace=False` lists it beside an entry of the same name (hostile)."""
         with self._mutex:
             entry = self.projects.setdefault(canonical(project), FakeProject(canonical(project)))
-            entry.files = [f for f in entry.files if f.filename != fake_file.filename]
+            if replace:
+                entry.files = [f for f in entry.files if f.filename != fake_file.filename]
             entry.files.append(fake_file)
         return fake_file
 

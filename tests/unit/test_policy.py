@@ -271,3 +271,11 @@ def test_ignored_advisories_are_named_on_admission() -> None:
     decision = decide("foo==1.0", project, config, advisories)
     assert isinstance(decision, policy.Admitted)
     assert decision.notes == ("GHSA-1 ignored until 2027-01-01: unreachable",)
+
+
+def test_a_release_listing_one_file_name_twice_is_refused_whole() -> None:
+    wheel = make_file("foo", "1.0", days_ago(30))
+    other = make_file("foo", "1.0", days_ago(30), sha256="e" * 64)
+    decision = decide("foo==1.0", make_project("foo", wheel, other))
+    assert isinstance(decision, Blocked) and decision.reason == "ambiguous-file"
+    assert decision.detail == "1.0: upstream lists foo-1.0-py3-none-any.whl more than once"
