@@ -77,23 +77,27 @@ class MetadataReader:
         return {sha: metadata for sha, metadata in found.items() if metadata is not None}
 
     def _read_or_none(self, upstream_file: UpstreamFile) -> CoreMetadata | None:
-        """None for a file whose metadata cannot be had (an sdist, a broken wheel): the plan
-        then says its dependencies were not read, rather than failing as a whole."""
+        """None for a file that has no readable metadata (an sdist, a broken wheel): the plan
+        then says its dependencies were not read. An outage is not that: it stops the plan, as
+        every upstream outage does, rather than admit a release without its dependencies."""
         try:
             return self.read(upstream_file)
-        except UpstreamError:
+        except MetadataUnavailable:
             return None
 
     def read(self, upstream_file: UpstreamFile) -> CoreMetadata:
-        """One file's metadata: cache, then PEP 658, then the wheel's own METADATA."""
+        """One file's metadata: cache, then PEP 658, then the wheel's own METADATA.
+
+        Raises MetadataUnavailable when the file has none to read, UpstreamError when upstream
+        could not be asked.
+        """
         cached = self._cache_path(upstream_file)
         if cached is not None and cached.is_file():
             return parse(cached.read_bytes())
-        if upstream_file.has_metadata:
-            raw = self._pep658(upstream_file)
-        elif upstream_file.filename.endswith(".whl"):
+        raw = self._pep658(upstream_file) if upstream_file.has_metadata else None
+        if raw is None and upstream_file.filename.endswith(".whl"):
             raw = self._from_wheel(upstream_file)
-        else:
+        if raw is None:
             raise MetadataUnavailable(
                 f"{upstream_file.filename}: the dependencies of an sdist cannot be read without "
                 "building it"
@@ -107,15 +111,14 @@ class MetadataReader:
             return None
         return self.cache_dir / "metadata" / f"{upstream_file.sha256}.METADATA"
 
-    def _pep658(self, upstream_file: UpstreamFile) -> bytes:
+    def _pep658(self, upstream_file: UpstreamFile) -> bytes | None:
+        """The PEP 658 file, verified against the index's digest (PEP 714); None when it does
+        not match, so that the wheel's own METADATA is read instead."""
         url = upstream_file.url.split("#", 1)[0] + ".metadata"
         raw = self._get(url).content
         expected = upstream_file.metadata_sha256
         if expected and hashlib.sha256(raw).hexdigest() != expected.lower():
-            raise UpstreamError(
-                f"{upstream_file.filename}: its .metadata file does not match the sha256 the "
-                "index gives (PEP 714)"
-            )
+            return None
         return raw
 
     def _from_wheel(self, upstream_file: UpstreamFile) -> bytes:
@@ -129,11 +132,13 @@ class MetadataReader:
                     if n.count("/") == 1 and n.endswith(".dist-info/METADATA")
                 ]
                 if len(members) != 1:
-                    raise UpstreamError(f"{upstream_file.filename}: no single .dist-info/METADATA")
+                    raise MetadataUnavailable(
+                        f"{upstream_file.filename}: no single .dist-info/METADATA"
+                    )
                 return archive.read(members[0])
             except (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError, EOFError,
                     ValueError) as error:  # fmt: skip
-                raise UpstreamError(
+                raise MetadataUnavailable(
                     f"{upstream_file.filename}: unreadable wheel: {error}"
                 ) from None
 

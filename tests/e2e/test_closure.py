@@ -105,3 +105,16 @@ def test_dependencies_no_longer_needed_are_pruned(workspace: Workspace) -> None:
     deletes = {a["name"]: a["reason"] for a in plan_json(workspace)["actions"]}
     gone = "no longer needed: not a requirement nor a dependency of one"
     assert deletes == {"client": gone, "pysocks": gone}
+
+
+def test_a_metadata_outage_stops_the_plan_instead_of_admitting_without_dependencies(
+    workspace: Workspace,
+) -> None:
+    workspace.upstream.add_release("app", "1.0", days_ago(30), requires=("lib>=1",))
+    workspace.upstream.add_release("lib", "1.0", days_ago(30))
+    workspace.requirements("app==1.0\n")
+    workspace.upstream.fail_next["/files/app-1.0-py3-none-any.whl.metadata"] = 100
+    result = workspace.mirror("apply", "--auto-approve")
+    assert result.exit_code == 1
+    assert "app-1.0-py3-none-any.whl.metadata answered 503" in result.stderr
+    assert not (workspace.registry / "files").exists()

@@ -12,7 +12,7 @@ from reconciler.errors import UpstreamError
 from reconciler.http import make_session
 from reconciler.metadata import MetadataReader, MetadataUnavailable
 from reconciler.upstream import UpstreamIndex
-from tests.conftest import days_ago
+from tests.conftest import days_ago, fast_retries
 from tests.servers.upstream import FakeUpstream
 
 REQUIRES = ("idna>=2.5", 'pysocks!=1.5.7; extra == "socks"')
@@ -37,14 +37,25 @@ def test_pep658_metadata_is_read_verified_and_cached(
     assert upstream.count("/files/") == 1
 
 
-def test_a_metadata_file_that_does_not_match_its_digest_is_refused(
+def test_a_metadata_file_that_does_not_match_its_digest_gives_way_to_the_wheel(
     upstream: FakeUpstream,
 ) -> None:
     (fake,) = upstream.add_release("req", "1.0", days_ago(30), requires=REQUIRES)
     wheel = files(upstream, "req")["req-1.0-py3-none-any.whl"]
     fake.metadata = b"Metadata-Version: 2.1\nName: req\nVersion: 1.0\nRequires-Dist: evil\n"
-    with pytest.raises(UpstreamError, match="does not match the sha256"):
-        MetadataReader(make_session(None, 2), None).read(wheel)
+    assert MetadataReader(make_session(None, 2), None).read(wheel).requires_dist == REQUIRES
+
+
+@pytest.mark.parametrize("path", [".metadata", ""])
+def test_an_outage_is_not_an_absence_of_dependencies(upstream: FakeUpstream, path: str) -> None:
+    upstream.serve_metadata = path == ".metadata"
+    upstream.add_release("req", "1.0", days_ago(30), requires=REQUIRES)
+    wheel = files(upstream, "req")["req-1.0-py3-none-any.whl"]
+    upstream.fail_next[f"/files/req-1.0-py3-none-any.whl{path}"] = 100
+    reader = MetadataReader(make_session(None, 2, fast_retries()), None)
+    with pytest.raises(UpstreamError, match="503") as failed:
+        reader.read_many([wheel])
+    assert not isinstance(failed.value, MetadataUnavailable)
 
 
 @pytest.mark.parametrize("ranges", [True, False])
