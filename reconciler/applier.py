@@ -14,6 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from reconciler.cancel import Cancellation, Cancelled
 from reconciler.clock import Clock
@@ -71,19 +72,26 @@ def apply(
     if plan.actions:
         registry.begin_apply(plan.id)
     progress.begin(sum(len(a.files) for a in plan.actions))
+    pool = ThreadPoolExecutor(max_workers=workers)
     try:
-        with (
-            cancel.armed(),
-            registry.staging() as staging,
-            ThreadPoolExecutor(max_workers=workers) as pool,
-        ):
+        with cancel.armed(), registry.staging() as staging:
             _Apply(
                 registry, actual.held(), progress, result, clock, cancel, pool, upstream, staging
             ).run(plan.actions)
     finally:
+        # Cancelled: downloads still waiting on the network are abandoned, not waited for.
+        pool.shutdown(wait=not cancel.cancelled, cancel_futures=True)
         progress.end()
-    result.cancelled = cancel.cancelled
+    result.cancelled = bool(result.undone)
     return result
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """Why a file was not downloaded: an error to report, or the apply was cancelled."""
+
+    message: str
+    cancelled: bool = False
 
 
 @dataclass
@@ -118,7 +126,8 @@ class _Apply:
     def _uploads(self, actions: list[Action]) -> None:
         """Upload the files of these actions: what the registry holds is skipped (or
         re-stamped), the rest downloads concurrently and is placed here as it arrives."""
-        pending: dict[Future[tuple[Path | str, FileProgress]], tuple[Action, PlannedFile]] = {}
+        pending: dict[Future[tuple[Path | _Failure, FileProgress]], tuple[Action, PlannedFile]]
+        pending = {}
         unfinished: set[int] = set()
         for action in actions:
             for planned in action.files:
@@ -126,36 +135,43 @@ class _Apply:
                     pending[self.pool.submit(self._download, planned)] = (action, planned)
                 elif not self._restamp(action, planned):
                     unfinished.add(id(action))
-        for future in as_completed(pending):
-            action, planned = pending[future]
+        stop = self.cancel.stop_future()  # completes on Ctrl-C: no waiting for the rest
+        waitable: list[Future[Any]] = [*pending, stop]
+        for future in as_completed(waitable) if pending else ():
+            if future is stop:
+                break
+            action, planned = pending.pop(future)
             if not self._place(action, planned, *future.result()):
                 unfinished.add(id(action))
+            if not pending:
+                break
+        unfinished.update(id(action) for action, _ in pending.values())
         for action in actions:
             if id(action) not in unfinished:
                 self._remember(action)
             elif self.cancel.cancelled:
                 self.result.undone.append(_describe(action))
 
-    def _download(self, planned: PlannedFile) -> tuple[Path | str, FileProgress]:
+    def _download(self, planned: PlannedFile) -> tuple[Path | _Failure, FileProgress]:
         """A verified file in staging, or why there is none (run on the pool)."""
         handle = self.progress.file(f"upload {planned.filename}", planned.size)
         try:
             local = download_verified(self.upstream, planned, self.staging, handle, self.cancel)
         except Cancelled:
-            return "cancelled", handle
+            return _Failure("cancelled", cancelled=True), handle
         except (ReconcilerError, OSError) as error:
-            return _message(planned, error), handle
+            return _Failure(_message(planned, error)), handle
         return local, handle
 
     def _place(
-        self, action: Action, planned: PlannedFile, local: Path | str, handle: FileProgress
+        self, action: Action, planned: PlannedFile, local: Path | _Failure, handle: FileProgress
     ) -> bool:
         """Make a downloaded file visible, unless the download failed or the apply stops."""
         if self.cancel.cancelled:
             handle.done("not placed: cancelled")
             return False
-        if isinstance(local, str):
-            self._fail(handle, local)
+        if isinstance(local, _Failure):
+            self._fail(handle, local.message)
             return False
         upload = self.registry.upload
         return self._write(
@@ -165,6 +181,9 @@ class _Apply:
     def _restamp(self, action: Action, planned: PlannedFile) -> bool:
         """A file the registry holds already: new index metadata (a yank marker), or nothing."""
         handle = self.progress.file(f"upload {planned.filename}", planned.size)
+        if self.cancel.cancelled:
+            handle.done("not started: cancelled")
+            return False
         if planned.before_sha256 != planned.sha256:
             self.result.skipped += 1
             handle.done("already in the registry")
@@ -183,6 +202,9 @@ class _Apply:
         """One registry write for a file: counted as uploaded, or reported as failed."""
         try:
             write()
+        except Cancelled:  # a retry's wait ended by Ctrl-C (GitLab): the next apply looks again
+            handle.done("not placed: cancelled")
+            return False
         except (ReconcilerError, OSError) as error:
             self._fail(handle, _message(planned, error))
             return False
@@ -196,6 +218,9 @@ class _Apply:
         try:
             if present:
                 self.registry.delete(action.name, action.version, present)
+        except Cancelled:
+            self.result.undone.append(_describe(action))
+            outcome = "not deleted: cancelled"
         except (ReconcilerError, OSError) as error:
             outcome = f"FAILED: delete {action.name} {action.version}: {error}"
             self.result.errors.append(outcome.removeprefix("FAILED: "))
@@ -268,6 +293,7 @@ def download_verified(
     """
     if planned.url is None:
         raise ReconcilerError(f"{planned.filename}: the plan has no download URL for it")
+    cancel.check()
     # A directory of its own per download: two downloads never write into one file.
     target = Path(tempfile.mkdtemp(dir=staging)) / planned.filename
     digest = hashlib.sha256()

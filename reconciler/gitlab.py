@@ -19,6 +19,7 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
+from reconciler import jsondata
 from reconciler.errors import ReconcilerError, UserError
 from reconciler.http import RetryPolicy, make_session
 
@@ -59,6 +60,7 @@ class Credential:
 class Again:
     """An attempt that failed in a way worth repeating: a broken connection, 429 or 5xx."""
 
+    why: str  # for the message when every attempt failed
     retry_after: str | None = None  # the server's Retry-After header, where it sent one
 
 
@@ -124,10 +126,11 @@ class GitLabClient:
         or 5xx is `Again`, and the caller looks whether it landed before trying again."""
         try:
             response = self.request("POST", url, **kwargs)
-        except GitLabError:
-            return Again()
+        except GitLabError as error:
+            return Again(str(error))
         if response.status_code == 429 or response.status_code >= 500:
-            return Again(response.headers.get("Retry-After"))
+            why = f"GitLab answered {response.status_code}: {_message(response)}"
+            return Again(why, response.headers.get("Retry-After"))
         return response
 
     def retry(self, attempt: Callable[[], T | Again], what: str) -> T:
@@ -137,13 +140,29 @@ class GitLabClient:
         one landed; raises GitLabError naming `what` when every try asked to go again.
         """
         attempts = self.retries.retries + 1
+        why = ""
         for number in range(attempts):
             outcome = attempt()
             if not isinstance(outcome, Again):
                 return outcome
+            why = outcome.why
             if number + 1 < attempts:
-                self.retries.sleep(self.retries.delay(number, outcome.retry_after))
-        raise self.error(f"{what} failed: GitLab kept failing ({attempts} attempts)")
+                self.retries.pause(self.retries.delay(number, outcome.retry_after))
+        raise self.error(f"{what} failed {attempts} times; the last time: {why}")
+
+    def document(self, response: requests.Response, what: str) -> Any:
+        """The response's JSON; malformed data is this client's error, naming `what`."""
+        try:
+            return jsondata.loads(response.content)
+        except ValueError as error:
+            raise self.error(f"GitLab answered {what} with malformed JSON: {error}") from None
+
+    def created_id(self, response: requests.Response, what: str) -> int:
+        """The `id` of what a response describes (a note, the user)."""
+        document = self.document(response, what)
+        if not isinstance(document, dict) or not isinstance(document.get("id"), int):
+            raise self.error(f"GitLab answered {what} without an id")
+        return int(document["id"])
 
     def check(
         self, response: requests.Response, what: str, role: str = "Reporter", package: bool = False
@@ -194,7 +213,7 @@ class GitLabClient:
                 "GET", url, params={**params, "per_page": PER_PAGE, "page": page}, headers=headers
             )
             self.check(response, what)
-            items = response.json()
+            items = self.document(response, what)
             if not isinstance(items, list):
                 raise self.error(f"GitLab answered {what} with something other than a list")
             yield from items
@@ -219,7 +238,7 @@ def redacted_location(response: requests.Response) -> str:
 def _message(response: requests.Response) -> str:
     """GitLab's own message, on one line (a proxy's HTML error page included)."""
     try:
-        data = response.json()
+        data = jsondata.loads(response.content)
     except ValueError:
         data = response.text
     if isinstance(data, dict):

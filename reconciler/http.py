@@ -37,13 +37,18 @@ class RetryPolicy:
     """How often a failed request is repeated and how long to wait in between.
 
     A dependency like the clock: production backs off exponentially and honours Retry-After (up
-    to `max_wait`); tests pass `sleep` that records the waits instead of sleeping them.
+    to `max_wait`), waiting with `sleep` (None: the machine's; the composition root passes one
+    that Ctrl-C ends); tests pass one that records the waits instead of sleeping them.
     """
 
     retries: int = 5  # repeats after the first attempt
     backoff: float = 0.5  # seconds before the second attempt; doubles with each one after
     max_wait: float = MAX_RETRY_AFTER
-    sleep: Callable[[float], None] = time.sleep
+    sleep: Callable[[float], None] | None = None
+
+    def pause(self, seconds: float) -> None:
+        """Wait `seconds` between two attempts."""
+        (self.sleep or time.sleep)(seconds)
 
     def delay(self, attempt: int, retry_after: str | None = None) -> float:
         """The wait after failed attempt `attempt` (0-based): the server's Retry-After in
@@ -95,7 +100,7 @@ class _PolicyRetry(Retry):
         wait = self.get_retry_after(response) if response is not None else None
         wait = wait if wait is not None else self.get_backoff_time()
         if wait > 0:
-            self.policy.sleep(wait)
+            self.policy.pause(wait)
 
 
 def make_session(

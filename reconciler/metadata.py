@@ -16,13 +16,13 @@ import tempfile
 import zipfile
 import zlib
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 
 from reconciler import cachefile
+from reconciler.concurrency import map_concurrently
 from reconciler.errors import UpstreamError
 from reconciler.http import redact
 from reconciler.model import UpstreamFile
@@ -72,8 +72,8 @@ class MetadataReader:
         unique = {f.sha256: f for f in files if f.sha256}
         if not unique:
             return {}
-        with ThreadPoolExecutor(max_workers=min(self.workers, len(unique))) as pool:
-            found = dict(zip(unique, pool.map(self._read_or_none, unique.values()), strict=True))
+        read = map_concurrently(self._read_or_none, unique.values(), self.workers)
+        found = dict(zip(unique, read, strict=True))
         return {sha: metadata for sha, metadata in found.items() if metadata is not None}
 
     def _read_or_none(self, upstream_file: UpstreamFile) -> CoreMetadata | None:

@@ -79,6 +79,7 @@ class Problem(str, Enum):
     AMBIGUOUS_FILE = "ambiguous-file"  # upstream lists one file name twice
     NOT_FOUND = "not-found"
     UPSTREAM_QUARANTINED = "quarantined"  # PEP 792 project status
+    UPSTREAM_UNREADABLE = "upstream-unreadable"  # its page could not be read
     NO_MATCHING_VERSION = "no-matching-version"
     DEPENDENCY_UNSATISFIABLE = "dependency-unsatisfiable"
     DEPENDENCY_CONFLICT = "dependency-conflict"
@@ -268,13 +269,18 @@ class Config:
 
 @dataclass(frozen=True)
 class DesiredState:
-    """Requirements plus config, with a digest of every file they were read from."""
+    """Requirements plus config, with a digest of every file they were read from.
+
+    `requirements` are the lines whose marker holds for some target of `policy.environments`
+    (repeats merged); `for_no_target` the lines left out because it holds for none.
+    """
 
     requirements: tuple[Requirement, ...]
     config: Config
     digest: str
     root: str  # the directory, resolved
     location: str = "desired-state"  # the directory as the user named it, for messages
+    for_no_target: tuple[Requirement, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -296,11 +302,16 @@ class UpstreamFile:
 
 @dataclass(frozen=True)
 class UpstreamProject:
-    """A project page from upstream; `status` is the PEP 792 project status, if any."""
+    """A project page from upstream; `status` is the PEP 792 project status, if any.
+
+    `unreadable` says why a page upstream served could not be read (malformed, nested too
+    deeply, an unknown API version): that project is blocked, the rest of the plan goes on.
+    """
 
     name: str
     files: tuple[UpstreamFile, ...]
     status: str | None = None
+    unreadable: str | None = None
 
     def releases(self) -> dict[Version, tuple[UpstreamFile, ...]]:
         """Files grouped by parsed version; files whose version cannot be parsed are left out."""

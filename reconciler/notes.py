@@ -60,7 +60,7 @@ class MergeRequestNotes:
             if isinstance(created, Again):
                 return created
             self.client.check(created, f"a note on merge request !{self.iid}", role="Reporter")
-            return "created", int(created.json()["id"])
+            return "created", self.client.created_id(created, f"a note on !{self.iid}")
 
         return self.client.retry(attempt, f"the note on merge request !{self.iid}")
 
@@ -72,7 +72,7 @@ class MergeRequestNotes:
             "GET", f"{self.client.api_url}/user", headers=self._headers()
         )
         self.client.check(response, "identifying MIRROR_NOTE_TOKEN's user")
-        return int(response.json()["id"])
+        return self.client.created_id(response, "identifying MIRROR_NOTE_TOKEN's user")
 
     def _find(self, me: int) -> int | None:
         """Our note: written by the token's user and carrying the marker."""

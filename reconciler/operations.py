@@ -231,7 +231,8 @@ def drift(
         return DriftReport(error.plan, Mode.REFUSED, refusal=str(error))
     if result is None:  # nothing to change: approval was never asked
         announce(plan)
-    return DriftReport(plan, Mode.APPLIED, result)
+    cancelled = result is not None and result.cancelled
+    return DriftReport(plan, Mode.INTERRUPTED if cancelled else Mode.APPLIED, result)
 
 
 def check_not_future(evaluated_at: datetime, wall_clock: datetime) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
+from reconciler import jsondata
 from reconciler.errors import StalePlanError, UserError
 from reconciler.model import (
     Action,
@@ -143,7 +144,7 @@ def advisory_json(advisory: Advisory) -> dict[str, Any]:
 def read_plan(path: Path) -> Plan:
     """Load a saved plan; a missing or malformed file is a user error naming it."""
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        document = jsondata.loads(path.read_bytes())
     except FileNotFoundError:
         raise UserError("plan file not found", path=path) from None
     except (OSError, ValueError) as error:

@@ -59,7 +59,7 @@ class PlanInputs:
 
 def projects_to_fetch(desired: DesiredState, actual: ActualState) -> set[str]:
     """Every project a plan needs upstream facts for: desired ones and mirrored ones."""
-    return {r.name for r in applicable_requirements(desired)} | {f.name for f in actual.files}
+    return {r.name for r in desired.requirements} | {f.name for f in actual.files}
 
 
 def versions_to_audit(
@@ -71,7 +71,7 @@ def versions_to_audit(
     """(name, version) pairs to check for advisories, in one batch: every candidate a
     requirement could select, and everything the registry holds (the audit)."""
     context = policy.PolicyContext(desired.config, now)
-    listed = {r.name: r for r in applicable_requirements(desired)}
+    listed = {r.name: r for r in desired.requirements}
     # With the closure, every project fetched may be a dependency: its candidates too.
     names = (
         projects.keys()
@@ -87,12 +87,6 @@ def versions_to_audit(
     ]
     pairs.extend((f.name, f.version) for f in actual.files)
     return list(dict.fromkeys(pairs))
-
-
-def applicable_requirements(desired: DesiredState) -> tuple[Requirement, ...]:
-    """The requirements whose marker holds for some target of `policy.environments`."""
-    environments = desired.config.policy.environments
-    return tuple(r for r in desired.requirements if r.applies_to(environments))
 
 
 def plan(inputs: PlanInputs) -> Plan:
@@ -160,7 +154,7 @@ def _decide(
 ) -> _Decisions:
     """The version admitted for each requirement (and, with the closure, each dependency)."""
     settings = inputs.desired.config.policy
-    listed = applicable_requirements(inputs.desired)
+    listed = inputs.desired.requirements
     requirements = {r.name: r for r in listed}
     if settings.dependencies is DependencyMode.CLOSURE:
         resolved = closure.resolve(
@@ -219,8 +213,7 @@ def _plan_warnings(inputs: PlanInputs, decisions: _Decisions) -> list[str]:
     warnings.extend(
         f"{r.source}: {r.text} applies to none of policy.environments (its marker: "
         f"{r.marker}); not mirrored"
-        for r in inputs.desired.requirements
-        if r.name not in decisions.requirements
+        for r in inputs.desired.for_no_target
     )
     warnings.extend(decisions.warnings)
     if not inputs.actual.keeps_index_metadata:
@@ -251,6 +244,12 @@ class _Review:
     def mirrored_version(self, name: str, files: Mapping[str, RegistryFile]) -> list[Action]:
         """The deletes one held version needs (a quarantine first of all), if any."""
         version = _registry_spelling(files)
+        project = self.inputs.projects.get(name)
+        if project is not None and project.unreadable is not None:
+            self.warnings.append(
+                f"{name} {version} could not be checked against upstream this time: its page "
+                f"could not be read ({project.unreadable}); kept until it can"
+            )
         if (name, version) in self.inputs.unchecked:
             self.warnings.append(
                 f"{name} {version} could not be checked for advisories this time: "

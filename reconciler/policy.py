@@ -31,6 +31,9 @@ Advisories = Mapping[tuple[str, str], Sequence[Advisory]]
 PackageKey = tuple[str, str]
 """(canonical name, version as queried): the key of advisory findings."""
 
+# Clocks differ a little; an upload time further ahead than this is not believed.
+FUTURE_TOLERANCE = timedelta(days=1)
+
 # PEP 792: a project marked `quarantined` by the index must not be installed.
 QUARANTINED_STATUS = "quarantined"
 
@@ -337,6 +340,9 @@ def judge_candidates(
     """
     if project is None:
         return _blocked(requirement, Problem.NOT_FOUND, "project not found on the upstream index")
+    if project.unreadable is not None:
+        detail = f"its upstream page could not be read: {project.unreadable}"
+        return _blocked(requirement, Problem.UPSTREAM_UNREADABLE, detail)
     if project.status == QUARANTINED_STATUS:
         return _blocked(
             requirement, Problem.UPSTREAM_QUARANTINED, "project is quarantined upstream (PEP 792)"
@@ -434,6 +440,8 @@ def quarantine_cause(
         return Cause.ADVISORY, "has " + ", ".join(map(context.describe, malicious)), malicious
     if project is None:
         return Cause.VANISHED, "vanished upstream: the project is gone from the index", ()
+    if project.unreadable is not None:
+        return None  # nothing to judge by: kept, and the plan says why (fail closed)
     if project.status == QUARANTINED_STATUS:
         return Cause.UPSTREAM_QUARANTINED, "project is quarantined upstream (PEP 792)", ()
     release = project.releases().get(version)
@@ -520,8 +528,9 @@ def _fix_lane_note(fixes: Sequence[tuple[Version, Advisory]], context: PolicyCon
 
 
 def _mature(upstream_file: UpstreamFile, min_age: timedelta, now: datetime) -> bool:
-    """Fail closed: a file without an upload time is never mature."""
-    return upstream_file.upload_time is not None and upstream_file.upload_time + min_age <= now
+    """Fail closed: a file without an upload time is never mature. (An age, not an eligible
+    date, is compared: an upload time of year 9999 cannot overflow it.)"""
+    return upstream_file.upload_time is not None and now - upstream_file.upload_time >= min_age
 
 
 def _immature(
@@ -534,8 +543,16 @@ def _immature(
             problem=Problem.NO_UPLOAD_TIME,
             detail="upstream gives no upload time, so its age is unknown (fail closed)",
         )
-    eligible = min(timed) + min_age
-    age_days = (context.now - min(timed)).days
+    first = min(timed)
+    if first - context.now > FUTURE_TOLERANCE:
+        return Verdict(
+            version,
+            problem=Problem.IMMATURE,
+            detail=f"upstream says it was uploaded on {first:%Y-%m-%d}, in the future, so its "
+            "age is unknown (fail closed)",
+        )
+    eligible = first + min_age
+    age_days = (context.now - first).days
     return Verdict(
         version,
         problem=Problem.IMMATURE,

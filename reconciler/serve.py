@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.server
 import re
 import shutil
+import socket
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -140,6 +141,11 @@ class RegistryHandler(http.server.BaseHTTPRequestHandler):
 
 
 def make_server(root: Path, host: str, port: int) -> http.server.ThreadingHTTPServer:
-    """A threaded server for the registry at `root` (port 0: any free port)."""
+    """A threaded server for the registry at `root` (port 0: any free port; an IPv6 host too)."""
     handler: Callable[..., RegistryHandler] = partial(RegistryHandler, root=root)
-    return http.server.ThreadingHTTPServer((host, port), handler)
+    server_class = _IPv6Server if ":" in host else http.server.ThreadingHTTPServer
+    return server_class((host, port), handler)
+
+
+class _IPv6Server(http.server.ThreadingHTTPServer):
+    address_family = socket.AF_INET6

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import timezone
 from pathlib import Path
@@ -15,6 +14,7 @@ from pypi_simple import ACCEPT_JSON_PREFERRED, ProjectPage
 from pypi_simple.errors import UnsupportedContentTypeError, UnsupportedRepoVersionError
 
 from reconciler.cancel import Cancellation
+from reconciler.concurrency import map_concurrently
 from reconciler.errors import UpstreamError
 from reconciler.http import redact
 from reconciler.metadata import CoreMetadata, MetadataReader
@@ -54,8 +54,7 @@ class UpstreamIndex:
         unique = sorted(set(names))
         if not unique:
             return {}
-        with ThreadPoolExecutor(max_workers=min(self.workers, len(unique))) as pool:
-            return dict(zip(unique, pool.map(self.project, unique), strict=True))
+        return dict(zip(unique, map_concurrently(self.project, unique, self.workers), strict=True))
 
     def core_metadata(self, files: Iterable[UpstreamFile]) -> dict[str, CoreMetadata]:
         """The core metadata of files (PEP 658, else the wheel itself) by sha256; files whose
@@ -78,8 +77,14 @@ class UpstreamIndex:
             )
         try:
             page = ProjectPage.from_response(response, name)
-        except (UnsupportedContentTypeError, UnsupportedRepoVersionError, ValueError) as error:
-            raise UpstreamError(f"cannot read upstream page for {name}: {error}") from error
+        except (
+            UnsupportedContentTypeError,
+            UnsupportedRepoVersionError,
+            ValueError,  # not JSON, or not the shape PEP 691 gives (pydantic's errors too)
+            RecursionError,  # JSON nested too deeply
+        ) as error:
+            why = str(error).splitlines()[0] if str(error) else type(error).__name__
+            return UpstreamProject(name, (), unreadable=why[:200])
         return _to_project(name, page)
 
     @contextmanager

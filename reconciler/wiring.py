@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from reconciler.cancel import Cancellation
 from reconciler.clock import Clock, system_clock
 from reconciler.errors import UserError
 from reconciler.gitlab import Credential, GitLabClient, ci_setting
@@ -24,7 +25,8 @@ WORKERS = 16
 
 @dataclass(frozen=True)
 class Runtime:
-    """What a command takes from the machine besides its inputs: the clock and how it retries.
+    """What a command takes from the machine besides its inputs: the clock, how it retries, and
+    its Ctrl-C (one per command).
 
     The CLI runs with the defaults; a test passes its own (a fixed instant, retries that do not
     wait) as the Click context's `obj`.
@@ -32,14 +34,20 @@ class Runtime:
 
     clock: Clock = system_clock
     retries: RetryPolicy = field(default_factory=RetryPolicy)
+    cancel: Cancellation = field(default_factory=Cancellation)
+
+    def retry_policy(self) -> RetryPolicy:
+        """The retries, waiting on the machine's clock unless told otherwise; in an apply, a
+        cancel ends the wait."""
+        return replace(self.retries, sleep=self.retries.sleep or self.cancel.wait)
 
 
 def make_upstream(desired: DesiredState, cache_dir: Path | None, runtime: Runtime) -> UpstreamIndex:
     """The upstream index client: cached, pooled session for pages; uncached for files."""
     return UpstreamIndex(
         desired.config.upstream.index_url,
-        session=make_session(cache_dir, WORKERS, runtime.retries),
-        download_session=make_session(None, WORKERS, runtime.retries),
+        session=make_session(cache_dir, WORKERS, runtime.retry_policy()),
+        download_session=make_session(None, WORKERS, runtime.retry_policy()),
         workers=WORKERS,
         metadata_cache=cache_dir,
     )
@@ -49,7 +57,7 @@ def make_services(
     desired: DesiredState, cache_dir: Path | None, runtime: Runtime
 ) -> list[VulnerabilityService]:
     """The configured vulnerability services, sharing one cached session."""
-    session = make_session(cache_dir, WORKERS, runtime.retries)
+    session = make_session(cache_dir, WORKERS, runtime.retry_policy())
     upstream = desired.config.upstream
     factories: dict[ServiceName, Callable[[], VulnerabilityService]] = {
         ServiceName.OSV: lambda: OsvService(
@@ -106,7 +114,7 @@ def make_gitlab_registry(runtime: Runtime) -> GitLabRegistry:
         ci_setting("CI_API_V4_URL", purpose),
         ci_setting("CI_PROJECT_ID", purpose),
         pool_size=WORKERS,
-        retries=runtime.retries,
+        retries=runtime.retry_policy(),
     )
     return GitLabRegistry(
         client,
@@ -127,6 +135,6 @@ def make_merge_request_notes(runtime: Runtime) -> MergeRequestNotes:
     client = GitLabClient(
         ci_setting("CI_API_V4_URL", purpose),
         ci_setting("CI_PROJECT_ID", purpose),
-        retries=runtime.retries,
+        retries=runtime.retry_policy(),
     )
     return MergeRequestNotes(client, Credential(token), ci_setting("CI_MERGE_REQUEST_IID", purpose))

@@ -48,6 +48,11 @@ def days_ago(days: float) -> datetime:
     return FROZEN_NOW - timedelta(days=days)
 
 
+def wall_days_ago(days: float) -> datetime:
+    """For tests that run the real `mirror` process, which judges by the machine's clock."""
+    return datetime.now(timezone.utc) - timedelta(days=days)
+
+
 def make_requirement(text: str, hashes: tuple[str, ...] = ()) -> Requirement:
     """A requirement from `name<specifier>` text."""
     index = next((i for i, c in enumerate(text) if c in "<>=!~"), len(text))

@@ -1,5 +1,10 @@
 """Command-line entry points: `mirror` and `mirror-manager`."""
 
+import os
+import sys
+
+import typer
+
 from reconciler.cli.manager import app as manager_app
 from reconciler.cli.mirror import app as mirror_app
 
@@ -7,10 +12,24 @@ __all__ = ["manager_app", "manager_main", "mirror_app", "mirror_main"]
 
 
 def mirror_main() -> None:
-    """Entry point of `mirror`."""
-    mirror_app()
+    """Entry point of `mirror` (and of `python -m reconciler`)."""
+    _main(mirror_app, "mirror")
 
 
 def manager_main() -> None:
     """Entry point of `mirror-manager`."""
-    manager_app()
+    _main(manager_app, "mirror-manager")
+
+
+def _main(app: typer.Typer, name: str) -> None:
+    """Run a command; once it was interrupted (exit 130) and has cleaned up (lock released,
+    what was left undone said), leave at once: threads still waiting on the network are
+    abandoned rather than joined, which could take as long as their timeouts."""
+    try:
+        app(prog_name=name)
+    except SystemExit as exit:
+        if exit.code == 130:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
+        raise

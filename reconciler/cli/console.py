@@ -29,12 +29,13 @@ def table_format() -> report.TableFormat:
     return report.TableFormat(color=is_terminal(), width=terminal_width())
 
 
-def say(text: str, err: bool = False) -> None:
-    """Print a message, wrapped at spaces to the terminal's width when there is one."""
+def say(text: str) -> None:
+    """Print a message, wrapped at spaces to the terminal's width when there is one. (Errors
+    and warnings go to stderr unwrapped: one line each, whatever reads them.)"""
     width = terminal_width()
     if width is not None:
         text = textwrap.fill(text, width=width, break_on_hyphens=False, break_long_words=False)
-    typer.echo(text, err=err)
+    typer.echo(text)
 
 
 def make_progress() -> ApplyProgress:
@@ -57,7 +58,7 @@ def report_result(result: ApplyResult) -> int:
     else:
         say(f"Apply complete: {counts}.")
     for error in result.errors:
-        say(f"error: {error}", err=True)
+        typer.echo(f"error: {error}", err=True)
     if result.cancelled:
         return 130
     return 1 if result.errors else 0

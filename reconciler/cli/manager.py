@@ -10,7 +10,6 @@ import typer
 
 from reconciler import operations
 from reconciler.cli.console import (
-    is_terminal,
     make_progress,
     report_result,
     say,
@@ -69,7 +68,7 @@ def _run_part(kind: ActionKind, common: Common, dry_run: bool, allow_mass_delete
             typer.echo(table_format().render(the_plan), nl=False)
             say("Dry run: nothing changed.")
             return 0
-        on_terminal = sys.stdin.isatty() and is_terminal()
+        on_terminal = sys.stdin.isatty()  # someone to ask, as `mirror apply` decides
         the_plan, outcome = operations.plan_and_apply(
             desired,
             target,
@@ -80,13 +79,13 @@ def _run_part(kind: ActionKind, common: Common, dry_run: bool, allow_mass_delete
             progress=make_progress(),
             allow_mass_delete=allow_mass_delete,
             clock=common.runtime.clock,
-            cancel=common.cancel,
+            cancel=common.runtime.cancel,
             only=kind,
         )
         if outcome is not None:
             return report_result(outcome)
         if the_plan.has_changes:
-            say("Cancelled; nothing changed.", err=True)
+            typer.echo("Cancelled; nothing changed.", err=True)
             return 1
         say("Nothing to do.")
         return 0

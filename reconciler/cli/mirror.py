@@ -133,7 +133,7 @@ def apply(
                 upstream,
                 make_progress(),
                 common.runtime.clock,
-                common.cancel,
+                common.runtime.cancel,
             )
             return report_result(result)
         if not auto_approve and not sys.stdin.isatty():
@@ -151,12 +151,12 @@ def apply(
             progress=make_progress(),
             allow_mass_delete=allow_mass_delete,
             clock=common.runtime.clock,
-            cancel=common.cancel,
+            cancel=common.runtime.cancel,
         )
         if outcome is not None:
             return report_result(outcome)
         if the_plan.has_changes:  # shown, and not approved: like Terraform, not a success
-            say("Apply cancelled; nothing changed.", err=True)
+            typer.echo("Apply cancelled; nothing changed.", err=True)
             return 1
         typer.echo(table_format().render(the_plan), nl=False)
         return 0
@@ -242,7 +242,7 @@ def drift(
             allow_mass_delete=allow_mass_delete,
             announce=lambda p: typer.echo(table_format().render(p), nl=False),
             clock=common.runtime.clock,
-            cancel=common.cancel,
+            cancel=common.runtime.cancel,
         )
         markdown_path, json_path = report_dir / "drift-report.md", report_dir / "drift-report.json"
         _write_text(markdown_path, found.to_markdown(), "the drift report")
@@ -269,7 +269,7 @@ def serve(
         ),
     ] = None,
     port: Annotated[
-        int, typer.Option("--port", help="Port to listen on (0: any free one).")
+        int, typer.Option("--port", min=0, max=65535, help="Port to listen on (0: any free one).")
     ] = 8080,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     desired_state: DesiredStateOption = Path("desired-state"),
@@ -281,7 +281,7 @@ def serve(
     def body() -> int:
         root = directory if directory is not None else _configured_directory(common)
         if not (root / "simple" / "index.html").is_file():
-            say(
+            typer.echo(
                 f"warning: {root} holds no registry yet (no simple/index.html): every page "
                 "answers 404 until `mirror apply` writes one",
                 err=True,

@@ -8,11 +8,12 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 
 from reconciler import __version__, wiring
@@ -70,7 +71,6 @@ class Common:
     now_text: str | None
     debug: bool
     runtime: wiring.Runtime
-    cancel: Cancellation = field(default_factory=Cancellation)  # Ctrl-C during an apply
 
     def now(self) -> datetime:
         """`--now` as an aware UTC datetime (naive input is taken as UTC), else the clock's."""
@@ -115,13 +115,17 @@ def run(common: Common, body: Callable[[], int]) -> None:
     """Run a command body; expected errors become one line on stderr and exit 1.
 
     Ctrl-C while an apply places files cancels it cleanly (the applier stops and says what it
-    left undone); anywhere else, or a second time, it interrupts at once. Both exit 130.
+    left undone); anywhere else it interrupts at once. Both exit 130.
     """
     if common.debug:
         logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
+    cancel = common.runtime.cancel
     try:
-        with _interrupts_to(common.cancel):
+        with _interrupts_to(cancel):
             code = body()
+    except click.exceptions.Abort:  # a prompt left with Ctrl-C (130) or at the end of input
+        typer.echo("error: interrupted" if cancel.interrupted else "error: no answer", err=True)
+        raise typer.Exit(130 if cancel.interrupted else 1) from None
     except ReconcilerError as error:
         if common.debug:
             raise

@@ -25,7 +25,10 @@ def load_desired_state(directory: Path) -> DesiredState:
     config_path = root / "config.yaml"
     config = load_config(config_path, str(directory / "config.yaml"))
     files: list[Path] = []
-    requirements = merge_duplicates(read_requirements(root / "requirements.txt", root, files))
+    lines = read_requirements(root / "requirements.txt", root, files)
+    # Markers first: a line for none of the targets neither counts nor conflicts.
+    environments = config.policy.environments
+    requirements = merge_duplicates([r for r in lines if r.applies_to(environments)])
     digest = hashlib.sha256()
     for path in sorted([*files, config_path] if config_path.exists() else files):
         digest.update(str(path.relative_to(root)).encode() + b"\0")
@@ -33,6 +36,7 @@ def load_desired_state(directory: Path) -> DesiredState:
     return DesiredState(
         requirements=requirements,
         config=config,
+        for_no_target=tuple(r for r in lines if not r.applies_to(environments)),
         digest=f"sha256:{digest.hexdigest()}",
         root=str(root),
         location=str(directory),

@@ -35,6 +35,9 @@ from reconciler.model import (
 
 T = TypeVar("T")
 
+# The longest maturity period: a century (a larger one would overflow date arithmetic).
+MAX_DAYS = 36500
+
 
 class _Reader:
     """Typed access to a YAML mapping that reports file, line and dotted key on every error."""
@@ -48,16 +51,18 @@ class _Reader:
         self.line = line
         self.source = source  # the file's lines, to quote what the user wrote
 
-    def version_text(self, key: str) -> str:
-        """A version-like value as text. YAML reads `3.10` as the number 3.1: refuse it,
-        quoting what the file says."""
-        value = self.mapping.get(key, "")
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            line, column = self.mapping.lc.value(key)
-            written = re.match(r"[^\s,}\]#]+", self.source[line][column:])
-            shown = written.group(0) if written else str(value)
+    def version_text(self, key: str, example: str) -> str:
+        """A version as text. YAML reads `3.10` as the number 3.1: refuse a number, quoting
+        what the file says (after any anchor or tag)."""
+        value = self.mapping.get(key)
+        if value is None or isinstance(value, str):
+            return value or ""
+        line, column = self.mapping.lc.value(key)
+        written = re.match(r"(?:[&!]\S*\s+)*([^\s,}\]#]+)", self.source[line][column:])
+        shown = written.group(1) if written else str(value)
+        if isinstance(value, float) and not shown.startswith("*"):
             raise self.error(key, f'quote the version, e.g. "{shown}"')
-        return str(value)
+        raise self.error(key, f'expected a version in quotes, like "{example}", got {shown}')
 
     def error(self, key: str | None, message: str) -> UserError:
         """A UserError located at `key` (or at the mapping itself)."""
@@ -194,8 +199,8 @@ def _policy(reader: _Reader | None) -> Policy:
     )
     defaults = Policy()
     min_age_days = reader.get("min_age_days", int, defaults.min_age_days)
-    if min_age_days < 0:
-        raise reader.error("min_age_days", "must be 0 or more")
+    if not 0 <= min_age_days <= MAX_DAYS:
+        raise reader.error("min_age_days", f"must be between 0 and {MAX_DAYS}")
     fix_min_age_days = reader.get("fix_min_age_days", int, min_age_days)
     if not 0 <= fix_min_age_days <= min_age_days:
         raise reader.error(
@@ -278,7 +283,7 @@ def _environments(reader: _Reader) -> tuple[TargetEnvironment, ...]:
         raise reader.error("environments", "expected at least one environment")
     environments = []
     for item in items:
-        python = item.version_text("python")
+        python = item.version_text("python", "3.12")
         if not re.fullmatch(r"3\.\d{1,2}", python):
             raise item.error("python", f'expected a CPython version like "3.12", got {python!r}')
         platform = item.choice("platform", tuple(PLATFORM_MARKERS), "linux")
@@ -302,7 +307,7 @@ def _files(reader: _Reader | None) -> FilesPolicy:
 
 def _exception(reader: _Reader) -> PolicyException:
     reader.check_keys({"package", "version", "reason", "expires"})
-    raw_version = reader.version_text("version")
+    raw_version = reader.version_text("version", "1.2.3")
     try:
         version = Version(raw_version)
     except InvalidVersion:

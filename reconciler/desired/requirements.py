@@ -182,7 +182,8 @@ def _refuse_conflict(earlier: Requirement, later: Requirement) -> None:
         if version is not None and not other.specifier.contains(version, prereleases=True):
             raise UserError(
                 f"conflicting requirements for {later.name}: {earlier.text} (at "
-                f"{earlier.source}) and {later.text}; no version satisfies both",
+                f"{earlier.source}) and {later.text}; no version satisfies both (one version "
+                "serves every target of policy.environments)",
                 path=later.source.path,
                 line=later.source.line,
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from reconciler.errors import UserError
@@ -55,9 +56,13 @@ REQUIREMENTS = """\
 def write_starter(directory: Path) -> list[Path]:
     """Write `config.yaml` and `requirements.txt` into `directory` (made if missing); refuses
     to overwrite either, so nothing is written unless both are new. The paths written."""
+    if directory.exists() and not directory.is_dir():
+        raise UserError(
+            "not a directory: mirror init writes a desired-state directory", path=directory
+        )
     files = {directory / "config.yaml": CONFIG, directory / "requirements.txt": REQUIREMENTS}
     for path in files:
-        if path.exists():
+        if os.path.lexists(path):  # a dangling link too: writing would follow it elsewhere
             raise UserError(
                 "already exists; mirror init writes only a new desired state", path=path
             )

@@ -24,6 +24,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
+from reconciler import jsondata
 from reconciler.clock import Clock, system_clock
 from reconciler.errors import LockHeldError, UserError
 from reconciler.model import (
@@ -118,7 +119,7 @@ class DirectoryRegistry(Registry):
     def _read_quarantine(self) -> dict[str, QuarantineRecord]:
         path = self.state / "quarantine.json"
         try:
-            return quarantine_log.from_json(json.loads(path.read_text(encoding="utf-8")))
+            return quarantine_log.from_json(jsondata.loads(path.read_bytes()))
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as error:
@@ -233,7 +234,7 @@ class DirectoryRegistry(Registry):
 
     def _read_generation(self) -> tuple[int, str | None]:
         try:
-            data = json.loads((self.state / "generation.json").read_text(encoding="utf-8"))
+            data = jsondata.loads((self.state / "generation.json").read_bytes())
         except FileNotFoundError:
             return 0, None
         except (OSError, ValueError) as error:
@@ -242,7 +243,7 @@ class DirectoryRegistry(Registry):
 
     def _read_lock_info(self) -> LockInfo | None:
         try:
-            data = json.loads((self.state / "lock.json").read_text(encoding="utf-8"))
+            data = jsondata.loads((self.state / "lock.json").read_bytes())
             return LockInfo(data["id"], data["owner"], datetime.fromisoformat(data["created_at"]))
         except (OSError, ValueError, KeyError):
             return None
@@ -256,7 +257,7 @@ class DirectoryRegistry(Registry):
         """The files a project page lists, with the metadata kept from upstream."""
         path = self.simple / name / "index.json"
         try:
-            page = json.loads(path.read_text(encoding="utf-8"))
+            page = jsondata.loads(path.read_bytes())
         except FileNotFoundError:
             return []
         except (OSError, ValueError) as error:
@@ -304,7 +305,7 @@ class DirectoryRegistry(Registry):
 
     def _load_hash_cache(self) -> dict[str, list[Any]]:
         try:
-            data = json.loads((self.state / "hashes.json").read_text(encoding="utf-8"))
+            data = jsondata.loads((self.state / "hashes.json").read_bytes())
         except (OSError, ValueError):
             return {}
         return data if isinstance(data, dict) else {}

@@ -20,7 +20,6 @@ import json
 import tempfile
 import uuid
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,8 +29,9 @@ import requests
 from packaging.utils import canonicalize_name
 from requests_toolbelt import MultipartEncoder
 
-from reconciler import __version__
+from reconciler import __version__, jsondata
 from reconciler.clock import Clock, system_clock
+from reconciler.concurrency import map_concurrently
 from reconciler.errors import UserError
 from reconciler.gitlab import Again, Credential, GitLabClient, GitLabError
 from reconciler.model import (
@@ -102,8 +102,7 @@ class GitLabRegistry(Registry):
         )
         files_by_package: list[list[dict[str, Any]]] = []
         if packages:
-            with ThreadPoolExecutor(max_workers=min(self.workers, len(packages))) as pool:
-                files_by_package = list(pool.map(self._package_files, packages))
+            files_by_package = map_concurrently(self._package_files, packages, self.workers)
         try:
             held = self._index(packages, files_by_package)
         except (KeyError, TypeError, AttributeError) as error:
@@ -305,7 +304,7 @@ class GitLabRegistry(Registry):
             return {}
         self.client.check(response, f"the mirror state ({self.state_name})", role="Developer")
         try:
-            document = response.json()
+            document = jsondata.loads(response.content)
         except ValueError:
             document = None
         if not isinstance(document, dict) or not isinstance(document.get("mirror", {}), dict):
@@ -434,7 +433,7 @@ class GitLabRegistry(Registry):
 def _lock_holder(response: requests.Response) -> LockInfo:
     """The holder a 409 names (its ID, GitLab username and time)."""
     try:
-        body = response.json()
+        body = jsondata.loads(response.content)
     except ValueError:
         body = None
     if not isinstance(body, dict):

@@ -71,6 +71,7 @@ class Mode(str, Enum):
     """What the drift run did about what it found."""
 
     APPLIED = "applied"
+    INTERRUPTED = "interrupted"  # Ctrl-C: applied in part, the rest left undone
     REPORT_ONLY = "report-only"
     REFUSED = "refused"  # too many deletions: nothing applied, a person must look
 
@@ -136,6 +137,7 @@ class DriftReport:
                 "deleted": self.result.deleted,
                 "skipped": self.result.skipped,
                 "errors": list(self.result.errors),
+                "undone": list(self.result.undone),
             },
         }
         return json.dumps(document, indent=2) + "\n"
@@ -160,7 +162,7 @@ class DriftReport:
                     f"{cell(action.reason)} | {linked} |"
                 )
             lines.append("")
-        for section in list(Category)[1:]:
+        for section in (c for c in Category if c is not Category.QUARANTINED):
             actions = [a for a in plan.actions if not a.quarantine and category(a) is section]
             if actions:
                 lines += [
@@ -195,6 +197,8 @@ class DriftReport:
             return f"{found}; report only, nothing changed."
         if self.mode is Mode.REFUSED:
             return f"{found}; NOT applied: {self.refusal}"
+        if self.mode is Mode.INTERRUPTED and self.result is not None:
+            return f"{found}; interrupted, left undone: {', '.join(self.result.undone)}."
         failed = len(self.result.errors) if self.result else 0
         return f"{found}; applied" + (f" with {failed} failure(s)." if failed else ".")
 

@@ -7,12 +7,13 @@ table would split words. Anywhere else (a CI log, a pipe) it is plain lines, one
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from io import StringIO
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from reconciler.model import ActionKind, Plan
 from reconciler.report.interface import PlanFormat
@@ -57,7 +58,7 @@ class TableFormat(PlanFormat):
         console = Console(
             file=buffer, force_terminal=self.color, no_color=not self.color, width=width
         )
-        for table in _tables(plan):
+        for table in _tables(plan, width):
             console.print(table)
         for warning in plan.warnings:
             console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
@@ -67,36 +68,56 @@ class TableFormat(PlanFormat):
         return buffer.getvalue()
 
 
-def _tables(plan: Plan) -> Iterator[Table]:
+def _tables(plan: Plan, width: int) -> Iterator[Table]:
     """Changes, blocked requirements and advisories, each a table when there are any."""
     if plan.actions:
-        table = _table("Changes", "change", "reason")
-        for action in plan.actions:
-            style = "bold red" if action.quarantine else _STYLES[action.kind]
-            heading = escape(change_heading(action))
-            table.add_row(f"[{style}]{heading}[/]", escape(action_line(action)))
-        yield table
-    if plan.blocked:
-        table = _table("Blocked", "requirement", "reason", "detail")
-        for blocked in plan.blocked:
-            table.add_row(
-                escape(blocked.requirement),
-                escape(blocked.reason.value),
-                escape(blocked_line(blocked)),
+        changes = [
+            (
+                Text(change_heading(a), "bold red" if a.quarantine else _STYLES[a.kind]),
+                Text(action_line(a)),
             )
-        yield table
+            for a in plan.actions
+        ]
+        yield _table("Changes", width, ("change", "reason"), changes)
+    if plan.blocked:
+        blocked = [
+            (Text(b.requirement), Text(b.reason.value), Text(blocked_line(b))) for b in plan.blocked
+        ]
+        yield _table("Blocked", width, ("requirement", "reason", "detail"), blocked)
     if plan.advisories:
-        table = _table("Advisories", "advisory", "link")
-        for advisory in plan.advisories:
-            table.add_row(escape(advisory_line(advisory)), escape(advisory.link))
-        yield table
+        advisories = [(Text(advisory_line(a)), Text(a.link)) for a in plan.advisories]
+        yield _table("Advisories", width, ("advisory", "link"), advisories)
 
 
-def _table(title: str, *columns: str) -> Table:
+def _table(
+    title: str, width: int, header: tuple[str, ...], rows: Sequence[tuple[Text, ...]]
+) -> Table:
+    """A table whose columns are at least as wide as their longest word (as far as the width
+    allows), so that rich wraps between words instead of splitting a name or a link."""
     table = Table(title=title)
-    for column in columns:
-        table.add_column(column, overflow="fold")
+    room = width - 3 * len(header) - 1  # borders and padding aside
+    columns = [[row[index].plain for row in rows] for index in range(len(header))]
+    longest_word = [max([len(n), *(len(w) for c in cells for w in c.split())])
+                    for n, cells in zip(header, columns, strict=True)]  # fmt: skip
+    natural = [max([len(n), *map(len, cells)]) for n, cells in zip(header, columns, strict=True)]
+    first = _shares(longest_word, room)
+    extra = _shares([n - f for n, f in zip(natural, first, strict=True)], room - sum(first))
+    for name, *parts in zip(header, first, extra, strict=True):
+        table.add_column(name, overflow="fold", width=sum(parts))
+    for row in rows:
+        table.add_row(*row)
     return table
+
+
+def _shares(wanted: list[int], room: int) -> list[int]:
+    """Widths for columns wanting `wanted`, within `room`: the modest ones get all they want,
+    the rest share what is left evenly (water-filling)."""
+    given = [0] * len(wanted)
+    left = room
+    for count, index in enumerate(sorted(range(len(wanted)), key=lambda i: wanted[i])):
+        given[index] = min(wanted[index], left // (len(wanted) - count))
+        left -= given[index]
+    return given
 
 
 def _plain_lines(plan: Plan) -> Iterator[tuple[str, str]]:
@@ -133,6 +154,7 @@ def _wrapped(line: str, indent: str, width: int) -> str:
             initial_indent=first_indent,
             subsequent_indent=indent,
             break_on_hyphens=False,
+            break_long_words=False,  # a word longer than the line (a URL) stays whole
         )
         + "\n"
     )

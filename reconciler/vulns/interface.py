@@ -19,8 +19,11 @@ SUMMARY_LIMIT = 200
 
 
 def summary(text: str | None) -> str:
-    """An advisory's text on one line, cut at a word boundary with an ellipsis when long."""
-    return textwrap.shorten(" ".join((text or "").split()), SUMMARY_LIMIT, placeholder=" …")
+    """An advisory's text on one line, cut at a word boundary with an ellipsis when long (in
+    a word, when its first word alone is longer: text without spaces, a URL)."""
+    line = " ".join((text or "").split())
+    cut = textwrap.shorten(line, SUMMARY_LIMIT, placeholder=" …")
+    return cut if cut != "…" else f"{line[: SUMMARY_LIMIT - 1]}…"
 
 
 class ServiceError(ReconcilerError):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -18,7 +17,8 @@ from urllib.parse import quote
 import requests
 from packaging.utils import canonicalize_name
 
-from reconciler import cachefile
+from reconciler import cachefile, jsondata
+from reconciler.concurrency import map_concurrently
 from reconciler.model import Advisory, ServiceName
 from reconciler.vulns.interface import (
     PackageVersion,
@@ -30,6 +30,9 @@ from reconciler.vulns.interface import (
 
 # OSV accepts at most 1000 queries per batch request.
 BATCH_SIZE = 1000
+# Pages of one batch followed at most: a server that always answers a next_page_token must not
+# keep a plan (and the lock) forever.
+MAX_PAGES = 100
 # Ids become cache file names: only the characters OSV ids use (GHSA-…, PYSEC-2024-1, MAL-…).
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 
@@ -63,9 +66,10 @@ class OsvService(VulnerabilityService):
         all_ids = sorted({vuln_id for ids in ids_by_package.values() for vuln_id in ids})
         records: dict[str, dict[str, Any]] = {}
         if all_ids:
-            with ThreadPoolExecutor(max_workers=min(self.workers, len(all_ids))) as pool:
-                fetched = pool.map(lambda i: self._record(i, modified.get(i)), all_ids)
-                records = dict(zip(all_ids, fetched, strict=True))
+            fetched = map_concurrently(
+                lambda i: self._record(i, modified.get(i)), all_ids, self.workers
+            )
+            records = dict(zip(all_ids, fetched, strict=True))
         findings = {
             package: tuple(
                 _advisory(records[vuln_id], package[0])
@@ -80,8 +84,9 @@ class OsvService(VulnerabilityService):
         self, batch: Sequence[PackageVersion], modified: dict[str, str]
     ) -> dict[PackageVersion, list[str]]:
         """One querybatch call, following each query's `next_page_token`; notes `modified`."""
-        pending = dict.fromkeys(range(len(batch)))
+        pending: dict[int, str | None] = dict.fromkeys(range(len(batch)))
         ids: dict[PackageVersion, list[str]] = {package: [] for package in batch}
+        pages = 0
         while pending:
             queries = []
             for index, token in pending.items():
@@ -97,15 +102,19 @@ class OsvService(VulnerabilityService):
             results = data.get("results")
             if not isinstance(results, list) or len(results) != len(queries):
                 raise ServiceError("OSV querybatch answered with a malformed result list")
-            next_pending = {}
+            next_pending: dict[int, str | None] = {}
             for index, result in zip(pending, results, strict=True):
-                for vuln in (result or {}).get("vulns", []):
-                    ids[batch[index]].append(vuln["id"])
-                    if vuln.get("modified"):
-                        modified[vuln["id"]] = vuln["modified"]
-                if (result or {}).get("next_page_token"):
-                    next_pending[index] = result["next_page_token"]
+                found, token = _batch_result(result)
+                for vuln_id, changed in found:
+                    ids[batch[index]].append(vuln_id)
+                    if changed:
+                        modified[vuln_id] = changed
+                if token:
+                    next_pending[index] = token
             pending = next_pending
+            pages += 1
+            if pending and pages >= MAX_PAGES:
+                raise ServiceError(f"OSV querybatch kept paging after {MAX_PAGES} pages")
         return ids
 
     def _record(self, vuln_id: str, modified: str | None) -> dict[str, Any]:
@@ -113,7 +122,7 @@ class OsvService(VulnerabilityService):
         cache_file = self._cache_file(vuln_id)
         if cache_file is not None and modified is not None:
             try:
-                cached = json.loads(cache_file.read_text(encoding="utf-8"))
+                cached = jsondata.loads(cache_file.read_bytes())
                 if isinstance(cached, dict) and cached.get("modified") == modified:
                     return cached
             except (OSError, ValueError):
@@ -126,6 +135,8 @@ class OsvService(VulnerabilityService):
         if response.status_code != 200:
             raise ServiceError(f"OSV answered {response.status_code} for {vuln_id}")
         record = _json_object(response, f"OSV record {vuln_id}")
+        if record.get("id") != vuln_id:
+            raise ServiceError(f"OSV answered the record of {vuln_id} with another id")
         if cache_file is not None:
             cachefile.store(cache_file, json.dumps(record).encode())
         return record
@@ -148,7 +159,7 @@ class OsvService(VulnerabilityService):
 
 def _json_object(response: requests.Response, what: str) -> dict[str, Any]:
     try:
-        data = response.json()
+        data = jsondata.loads(response.content)
     except ValueError as error:
         raise ServiceError(f"{what} is not JSON") from error
     if not isinstance(data, dict):
@@ -156,7 +167,33 @@ def _json_object(response: requests.Response, what: str) -> dict[str, Any]:
     return data
 
 
+def _batch_result(result: Any) -> tuple[list[tuple[str, str | None]], str | None]:
+    """(vulnerability id, modified) pairs and the next page token of one querybatch result."""
+    if result is None or result == {}:
+        return [], None
+    vulns = result.get("vulns", []) if isinstance(result, dict) else None
+    if not isinstance(vulns, list) or not all(
+        isinstance(v, dict) and isinstance(v.get("id"), str) for v in vulns
+    ):
+        raise ServiceError("OSV querybatch answered a result that is not a list of vulnerabilities")
+    token = result.get("next_page_token")
+    if token is not None and not isinstance(token, str):
+        raise ServiceError("OSV querybatch answered a next_page_token that is not a string")
+    changed = [
+        (v["id"], v["modified"] if isinstance(v.get("modified"), str) else None) for v in vulns
+    ]
+    return changed, token or None
+
+
 def _advisory(record: dict[str, Any], name: str) -> Advisory:
+    """An Advisory from an OSV record; a record of another shape fails closed."""
+    try:
+        return _parse_advisory(record, name)
+    except (KeyError, TypeError, AttributeError, ValueError) as error:
+        raise ServiceError(f"OSV record {record.get('id')} is malformed: {error!r}") from None
+
+
+def _parse_advisory(record: dict[str, Any], name: str) -> Advisory:
     """An Advisory from an OSV record, with the versions that fix it for this package."""
     fixed: list[str] = []
     for affected in record.get("affected", []):

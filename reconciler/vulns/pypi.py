@@ -7,12 +7,13 @@ release alone. https://docs.pypi.org/api/json/#get-a-release
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote
 
 import requests
 
+from reconciler import jsondata
+from reconciler.concurrency import map_concurrently
 from reconciler.model import Advisory, ServiceName
 from reconciler.vulns.interface import (
     PackageVersion,
@@ -45,8 +46,7 @@ class PypiService(VulnerabilityService):
         unique = list(dict.fromkeys(packages))
         answers: list[tuple[Advisory, ...] | None] = []
         if unique:
-            with ThreadPoolExecutor(max_workers=min(self.workers, len(unique))) as pool:
-                answers = list(pool.map(self._release, unique))
+            answers = map_concurrently(self._release, unique, self.workers)
         return ServiceAnswer(
             service=self.name,
             findings={p: a for p, a in zip(unique, answers, strict=True) if a is not None},
@@ -69,7 +69,7 @@ class PypiService(VulnerabilityService):
                 f"PyPI JSON API answered {response.status_code} for {name} {version}"
             )
         try:
-            document = response.json()
+            document = jsondata.loads(response.content)
             records = document.get("vulnerabilities") or []
             return tuple(_advisory(r) for r in records if not r.get("withdrawn"))
         except (ValueError, AttributeError, KeyError, TypeError) as error:

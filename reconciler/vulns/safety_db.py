@@ -133,7 +133,10 @@ def _database_date(meta: Mapping[str, Any]) -> str | None:
     """The database's date as a date: `last_updated`, else the epoch `timestamp`."""
     stamp = meta.get("last_updated") or meta.get("timestamp")
     if isinstance(stamp, (int, float)) and not isinstance(stamp, bool):
-        return f"{datetime.fromtimestamp(stamp, timezone.utc):%Y-%m-%d %H:%M} UTC"
+        try:
+            return f"{datetime.fromtimestamp(stamp, timezone.utc):%Y-%m-%d %H:%M} UTC"
+        except (OverflowError, OSError, ValueError):  # not seconds since 1970 after all
+            return f"timestamp {stamp}"
     return str(stamp) if stamp else None
 
 

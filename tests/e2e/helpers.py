@@ -102,6 +102,12 @@ def wait_for(condition: Callable[[], bool], timeout: float = 60.0) -> None:
         time.sleep(0.02)
 
 
+def _take_the_terminal() -> None:
+    """In the child: a session of its own, with the pseudo-terminal as controlling terminal."""
+    os.setsid()
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 
 
@@ -117,7 +123,12 @@ def run_on_terminal(
     fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
     process = subprocess.Popen(
-        command, stdin=secondary, stdout=secondary, stderr=secondary, env={**env, "TERM": "xterm"}
+        command,
+        stdin=secondary,
+        stdout=secondary,
+        stderr=secondary,
+        env={**env, "TERM": "xterm"},
+        preexec_fn=_take_the_terminal,  # Ctrl-C typed there reaches the command as SIGINT
     )
     os.close(secondary)
     seen, pending = b"", dict(answers or {})

@@ -24,7 +24,7 @@ from reconciler.model import Action, ActionKind, Plan, PlannedFile
 from reconciler.notes import MARKER, note_body
 from reconciler.registry import RegistryError
 from reconciler.registry.gitlab import GitLabRegistry
-from tests.conftest import FROZEN_NOW, NOW_ARG, Workspace, days_ago, fast_retries
+from tests.conftest import FROZEN_NOW, Workspace, days_ago, fast_retries, wall_days_ago
 from tests.e2e.helpers import clean_env, installed_version, mirror_command, pip_install
 from tests.servers.base import Gate
 from tests.servers.gitlab import FakeGitLab
@@ -208,7 +208,7 @@ def test_a_protected_package_is_named_as_the_cause(
 
 
 def test_two_concurrent_applies_never_both_write(workspace: Workspace, gitlab: FakeGitLab) -> None:
-    workspace.upstream.add_release("held", "1.0", days_ago(30))
+    workspace.upstream.add_release("held", "1.0", wall_days_ago(30))
     workspace.requirements("held==1.0\n")
     env = clean_env(
         CI_API_V4_URL=gitlab.api_url,
@@ -216,9 +216,7 @@ def test_two_concurrent_applies_never_both_write(workspace: Workspace, gitlab: F
         CI_JOB_TOKEN=gitlab.job_token,
         MIRROR_CACHE_DIR=str(workspace.root / "cache"),
     )
-    command = mirror_command(
-        "apply", "--auto-approve", "--desired-state", str(workspace.desired), "--now", NOW_ARG
-    )
+    command = mirror_command("apply", "--auto-approve", "--desired-state", str(workspace.desired))
     gitlab.upload_gate = gate = Gate()  # the first apply stops in its upload, lock held
     first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:

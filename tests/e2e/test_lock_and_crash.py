@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from reconciler.registry import DirectoryRegistry
-from tests.conftest import NOW_ARG, Workspace, days_ago
+from tests.conftest import Workspace, days_ago, wall_days_ago
 from tests.e2e.helpers import (
     installed_version,
     manager_command,
@@ -86,8 +86,6 @@ def test_apply_killed_midway_is_finished_by_the_next_apply(workspace: Workspace)
             str(workspace.root / "plan.json"),
             "--desired-state",
             str(workspace.desired),
-            "--now",
-            NOW_ARG,
         ),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -150,13 +148,13 @@ def _run_on_a_terminal(workspace: Workspace, answer: bytes, *command: str) -> tu
     arguments = command or ("mirror", "apply")
     program = mirror_command if arguments[0] == "mirror" else manager_command
     return run_on_terminal(
-        program(*arguments[1:], "--desired-state", str(workspace.desired), "--now", NOW_ARG),
+        program(*arguments[1:], "--desired-state", str(workspace.desired)),
         answers={b"Apply these changes?": answer},
     )
 
 
 def test_apply_asks_on_a_terminal_and_a_no_is_not_a_success(workspace: Workspace) -> None:
-    workspace.upstream.add_release("foo", "1.0", days_ago(30))
+    workspace.upstream.add_release("foo", "1.0", wall_days_ago(30))
     workspace.requirements("foo==1.0\n")
     code, output = _run_on_a_terminal(workspace, b"n\n")
     assert "new requirement foo==1.0" in output and "Apply cancelled; nothing changed." in output
@@ -168,7 +166,7 @@ def test_apply_asks_on_a_terminal_and_a_no_is_not_a_success(workspace: Workspace
 
 
 def test_the_older_interface_asks_on_a_terminal_too(workspace: Workspace) -> None:
-    workspace.upstream.add_release("foo", "1.0", days_ago(30))
+    workspace.upstream.add_release("foo", "1.0", wall_days_ago(30))
     workspace.requirements("foo==1.0\n")
     code, output = _run_on_a_terminal(workspace, b"n\n", "mirror-manager", "sync")
     assert code == 1 and "new requirement foo==1.0" in output and "Cancelled" in output

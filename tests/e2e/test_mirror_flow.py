@@ -299,6 +299,16 @@ def test_init_writes_a_starting_desired_state_that_means_the_defaults(tmp_path: 
     assert load_desired_state(fresh).requirements == ()
     again = CliRunner().invoke(mirror_app, ["init", "--desired-state", str(fresh)])
     assert again.exit_code == 1 and "config.yaml: already exists" in again.stderr
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / "requirements.txt").symlink_to(tmp_path / "nowhere")  # dangling
+    refused = CliRunner().invoke(mirror_app, ["init", "--desired-state", str(linked)])
+    assert refused.exit_code == 1 and "requirements.txt: already exists" in refused.stderr
+    assert not (linked / "config.yaml").exists() and not (tmp_path / "nowhere").exists()
+    afile = tmp_path / "a-file"
+    afile.write_text("")
+    refused = CliRunner().invoke(mirror_app, ["init", "--desired-state", str(afile)])
+    assert refused.exit_code == 1 and "a-file: not a directory" in refused.stderr
 
 
 def test_a_missing_config_says_what_that_means(workspace: Workspace) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
@@ -9,7 +10,7 @@ import time
 import pytest
 
 from reconciler.registry import DirectoryRegistry
-from tests.conftest import NOW_ARG, Workspace, days_ago
+from tests.conftest import Workspace, days_ago, wall_days_ago
 from tests.e2e.helpers import mirror_command, run_on_terminal, wait_for
 from tests.servers.base import Gate
 from tests.servers.upstream import FakeFile
@@ -17,43 +18,49 @@ from tests.servers.upstream import FakeFile
 
 def seed(workspace: Workspace) -> None:
     upstream = workspace.upstream
-    upstream.add_release("foo-bar", "1.0", days_ago(100))
-    upstream.add_release("foo-bar", "1.1", days_ago(40))
-    upstream.add_release("foo-bar", "1.2", days_ago(3))
-    upstream.add_release("extraordinarily-long-project-name", "2.0", days_ago(30))
-    upstream.add_release("young", "1.0", days_ago(2))
-    workspace.osv.add("GHSA-aaaa-bbbb-cccc", "foo-bar", ["1.0"], fixed="1.1", summary="x" * 90)
-    workspace.requirements("foo-bar>=1\nextraordinarily-long-project-name==2.0\nyoung>=1\n")
+    upstream.add_release("foo-bar", "1.0", wall_days_ago(100))
+    upstream.add_release("foo-bar", "1.1", wall_days_ago(40))
+    upstream.add_release("foo-bar", "1.2", wall_days_ago(3))
+    upstream.add_release("extraordinarily-long-project-name", "2.0", wall_days_ago(30))
+    upstream.add_release("young", "1.0", wall_days_ago(2))
+    upstream.add_release("vuln", "1.0", wall_days_ago(30))
+    workspace.osv.add("GHSA-aaaa-bbbb-cccc", "vuln", ["1.0"], fixed="1.1", summary="x " * 60)
+    workspace.requirements(
+        "foo-bar>=1\nextraordinarily-long-project-name==2.0\nyoung>=1.0,!=1.0.5,<2\nvuln==1.0\n"
+    )
 
 
 def plan_on_terminal(workspace: Workspace, columns: int) -> str:
-    command = mirror_command("plan", "--desired-state", str(workspace.desired), "--now", NOW_ARG)
+    command = mirror_command("plan", "--desired-state", str(workspace.desired))
     code, output = run_on_terminal(command, columns)
     assert code == 0, output
     return output
 
 
-@pytest.mark.parametrize("columns", [60, 80, 100, 140])
+@pytest.mark.parametrize("columns", [60, 80, 100, 104, 120, 140])
 def test_the_plan_fits_the_terminal_and_splits_no_word(workspace: Workspace, columns: int) -> None:
     seed(workspace)
     output = plan_on_terminal(workspace, columns)
     assert [line for line in output.splitlines() if len(line) > columns] == []
-    words = output.split()
-    for word in ("requirement", "extraordinarily-long-project-name==2.0", "eligible", "young>=1"):
-        assert any(word in w for w in words), word
-    assert "Plan: 2 to upload, 0 to delete, 1 blocked." in output
+    for word in (
+        "requirement",
+        "extraordinarily-long-project-name==2.0",
+        "young>=1.0,!=1.0.5,<2",
+        "https://osv.dev/vulnerability/GHSA-aaaa-bbbb-cccc",
+        "eligible",
+    ):
+        assert any(word in line for line in output.splitlines()), word
+    assert "Plan: 2 to upload, 0 to delete, 2 blocked." in output
 
 
 def test_progress_fits_a_60_column_terminal(workspace: Workspace) -> None:
     gate = Gate()  # the download waits until a bar has been drawn
     name = "extraordinarily_long_project_name-2.0-py3-none-any.whl"
-    big = FakeFile(name, days_ago(30), size=4 << 20, gate=gate, gate_after=1 << 20)
+    big = FakeFile(name, wall_days_ago(30), size=4 << 20, gate=gate, gate_after=1 << 20)
     workspace.upstream.add_file("extraordinarily-long-project-name", big)
-    workspace.upstream.add_release("foo", "1.0", days_ago(30))
+    workspace.upstream.add_release("foo", "1.0", wall_days_ago(30))
     workspace.requirements("extraordinarily-long-project-name==2.0\nfoo==1.0\n")
-    command = mirror_command(
-        "apply", "--auto-approve", "--desired-state", str(workspace.desired), "--now", NOW_ARG
-    )
+    command = mirror_command("apply", "--auto-approve", "--desired-state", str(workspace.desired))
     try:
         code, output = run_on_terminal(command, 60, {"━".encode(): gate.open})
     finally:
@@ -64,17 +71,23 @@ def test_progress_fits_a_60_column_terminal(workspace: Workspace) -> None:
     assert "Apply complete: 2 uploaded" in output
 
 
+@pytest.mark.parametrize("stuck", ["mid-download", "before-headers", "retry-wait"])
 def test_ctrl_c_during_an_apply_stops_within_two_seconds_and_says_what_is_left(
-    workspace: Workspace,
+    workspace: Workspace, stuck: str
 ) -> None:
+    """However the big download is stuck (mid-body, waiting for the server's headers, waiting
+    out a Retry-After of 20 s), Ctrl-C ends the apply at once, cleanly."""
     workspace.upstream.add_release("first", "1.0", days_ago(30))
-    gate = Gate()  # the big download stops after 2 MiB: Ctrl-C lands mid-download
-    big = FakeFile(
-        "second-1.0-py3-none-any.whl", days_ago(30), size=64 << 20, gate=gate, gate_after=2 << 20
-    )
+    gate = Gate()
+    big = FakeFile("second-1.0-py3-none-any.whl", days_ago(30), size=64 << 20)
     workspace.upstream.add_file("second", big)
     workspace.requirements("first==1.0\nsecond==1.0\n")
     assert workspace.mirror("plan", "--out", "plan.json").exit_code == 0
+    if stuck == "retry-wait":
+        workspace.upstream.failure = (503, "20")
+        workspace.upstream.fail_next[f"/files/{big.filename}"] = 100
+    else:
+        big.gate, big.gate_after = gate, (2 << 20 if stuck == "mid-download" else 0)
     process = subprocess.Popen(
         mirror_command("apply", "plan.json", "--desired-state", str(workspace.desired)),
         stdout=subprocess.PIPE,
@@ -82,12 +95,16 @@ def test_ctrl_c_during_an_apply_stops_within_two_seconds_and_says_what_is_left(
         text=True,
     )
     try:
-        assert gate.arrived.wait(60), "the download never started"
+        if stuck == "retry-wait":
+            wait_for(lambda: workspace.upstream.statuses[503] >= 1)
+        else:
+            assert gate.arrived.wait(60), "the download never started"
         first = workspace.registry / "simple" / "first" / "index.json"
-        wait_for(first.exists)  # the small file is placed; the big one is stuck mid-way
+        wait_for(first.exists)  # the small file is placed; the big one is stuck
         interrupted = time.monotonic()
         process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=30)
+        process.send_signal(signal.SIGINT)  # an impatient second Ctrl-C changes nothing
+        out, err = process.communicate(timeout=60)
         took = time.monotonic() - interrupted
     finally:
         gate.open()
@@ -101,7 +118,42 @@ def test_ctrl_c_during_an_apply_stops_within_two_seconds_and_says_what_is_left(
     assert not list((workspace.registry / ".mirror" / "staging").rglob("*"))
 
     big.gate = None
+    workspace.upstream.fail_next.clear()
     resumed = workspace.mirror("apply", "plan.json")
     assert resumed.exit_code == 0, resumed.output
     listing = DirectoryRegistry(workspace.registry).list_actual()
     assert {f.filename for f in listing.files} == {"first-1.0-py3-none-any.whl", big.filename}
+
+
+def test_an_interrupted_drift_reports_what_it_left_undone(workspace: Workspace) -> None:
+    workspace.upstream.add_release("first", "1.0", wall_days_ago(30))
+    gate = Gate()
+    big = FakeFile("second-1.0-py3-none-any.whl", wall_days_ago(30), size=8 << 20, gate=gate)
+    workspace.upstream.add_file("second", big)
+    workspace.requirements("first==1.0\nsecond==1.0\n")
+    command = mirror_command(
+        "drift", "--report-dir", "reports", "--desired-state", str(workspace.desired)
+    )
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert gate.arrived.wait(60), "the download never started"
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        gate.open()
+        process.kill()
+    assert process.returncode == 130, (out, err)
+    report = json.loads((workspace.root / "reports" / "drift-report.json").read_text())
+    assert report["mode"] == "interrupted"
+    assert "upload second 1.0" in report["apply"]["undone"]
+    markdown = (workspace.root / "reports" / "drift-report.md").read_text()
+    assert "interrupted, left undone: " in markdown and "applied." not in markdown
+
+
+def test_ctrl_c_at_the_prompt_exits_130(workspace: Workspace) -> None:
+    workspace.upstream.add_release("foo", "1.0", wall_days_ago(30))
+    workspace.requirements("foo==1.0\n")
+    command = mirror_command("apply", "--desired-state", str(workspace.desired))
+    code, output = run_on_terminal(command, answers={b"Apply these changes?": b"\x03"})
+    assert code == 130 and "interrupted" in output
+    assert not (workspace.registry / "files").exists()

@@ -44,7 +44,7 @@ class FakeFile:
     requires_python: str | None = None
     corrupt: bool = False  # serve other bytes than the index's sha256 says
     gate: Gate | None = None  # a download stops at `gate_after` bytes until the gate opens
-    gate_after: int = 0
+    gate_after: int = 0  # 0: before even the response headers
     sha256: str = ""
     metadata: bytes | None = None  # PEP 658: served at `<file url>.metadata` when set
 
@@ -219,12 +219,15 @@ class UpstreamHandler(QuietHandler):
                 {"Content-Range": f"bytes {start}-{end}/{size}", "Accept-Ranges": "bytes"},
             )
             return
+        sent, gate = 0, found.gate
+        if gate is not None and found.gate_after == 0:
+            gate.pass_through()  # a server slow to answer at all
+            gate = None
         self.fake.record(self.command, self.path, 200)
         self.send_response(200)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Length", str(found.size))
         self.end_headers()
-        sent, gate = 0, found.gate
         try:
             for chunk in found.chunks():
                 self.wfile.write(chunk)

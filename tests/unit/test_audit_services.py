@@ -217,3 +217,18 @@ def test_safety_database_it_cannot_read_fails_closed(
     (tmp_path / "insecure_full.json").write_text(json.dumps({"$meta": {}, **packages}))
     with pytest.raises(ServiceError, match=message):
         SafetyService.from_directory(tmp_path).query([("foo", "1.0")])
+
+
+def test_a_summary_is_never_emptied_by_one_long_word() -> None:
+    from reconciler.vulns.interface import SUMMARY_LIMIT, summary
+
+    long_word = "https://example.org/" + "x" * 300
+    assert summary(long_word) == long_word[: SUMMARY_LIMIT - 1] + "…"
+    assert summary("short and sweet") == "short and sweet"
+
+
+def test_a_safety_timestamp_that_is_not_seconds_is_shown_as_it_is(tmp_path: Path) -> None:
+    database = {"$meta": {"timestamp": 1e20}, "foo": []}
+    (tmp_path / "insecure_full.json").write_text(json.dumps(database))
+    answer = SafetyService.from_directory(tmp_path).query([("foo", "1.0")])
+    assert answer.database == "last updated timestamp 1e+20"

@@ -96,7 +96,7 @@ def test_upgrade_uploads_new_then_prunes_old() -> None:
 
 def test_a_line_for_no_target_is_not_mirrored_and_the_plan_says_so() -> None:
     listed = replace(make_requirement("foo==1.1"), marker='sys_platform == "cygwin"')
-    plan = run(make_desired(listed), {"foo": FOO}, held(FOO_10))
+    plan = run(replace(make_desired(), for_no_target=(listed,)), {"foo": FOO}, held(FOO_10))
     assert [(a.kind, a.cause) for a in plan.actions] == [(ActionKind.DELETE, Cause.NOT_DESIRED)]
     assert plan.warnings == (
         "desired-state/requirements.txt:1: foo==1.1 applies to none of policy.environments "

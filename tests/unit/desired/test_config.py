@@ -95,7 +95,11 @@ def test_audit_settings(tmp_path: Path) -> None:
         ("policy:\n  min_age_dayz: 3\n", "config.yaml:2: policy.min_age_dayz: unknown key"),
         ("polcy: {}\n", "config.yaml:1: polcy: unknown key"),
         ("policy:\n  min_age_days: soon\n", "config.yaml:2: policy.min_age_days: expected int"),
-        ("policy:\n  min_age_days: -1\n", "policy.min_age_days: must be 0 or more"),
+        ("policy:\n  min_age_days: -1\n", "policy.min_age_days: must be between 0 and 36500"),
+        (
+            "policy:\n  min_age_days: 1000000000\n",
+            "policy.min_age_days: must be between 0 and 36500",
+        ),
         ("policy:\n  prune: 1\n", "config.yaml:2: policy.prune: expected bool"),
         ("policy:\n  yanked: sometimes\n", "policy.yanked: must be one of block, allow-pinned"),
         (
@@ -159,6 +163,18 @@ def test_errors_name_key_and_line(tmp_path: Path, config: str, expected: str) ->
         (
             "policy:\n  environments:\n    - {python: 3.10, platform: linux}\n",
             'config.yaml:3: policy.environments[0].python: quote the version, e.g. "3.10"',
+        ),
+        (
+            "policy:\n  environments:\n    - python: &v !!float 3.10  # anchored, tagged\n",
+            'config.yaml:3: policy.environments[0].python: quote the version, e.g. "3.10"',
+        ),
+        (
+            "policy:\n  environments:\n    - python: 3\n",
+            'policy.environments[0].python: expected a version in quotes, like "3.12", got 3',
+        ),
+        (
+            "policy:\n  environments:\n    - python: true\n",
+            'policy.environments[0].python: expected a version in quotes, like "3.12", got true',
         ),
     ],
 )

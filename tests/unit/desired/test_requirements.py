@@ -89,17 +89,19 @@ def test_conflicting_lines_are_refused_naming_both(tmp_path: Path, first: str, s
         load_desired_state(directory)
     assert str(caught.value) == (
         f"desired-state/requirements.txt:3: conflicting requirements for requests: {first} "
-        f"(at desired-state/requirements.txt:1) and {second}; no version satisfies both"
+        f"(at desired-state/requirements.txt:1) and {second}; no version satisfies both (one "
+        "version serves every target of policy.environments)"
     )
 
 
-def test_a_line_whose_marker_fits_no_target_is_left_out_and_said(tmp_path: Path) -> None:
-    from reconciler.planner import applicable_requirements
-
-    state = load_desired_state(
-        desired(tmp_path, 'requests\npywin32 ; sys_platform == "win32"\nuvloop ; os_name == "x"\n')
-    )
-    assert [r.name for r in applicable_requirements(state)] == ["requests", "pywin32"]
+def test_a_line_whose_marker_fits_no_target_is_left_out_before_it_can_conflict(
+    tmp_path: Path,
+) -> None:
+    text = 'requests\npywin32 ; sys_platform == "win32"\nuvloop ; os_name == "x"\n'
+    text += 'pkg==1.0\npkg==0.9 ; python_version < "3.0"\n'
+    state = load_desired_state(desired(tmp_path, text))
+    assert [r.name for r in state.requirements] == ["requests", "pywin32", "pkg"]
+    assert [r.source.line for r in state.for_no_target] == [3, 5]
     pins = load_desired_state(
         desired(
             tmp_path / "two",
