@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import reprlib
 from datetime import date, datetime
 from pathlib import Path
 from typing import TypeVar
@@ -13,6 +14,7 @@ from packaging.version import InvalidVersion, Version
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
+from ruamel.yaml.events import AliasEvent
 
 from reconciler.errors import UserError
 from reconciler.model import (
@@ -89,14 +91,14 @@ class _Reader:
         value = self.mapping[key]
         # bool is an int in Python; a `true` where a number belongs is still a mistake.
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise self.error(key, f"expected {kind.__name__}, got {value!r}")
+            raise self.error(key, f"expected {kind.__name__}, got {_shown(value)}")
         return value
 
     def choice(self, key: str, choices: tuple[str, ...], default: str) -> str:
         """A string that must be one of `choices`."""
         value = self.get(key, str, default)
         if value not in choices:
-            raise self.error(key, f"must be one of {', '.join(choices)}, got {value!r}")
+            raise self.error(key, f"must be one of {', '.join(choices)}, got {_shown(value)}")
         return value
 
     def child(self, key: str) -> _Reader | None:
@@ -150,7 +152,7 @@ class _Reader:
                 return date.fromisoformat(value)
             except ValueError:
                 pass
-        raise self.error(key, f"expected a date like 2027-03-01, got {value!r}")
+        raise self.error(key, f"expected a date like 2027-03-01, got {_shown(value)}")
 
 
 def load_config(path: Path, display: str) -> Config:
@@ -159,6 +161,7 @@ def load_config(path: Path, display: str) -> Config:
         return Config()
     try:
         text = path.read_text(encoding="utf-8")
+        _refuse_aliases(text, display)
         document = YAML(typ="rt").load(text)
     except (OSError, UnicodeDecodeError) as error:
         raise UserError(f"cannot read: {error}", path=display) from None
@@ -179,6 +182,23 @@ def load_config(path: Path, display: str) -> Config:
         upstream=_upstream(root.child("upstream")),
         registry=_registry(root.child("registry")),
     )
+
+
+def _refuse_aliases(text: str, display: str) -> None:
+    """A config needs no YAML aliases, and a few nested ones expand to gigabytes (a "billion
+    laughs"): refuse the first, with its line, before anything is built."""
+    for event in YAML().parse(text):
+        if isinstance(event, AliasEvent):
+            raise UserError(
+                f"YAML aliases (*{event.anchor}) are not allowed in the config; write the value",
+                path=display,
+                line=event.start_mark.line + 1,
+            )
+
+
+def _shown(value: object) -> str:
+    """A value for an error message, cut short: it may be anything the file says."""
+    return reprlib.repr(value)
 
 
 def _policy(reader: _Reader | None) -> Policy:
@@ -241,7 +261,7 @@ def _vulnerabilities(
     for service in raw_services:
         if service not in known:
             raise reader.error(
-                "services", f"unknown service {service!r} (available: {', '.join(known)})"
+                "services", f"unknown service {_shown(service)} (available: {', '.join(known)})"
             )
     services = tuple(dict.fromkeys(ServiceName(service) for service in raw_services))
     ignore = tuple(
@@ -285,7 +305,9 @@ def _environments(reader: _Reader) -> tuple[TargetEnvironment, ...]:
     for item in items:
         python = item.version_text("python", "3.12")
         if not re.fullmatch(r"3\.\d{1,2}", python):
-            raise item.error("python", f'expected a CPython version like "3.12", got {python!r}')
+            raise item.error(
+                "python", f'expected a CPython version like "3.12", got {_shown(python)}'
+            )
         platform = item.choice("platform", tuple(PLATFORM_MARKERS), "linux")
         environments.append(TargetEnvironment(python, platform))
     return tuple(environments) or DEFAULT_ENVIRONMENTS
@@ -311,7 +333,7 @@ def _exception(reader: _Reader) -> PolicyException:
     try:
         version = Version(raw_version)
     except InvalidVersion:
-        raise reader.error("version", f"not a valid version: {raw_version!r}") from None
+        raise reader.error("version", f"not a valid version: {_shown(raw_version)}") from None
     return PolicyException(
         package=canonicalize_name(reader.required_str("package")),
         version=version,
@@ -344,7 +366,7 @@ def _url(reader: _Reader, key: str, default: str) -> str:
     value = reader.get(key, str, default).rstrip("/")
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise reader.error(key, f"expected an http(s) URL, got {value!r}")
+        raise reader.error(key, f"expected an http(s) URL, got {_shown(value)}")
     if parts.username or parts.password:
         raise reader.error(key, "credentials in URLs are refused: they would end up in plans")
     return value

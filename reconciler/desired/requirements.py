@@ -17,6 +17,9 @@ from pip_requirements_parser import RequirementsFile
 from reconciler.errors import UserError
 from reconciler.model import Requirement, SourceLocation
 
+# The longest line read: a requirement with a few dozen `--hash` options stays far below.
+MAX_LINE = 16 * 1024
+
 # Options that point pip at another source of packages (pip's requirements-file format).
 _REDIRECTING_OPTIONS = {
     "index_url": "--index-url",
@@ -39,6 +42,7 @@ def read_requirements(
         raise UserError("requirements file not found", path=display)
     if path not in seen_files:
         seen_files.append(path)
+    _refuse_absurd_lines(path, display)
     try:
         parsed = RequirementsFile.from_file(str(path), include_nested=False)
     except Exception as error:  # the parser raises bare exceptions on unreadable input
@@ -78,6 +82,22 @@ def read_requirements(
     return requirements
 
 
+def _refuse_absurd_lines(path: Path, display: str) -> None:
+    """A line longer than any real requirement (its hashes included) is refused before the
+    parser sees it: it takes minutes on a line of a few hundred KiB."""
+    try:
+        with path.open("rb") as stream:
+            for number, line in enumerate(stream, start=1):
+                if len(line) > MAX_LINE:
+                    raise UserError(
+                        f"a line of {len(line)} bytes, more than {MAX_LINE}: not a requirement",
+                        path=display,
+                        line=number,
+                    )
+    except OSError as error:
+        raise UserError(f"cannot read: {error.strerror}", path=display) from None
+
+
 def _read_include(
     parent: Path,
     include: str,
@@ -90,7 +110,10 @@ def _read_include(
     """Follow `-r FILE`, which must stay inside the desired-state directory."""
     if "://" in include:
         raise UserError(f"-r {include}: remote includes are refused", path=display, line=line)
-    target = (parent.parent / include).resolve()
+    try:
+        target = (parent.parent / include).resolve()
+    except (RuntimeError, OSError):  # Python < 3.13 raises RuntimeError on a symlink loop
+        raise UserError(f"-r {include}: a symlink loop", path=display, line=line) from None
     if not target.is_relative_to(root.resolve()):
         raise UserError(
             f"-r {include}: includes outside {root} are refused", path=display, line=line

@@ -198,3 +198,22 @@ def test_config_that_is_not_utf8_is_a_user_error(tmp_path: Path) -> None:
     (directory / "config.yaml").write_bytes(b"policy:\n  min_age_days: \xff\n")
     with pytest.raises(UserError, match="config.yaml: cannot read"):
         load_desired_state(directory)
+
+
+def test_yaml_aliases_are_refused_before_anything_expands(tmp_path: Path) -> None:
+    laughs = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
+    for level in "bcdefgh":
+        previous = chr(ord(level) - 1)
+        laughs += f"{level}: &{level} [{', '.join([f'*{previous}'] * 9)}]\n"
+    laughs += "policy:\n  min_age_days: *h\n"
+    with pytest.raises(UserError) as caught:
+        load(tmp_path, laughs)
+    assert str(caught.value).endswith(
+        "config.yaml:2: YAML aliases (*a) are not allowed in the config; write the value"
+    )
+
+
+def test_a_huge_value_is_shown_short_in_the_error(tmp_path: Path) -> None:
+    with pytest.raises(UserError) as caught:
+        load(tmp_path, "policy:\n  yanked: " + "x" * 100_000 + "\n")
+    assert len(str(caught.value)) < 300

@@ -164,3 +164,21 @@ def test_missing_include_names_the_including_line(tmp_path: Path) -> None:
 def test_hash_must_be_hex(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="not a sha256 digest: expected 64 hexadecimal characters"):
         load_desired_state(desired(tmp_path, f"idna --hash=sha256:{'z' * 64}\n"))
+
+
+def test_an_include_through_a_symlink_loop_is_one_line(tmp_path: Path) -> None:
+    directory = desired(tmp_path, "idna\n-r loop.txt\n")
+    (directory / "loop.txt").symlink_to(directory / "loop.txt")
+    with pytest.raises(UserError) as caught:
+        load_desired_state(directory)
+    assert str(caught.value) == "desired-state/requirements.txt:2: -r loop.txt: a symlink loop"
+
+
+def test_an_absurdly_long_line_is_refused_before_parsing(tmp_path: Path) -> None:
+    directory = desired(tmp_path, "idna\nrequests" + ">=1," * 50_000 + "\n")
+    with pytest.raises(UserError) as caught:
+        load_desired_state(directory)
+    assert str(caught.value) == (
+        "desired-state/requirements.txt:2: a line of 200009 bytes, more than 16384: "
+        "not a requirement"
+    )
