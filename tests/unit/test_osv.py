@@ -90,3 +90,40 @@ def test_failures_raise_service_error(failure: dict[str, object]) -> None:
         mock.post(f"{BASE}/v1/querybatch", **failure)
         with pytest.raises(ServiceError):
             OsvService(BASE, session).query([("foo", "1")])
+
+
+@pytest.mark.parametrize(
+    "results",
+    [
+        [{"vulns": 5}],
+        [{"vulns": [{"modified": "2026-01-01T00:00:00Z"}]}],  # no id
+        [{"vulns": [{"id": "GHSA-1"}], "next_page_token": 7}],
+        ["not an object"],
+    ],
+)
+def test_malformed_batch_answers_fail_closed_in_one_line(results: list[object]) -> None:
+    with requests_mock.Mocker() as mock:
+        mock.post(f"{BASE}/v1/querybatch", json={"results": results})
+        mock.get(f"{BASE}/v1/vulns/GHSA-1", json=record("GHSA-1"))
+        with pytest.raises(ServiceError) as failed:
+            OsvService(BASE, requests.Session()).query([("foo", "1")])
+    assert "\n" not in str(failed.value)
+
+
+@pytest.mark.parametrize(
+    "detail", [{"aliases": []}, record("GHSA-2"), {**record("GHSA-1"), "affected": 5}]
+)
+def test_a_record_without_its_id_or_of_another_shape_fails_closed(detail: object) -> None:
+    with requests_mock.Mocker() as mock:
+        mock.post(f"{BASE}/v1/querybatch", json={"results": [{"vulns": [{"id": "GHSA-1"}]}]})
+        mock.get(f"{BASE}/v1/vulns/GHSA-1", json=detail)
+        with pytest.raises(ServiceError, match="GHSA-1"):
+            OsvService(BASE, requests.Session()).query([("foo", "1")])
+
+
+def test_pagination_that_never_ends_is_bounded() -> None:
+    with requests_mock.Mocker() as mock:
+        batch = mock.post(f"{BASE}/v1/querybatch", json={"results": [{"next_page_token": "again"}]})
+        with pytest.raises(ServiceError, match="kept paging after 100 pages"):
+            OsvService(BASE, requests.Session()).query([("foo", "1")])
+    assert batch.call_count == 100

@@ -310,3 +310,15 @@ def test_a_version_nobody_was_asked_about_is_not_admitted() -> None:
         )
     )
     assert plan.actions == () and plan.blocked[0].reason == "unchecked"
+
+
+def test_an_unreadable_page_blocks_its_project_alone_and_keeps_what_is_held() -> None:
+    broken = UpstreamProject("foo", (), unreadable="JSON nested too deeply")
+    bar = make_project("bar", make_file("bar", "2.0", days_ago(30)))
+    desired = make_desired(make_requirement("foo>=1"), make_requirement("bar"))
+    plan = run(desired, {"foo": broken, "bar": bar}, held(FOO_10))
+    assert [(a.kind, a.name) for a in plan.actions] == [(ActionKind.UPLOAD, "bar")]
+    (blocked,) = plan.blocked
+    assert (blocked.name, blocked.reason) == ("foo", "upstream-unreadable")
+    assert "could not be read: JSON nested too deeply" in blocked.detail
+    assert any("foo 1.0 could not be checked against upstream" in w for w in plan.warnings)

@@ -279,3 +279,13 @@ def test_a_release_listing_one_file_name_twice_is_refused_whole() -> None:
     decision = decide("foo==1.0", make_project("foo", wheel, other))
     assert isinstance(decision, Blocked) and decision.reason == "ambiguous-file"
     assert decision.detail == "1.0: upstream lists foo-1.0-py3-none-any.whl more than once"
+
+
+def test_an_upload_time_in_the_far_future_is_immature_not_an_overflow() -> None:
+    from datetime import datetime, timezone
+
+    doomsday = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc)
+    decision = decide("foo==1.0", make_project("foo", make_file("foo", "1.0", doomsday)))
+    assert isinstance(decision, Blocked) and decision.reason == "immature"
+    assert "uploaded on 9999-12-31, in the future" in decision.detail
+    assert decision.eligible_at is None

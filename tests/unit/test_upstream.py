@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 
 import pytest
@@ -13,6 +14,7 @@ from reconciler.http import RetryPolicy
 from reconciler.upstream import UpstreamIndex
 
 INDEX = "https://pypi.example/simple"
+JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 SHA = "a" * 64
 JSON_PAGE = {
     "meta": {"api-version": "1.1"},
@@ -126,3 +128,20 @@ def test_redirect_on_the_same_index_is_followed() -> None:
         )
         project = index().project("foo")
     assert project is not None and project.files == ()
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        ("[" * 200_000 + "]" * 200_000, "maximum recursion depth exceeded"),
+        (json.dumps({"meta": {"api-version": "1.1"}, "name": "foo", "files": 5}), "validation"),
+        (json.dumps({"meta": {"api-version": "2.0"}, "name": "foo", "files": []}), "version"),
+        ("not json", "Expecting value"),
+    ],
+)
+def test_a_page_that_cannot_be_read_blocks_that_project_only(body: str, why: str) -> None:
+    with requests_mock.Mocker() as mock:
+        mock.get(f"{INDEX}/foo/", text=body, headers={"Content-Type": JSON_TYPE})
+        project = index().project("foo")
+    assert project is not None and project.files == ()
+    assert project.unreadable is not None and why in project.unreadable
