@@ -8,17 +8,23 @@ state (lock, staging, quarantine log) and any other dotfile stay private.
 from __future__ import annotations
 
 import http.server
+import os
 import re
 import shutil
 import socket
+import threading
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from packaging.utils import canonicalize_name
 
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
+# Connections served at once (a thread each), and how long an idle one is kept.
+MAX_CONNECTIONS = 64
+IDLE_TIMEOUT = 30.0
 _PLAIN = re.compile(r"[A-Za-z0-9._+!~-]+")
 HTML_TYPE = "application/vnd.pypi.simple.v1+html"
 # What a client may ask for, and the page that answers it. `text/html` is PEP 503's own.
@@ -65,6 +71,7 @@ class RegistryHandler(http.server.BaseHTTPRequestHandler):
     """GET and HEAD of simple pages (negotiated) and files; everything else is refused."""
 
     server_version = "pypi-delayed-mirror"
+    timeout = IDLE_TIMEOUT  # a connection that sends nothing is closed
     root: Path
 
     def __init__(self, *args: object, root: Path, **kwargs: object) -> None:
@@ -109,13 +116,17 @@ class RegistryHandler(http.server.BaseHTTPRequestHandler):
         self._file(directory / _PAGES[chosen], chosen, send_body, vary=True)
 
     def _file(self, path: Path, content_type: str, send_body: bool, vary: bool = False) -> None:
+        """A regular file inside the registry; a link out of it is not there (404)."""
         try:
-            stream = path.open("rb")
-        except OSError:
+            real = path.resolve(strict=True)
+            if not real.is_relative_to(self.root.resolve()) or not real.is_file():
+                raise FileNotFoundError(path)
+            stream = real.open("rb")
+        except (OSError, RuntimeError):  # RuntimeError: a symlink loop (Python < 3.13)
             self._status(404)
             return
         with stream:
-            size = path.stat().st_size
+            size = os.fstat(stream.fileno()).st_size
             self.send_response(200)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(size))
@@ -143,9 +154,34 @@ class RegistryHandler(http.server.BaseHTTPRequestHandler):
 def make_server(root: Path, host: str, port: int) -> http.server.ThreadingHTTPServer:
     """A threaded server for the registry at `root` (port 0: any free port; an IPv6 host too)."""
     handler: Callable[..., RegistryHandler] = partial(RegistryHandler, root=root)
-    server_class = _IPv6Server if ":" in host else http.server.ThreadingHTTPServer
+    server_class = _IPv6Server if ":" in host else _Server
     return server_class((host, port), handler)
 
 
-class _IPv6Server(http.server.ThreadingHTTPServer):
+class _Server(http.server.ThreadingHTTPServer):
+    """A thread per connection, up to MAX_CONNECTIONS; one more is closed at once."""
+
+    daemon_threads = True
+    request_queue_size = 128  # the listen backlog: socketserver's 5 drops bursts of clients
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Serve in a thread of its own, while there are slots; else hang up."""
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        """Serve, then give the slot back."""
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+
+class _IPv6Server(_Server):
     address_family = socket.AF_INET6

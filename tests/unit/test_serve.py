@@ -1,10 +1,19 @@
-"""`mirror serve`'s content negotiation (PEP 691) as a pure function."""
+"""`mirror serve`: content negotiation (PEP 691) as a pure function; what it serves, and to
+how many at once."""
 
 from __future__ import annotations
 
-import pytest
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
-from reconciler.serve import HTML_TYPE, JSON_TYPE, negotiate
+import pytest
+import requests
+
+from reconciler.serve import HTML_TYPE, JSON_TYPE, MAX_CONNECTIONS, make_server, negotiate
+from tests.e2e.helpers import wait_for
 
 PIP = f"{JSON_TYPE}, {HTML_TYPE}; q=0.1, text/html; q=0.01"
 
@@ -27,3 +36,47 @@ PIP = f"{JSON_TYPE}, {HTML_TYPE}; q=0.1, text/html; q=0.01"
 )
 def test_negotiation(accept: str | None, expected: str | None) -> None:
     assert negotiate(accept) == expected
+
+
+@contextmanager
+def serving(root: Path) -> Iterator[str]:
+    server = make_server(root, "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_links_out_of_the_registry_are_not_followed(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "shadow").write_text("root:secret")
+    root = tmp_path / "registry"
+    (root / "files" / "foo").mkdir(parents=True)
+    (root / "files" / "foo" / "foo-1.0.tar.gz").write_bytes(b"sdist")
+    (root / "files" / "etcdir").symlink_to(outside)
+    (root / "files" / "foo" / "leak.tar.gz").symlink_to(outside / "shadow")
+    (root / "files" / "foo" / "inside.tar.gz").symlink_to(root / "files" / "foo" / "foo-1.0.tar.gz")
+    with serving(root) as url:
+        assert requests.get(f"{url}/files/foo/foo-1.0.tar.gz", timeout=5).content == b"sdist"
+        assert requests.get(f"{url}/files/etcdir/shadow", timeout=5).status_code == 404
+        assert requests.get(f"{url}/files/foo/leak.tar.gz", timeout=5).status_code == 404
+        assert requests.get(f"{url}/files/foo/inside.tar.gz", timeout=5).status_code == 200
+
+
+def test_held_connections_do_not_take_a_thread_each_without_bound(tmp_path: Path) -> None:
+    before = threading.active_count()
+    with serving(tmp_path) as url:
+        host, port = url.removeprefix("http://").split(":")
+        idle = [socket.create_connection((host, int(port))) for _ in range(MAX_CONNECTIONS + 50)]
+        try:
+            wait_for(lambda: threading.active_count() >= before + MAX_CONNECTIONS)
+            assert threading.active_count() <= before + 1 + MAX_CONNECTIONS
+        finally:
+            for connection in idle:
+                connection.close()
+        wait_for(lambda: threading.active_count() <= before + 1)
+        assert requests.get(f"{url}/simple/", timeout=5).status_code == 404
