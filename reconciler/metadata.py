@@ -29,6 +29,8 @@ from reconciler.model import UpstreamFile
 
 # What one Range request fetches at least: the end of a zip (directory and EOCD) in one go.
 CHUNK = 64 * 1024
+# The largest core metadata read or kept; real METADATA files are rarely over 1 MiB.
+MAX_METADATA = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,23 @@ class CoreMetadata:
 
 
 class MetadataUnavailable(UpstreamError):
-    """A file whose dependencies cannot be read without building it (an sdist)."""
+    """A file whose dependencies cannot be read without building it (an sdist), or whose
+    metadata is broken or absurd."""
+
+
+def wheel_metadata(archive: zipfile.ZipFile, filename: str) -> bytes:
+    """A wheel's `.dist-info/METADATA`; MetadataUnavailable when it has no single one, or one
+    larger than MAX_METADATA (a few hundred KiB of zip can inflate to gigabytes)."""
+    members = [
+        n for n in archive.namelist() if n.count("/") == 1 and n.endswith(".dist-info/METADATA")
+    ]
+    if len(members) != 1:
+        raise MetadataUnavailable(f"{filename}: no single .dist-info/METADATA")
+    with archive.open(members[0]) as member:
+        raw = member.read(MAX_METADATA + 1)
+    if len(raw) > MAX_METADATA:
+        raise MetadataUnavailable(f"{filename}: its METADATA is larger than {MAX_METADATA} bytes")
+    return raw
 
 
 def parse(raw: bytes) -> CoreMetadata:
@@ -113,9 +131,13 @@ class MetadataReader:
 
     def _pep658(self, upstream_file: UpstreamFile) -> bytes | None:
         """The PEP 658 file, verified against the index's digest (PEP 714); None when it does
-        not match, so that the wheel's own METADATA is read instead."""
+        not match (or is absurdly large), so that the wheel's own METADATA is read instead."""
         url = upstream_file.url.split("#", 1)[0] + ".metadata"
-        raw = self._get(url).content
+        response = self._get(url, stream=True)
+        with response:
+            raw = response.raw.read(MAX_METADATA + 1, decode_content=True)
+        if len(raw) > MAX_METADATA:
+            return None
         expected = upstream_file.metadata_sha256
         if expected and hashlib.sha256(raw).hexdigest() != expected.lower():
             return None
@@ -125,26 +147,16 @@ class MetadataReader:
         url = upstream_file.url.split("#", 1)[0]
         with RangeFile(self.session, url, upstream_file.size, self.timeout) as remote:
             try:
-                archive = zipfile.ZipFile(remote)
-                members = [
-                    n
-                    for n in archive.namelist()
-                    if n.count("/") == 1 and n.endswith(".dist-info/METADATA")
-                ]
-                if len(members) != 1:
-                    raise MetadataUnavailable(
-                        f"{upstream_file.filename}: no single .dist-info/METADATA"
-                    )
-                return archive.read(members[0])
+                return wheel_metadata(zipfile.ZipFile(remote), upstream_file.filename)
             except (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError, EOFError,
                     ValueError) as error:  # fmt: skip
                 raise MetadataUnavailable(
                     f"{upstream_file.filename}: unreadable wheel: {error}"
                 ) from None
 
-    def _get(self, url: str) -> requests.Response:
+    def _get(self, url: str, stream: bool = False) -> requests.Response:
         try:
-            response = self.session.get(url, timeout=self.timeout)
+            response = self.session.get(url, timeout=self.timeout, stream=stream)
         except requests.RequestException as error:
             raise UpstreamError(f"{redact(url)} could not be fetched: {error}") from None
         if response.status_code != 200:
@@ -172,14 +184,14 @@ class RangeFile(io.RawIOBase):
         self.size = size if size is not None else self._probe_size()
 
     def _probe_size(self) -> int:
-        response = self._range(f"bytes=-{CHUNK}")
+        content, content_range = self._range(f"bytes=-{CHUNK}", CHUNK)
         if self.whole is not None:
             return self.whole.seek(0, io.SEEK_END)
-        total = response.headers.get("Content-Range", "").rpartition("/")[2]
+        total = content_range.rpartition("/")[2]
         if not total.isdigit():
             raise UpstreamError(f"{redact(self.url)}: no size in its Content-Range")
         size = int(total)
-        self.chunks[size - len(response.content)] = response.content
+        self.chunks[size - len(content)] = content
         return size
 
     def readable(self) -> bool:
@@ -218,22 +230,30 @@ class RangeFile(io.RawIOBase):
             if chunk_start <= start and start + length <= chunk_start + len(chunk):
                 return chunk[start - chunk_start : start - chunk_start + length]
         end = min(self.size, start + max(length, CHUNK)) - 1
-        response = self._range(f"bytes={start}-{end}")
+        content, _ = self._range(f"bytes={start}-{end}", end - start + 1)
         if self.whole is not None:
             return self._bytes(start, length)
-        self.chunks[start] = response.content
-        return response.content[:length]
+        self.chunks[start] = content
+        return content[:length]
 
-    def _range(self, byte_range: str) -> requests.Response:
+    def _range(self, byte_range: str, length: int) -> tuple[bytes, str]:
+        """(the bytes, the Content-Range) of a range of `length` bytes; a server answering
+        more than asked is refused. One that ignores Range: the whole body, spooled."""
         try:
             response = self.session.get(
-                self.url, headers={"Range": byte_range}, timeout=self.timeout
+                self.url, headers={"Range": byte_range}, timeout=self.timeout, stream=True
             )
+            with response:
+                if response.status_code == 200:
+                    self.whole = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)
+                    for chunk in response.iter_content(CHUNK):  # past 8 MiB to disk: flat memory
+                        self.whole.write(chunk)
+                    return b"", ""
+                if response.status_code != 206:
+                    raise UpstreamError(f"{redact(self.url)} answered {response.status_code}")
+                content = response.raw.read(length + 1, decode_content=True)
         except requests.RequestException as error:
             raise UpstreamError(f"{redact(self.url)} could not be fetched: {error}") from None
-        if response.status_code == 200:  # Range ignored: keep the whole body instead
-            self.whole = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)
-            self.whole.write(response.content)
-        elif response.status_code != 206:
-            raise UpstreamError(f"{redact(self.url)} answered {response.status_code}")
-        return response
+        if len(content) > length:
+            raise UpstreamError(f"{redact(self.url)} answered more bytes than the range asked")
+        return content, response.headers.get("Content-Range", "")

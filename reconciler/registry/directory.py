@@ -27,6 +27,7 @@ from filelock import FileLock, Timeout
 from reconciler import jsondata
 from reconciler.clock import Clock, system_clock
 from reconciler.errors import LockHeldError, UserError
+from reconciler.metadata import MetadataUnavailable, wheel_metadata
 from reconciler.model import (
     ActualState,
     PlannedFile,
@@ -163,7 +164,8 @@ class DirectoryRegistry(Registry):
         """Rename the verified file into place, then list it on the project's pages."""
         target_dir = self.files / name
         target_dir.mkdir(parents=True, exist_ok=True)
-        metadata = _wheel_metadata(local_path) if planned.filename.endswith(".whl") else None
+        wheel = planned.filename.endswith(".whl")
+        metadata = _wheel_metadata(local_path, planned.filename) if wheel else None
         if metadata is not None:
             # PEP 658: the core metadata beside the file, taken from the verified wheel itself.
             _atomic_write(target_dir / f"{planned.filename}.metadata", metadata)
@@ -311,19 +313,15 @@ class DirectoryRegistry(Registry):
         return data if isinstance(data, dict) else {}
 
 
-def _wheel_metadata(path: Path) -> bytes | None:
-    """The wheel's `.dist-info/METADATA`, or None when it has no single readable one."""
+def _wheel_metadata(path: Path, filename: str) -> bytes | None:
+    """The wheel's `.dist-info/METADATA`, or None when it has no single readable one of a
+    sane size: a wheel pip can still install, it just gets no PEP 658 file."""
     try:
         with zipfile.ZipFile(path) as archive:
-            members = [
-                n
-                for n in archive.namelist()
-                if n.count("/") == 1 and n.endswith(".dist-info/METADATA")
-            ]
-            return archive.read(members[0]) if len(members) == 1 else None
-    except (zipfile.BadZipFile, zlib.error, OSError, KeyError, NotImplementedError, RuntimeError,
-            EOFError, ValueError):  # fmt: skip
-        return None  # a wheel pip can still install; it just gets no PEP 658 file
+            return wheel_metadata(archive, filename)
+    except (MetadataUnavailable, zipfile.BadZipFile, zlib.error, OSError, KeyError,
+            NotImplementedError, RuntimeError, EOFError, ValueError):  # fmt: skip
+        return None
 
 
 def _hash_with_cache(path: Path, cached: list[Any] | None) -> tuple[list[int], str]:

@@ -13,7 +13,7 @@ from reconciler.http import make_session
 from reconciler.metadata import MetadataReader, MetadataUnavailable
 from reconciler.upstream import UpstreamIndex
 from tests.conftest import days_ago, fast_retries
-from tests.servers.upstream import FakeUpstream
+from tests.servers.upstream import FakeFile, FakeUpstream
 
 REQUIRES = ("idna>=2.5", 'pysocks!=1.5.7; extra == "socks"')
 
@@ -90,3 +90,21 @@ def test_a_corrupt_wheel_is_unreadable_not_a_crash(upstream: FakeUpstream) -> No
     fake.content = bytes(broken)
     wheel = files(upstream, "req")["req-1.0-py3-none-any.whl"]
     assert MetadataReader(make_session(None, 2), None).read_many([wheel]) == {}
+
+
+def test_metadata_that_inflates_past_the_cap_is_refused_not_read(upstream: FakeUpstream) -> None:
+    huge = b"Metadata-Version: 2.1\nName: bomb\nVersion: 1.0\nSummary: " + b"a" * (8 << 20) + b"\n"
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("bomb-1.0.dist-info/METADATA", huge)
+        archive.writestr("bomb/__init__.py", b"")
+    assert len(buffer.getvalue()) < 64 * 1024  # a small wheel
+    upstream.add_file(
+        "bomb",
+        FakeFile("bomb-1.0-py3-none-any.whl", days_ago(30), buffer.getvalue(), metadata=huge),
+    )
+    wheel = files(upstream, "bomb")["bomb-1.0-py3-none-any.whl"]
+    reader = MetadataReader(make_session(None, 2), None)
+    with pytest.raises(MetadataUnavailable, match="METADATA is larger than"):
+        reader.read(wheel)
+    assert reader.read_many([wheel]) == {}

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -92,3 +94,16 @@ def test_project_page_escapes_and_marks_yanks() -> None:
     assert f'href="../../files/foo/foo-1.0.tar.gz#sha256={SHA}"' in page
     assert 'data-requires-python="&lt;4,&gt;=3.9"' in page
     assert 'data-yanked="bad &quot;build&quot;"' in page
+
+
+def test_a_wheel_whose_metadata_inflates_past_the_cap_gets_no_pep658_file(tmp_path: Path) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("foo-1.0.dist-info/METADATA", b"Name: foo\nSummary: " + b"a" * (8 << 20))
+    local = tmp_path / "staged"
+    local.write_bytes(buffer.getvalue())
+    planned = PlannedFile("foo-1.0-py3-none-any.whl", hashlib.sha256(buffer.getvalue()).hexdigest())
+    registry = DirectoryRegistry(tmp_path / "reg")
+    registry.upload("foo", "1.0", planned, local)
+    assert not (tmp_path / "reg" / "files" / "foo" / f"{planned.filename}.metadata").exists()
+    assert "core-metadata" not in (tmp_path / "reg" / "simple" / "foo" / "index.json").read_text()
