@@ -299,7 +299,10 @@ def download_verified(
     digest = hashlib.sha256()
     size = 0
     try:
-        with upstream.open_file(planned.url, cancel) as chunks, target.open("wb") as stream:
+        with (
+            upstream.open_file(planned.url, planned.size, cancel) as chunks,
+            target.open("wb") as stream,
+        ):
             for chunk in chunks:
                 stream.write(chunk)
                 digest.update(chunk)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
+import urllib3
 from cachecontrol import CacheControlAdapter
 from cachecontrol.caches import SeparateBodyFileCache
 from requests.adapters import HTTPAdapter
@@ -131,6 +135,53 @@ def make_session(
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
+
+
+class BodyError(Exception):
+    """A response body that is too large or too slow to be believed (a hostile server)."""
+
+
+@contextmanager
+def deadline(response: requests.Response, seconds: float) -> Iterator[threading.Event]:
+    """While inside, the response is shut down once `seconds` have passed (the event tells):
+    the session's timeout bounds each read, not a server that drips a byte every few seconds."""
+    expired = threading.Event()
+
+    def expire() -> None:
+        expired.set()
+        with contextlib.suppress(RuntimeError, OSError):  # already given back, or closed
+            response.raw.shutdown()
+
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield expired
+    finally:
+        timer.cancel()
+
+
+def body_chunks(response: requests.Response, limit: int, seconds: float) -> Iterator[bytes]:
+    """The body of a streamed response in chunks, at most `limit` bytes within `seconds` in
+    all; BodyError past either."""
+    size = 0
+    with deadline(response, seconds) as expired:
+        try:
+            for chunk in response.iter_content(64 * 1024):
+                size += len(chunk)
+                if size > limit:
+                    raise BodyError(f"answered more than {limit} bytes")
+                yield chunk
+        except (requests.RequestException, urllib3.exceptions.HTTPError):
+            if not expired.is_set():
+                raise
+    if expired.is_set():
+        raise BodyError(f"answered too slowly (over {seconds:.0f} s)")
+
+
+def read_body(response: requests.Response, limit: int, seconds: float) -> bytes:
+    """The body of a streamed response, at most `limit` bytes within `seconds` in all."""
+    return b"".join(body_chunks(response, limit, seconds))
 
 
 def default_cache_dir() -> Path:

@@ -24,13 +24,19 @@ import requests
 from reconciler import cachefile
 from reconciler.concurrency import map_concurrently
 from reconciler.errors import UpstreamError
-from reconciler.http import redact
+from reconciler.http import BodyError, body_chunks, read_body, redact
 from reconciler.model import UpstreamFile
 
 # What one Range request fetches at least: the end of a zip (directory and EOCD) in one go.
 CHUNK = 64 * 1024
+# The most Requires-Dist lines believed (extras included; real releases declare at most a few
+# hundred).
+MAX_DEPENDENCIES = 1000
 # The largest core metadata read or kept; real METADATA files are rarely over 1 MiB.
 MAX_METADATA = 4 * 1024 * 1024
+# A server that ignores Range sends the whole wheel: read for its METADATA up to this size.
+MAX_WHEEL = 512 * 1024 * 1024
+READ_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
@@ -62,12 +68,14 @@ def wheel_metadata(archive: zipfile.ZipFile, filename: str) -> bytes:
 
 
 def parse(raw: bytes) -> CoreMetadata:
-    """Requires-Dist and Requires-Python from METADATA / PKG-INFO (an RFC 822 message)."""
+    """Requires-Dist and Requires-Python from METADATA / PKG-INFO (an RFC 822 message);
+    MetadataUnavailable for more dependencies than any real release declares (each would
+    cost requests)."""
     message = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(raw)
-    return CoreMetadata(
-        requires_dist=tuple(str(r).strip() for r in message.get_all("Requires-Dist") or ()),
-        requires_python=message.get("Requires-Python"),
-    )
+    requires = tuple(str(r).strip() for r in message.get_all("Requires-Dist") or ())
+    if len(requires) > MAX_DEPENDENCIES:
+        raise MetadataUnavailable(f"declares {len(requires)} dependencies: not believed")
+    return CoreMetadata(requires_dist=requires, requires_python=message.get("Requires-Python"))
 
 
 class MetadataReader:
@@ -133,11 +141,13 @@ class MetadataReader:
         """The PEP 658 file, verified against the index's digest (PEP 714); None when it does
         not match (or is absurdly large), so that the wheel's own METADATA is read instead."""
         url = upstream_file.url.split("#", 1)[0] + ".metadata"
-        response = self._get(url, stream=True)
-        with response:
-            raw = response.raw.read(MAX_METADATA + 1, decode_content=True)
-        if len(raw) > MAX_METADATA:
-            return None
+        with self._get(url, stream=True) as response:
+            try:
+                raw = read_body(response, MAX_METADATA, READ_SECONDS)
+            except BodyError:
+                return None
+            except requests.RequestException as error:
+                raise UpstreamError(f"{redact(url)} broke off: {error}") from None
         expected = upstream_file.metadata_sha256
         if expected and hashlib.sha256(raw).hexdigest() != expected.lower():
             return None
@@ -246,14 +256,14 @@ class RangeFile(io.RawIOBase):
             with response:
                 if response.status_code == 200:
                     self.whole = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)
-                    for chunk in response.iter_content(CHUNK):  # past 8 MiB to disk: flat memory
-                        self.whole.write(chunk)
+                    for chunk in body_chunks(response, MAX_WHEEL, READ_SECONDS):
+                        self.whole.write(chunk)  # past 8 MiB to disk: memory stays flat
                     return b"", ""
                 if response.status_code != 206:
                     raise UpstreamError(f"{redact(self.url)} answered {response.status_code}")
-                content = response.raw.read(length + 1, decode_content=True)
+                content = read_body(response, length, READ_SECONDS)
         except requests.RequestException as error:
             raise UpstreamError(f"{redact(self.url)} could not be fetched: {error}") from None
-        if len(content) > length:
-            raise UpstreamError(f"{redact(self.url)} answered more bytes than the range asked")
+        except BodyError as error:
+            raise UpstreamError(f"{redact(self.url)} {error}") from None
         return content, response.headers.get("Content-Range", "")

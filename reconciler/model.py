@@ -476,6 +476,7 @@ def is_plain_filename(filename: str) -> bool:
     """A bare file name: no directory part, not hidden, nothing that could escape a folder."""
     return (
         bool(filename)
+        and len(filename.encode()) <= 255  # the longest name a filesystem takes
         and "/" not in filename
         and "\\" not in filename
         and not filename.startswith(".")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import timezone
+from email.message import Message
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
@@ -13,10 +15,11 @@ import urllib3
 from pypi_simple import ACCEPT_JSON_PREFERRED, ProjectPage
 from pypi_simple.errors import UnsupportedContentTypeError, UnsupportedRepoVersionError
 
+from reconciler import jsondata
 from reconciler.cancel import Cancellation
 from reconciler.concurrency import map_concurrently
 from reconciler.errors import UpstreamError
-from reconciler.http import redact
+from reconciler.http import BodyError, deadline, read_body, redact
 from reconciler.metadata import CoreMetadata, MetadataReader
 from reconciler.model import (
     UpstreamFile,
@@ -27,6 +30,15 @@ from reconciler.model import (
 
 _MAX_REDIRECTS = 5
 DOWNLOAD_CHUNK = 1024 * 1024
+# A project page larger or slower than this is not believed (botocore's JSON page, one of the
+# largest, is a few tens of MB).
+MAX_PAGE = 128 * 1024 * 1024
+PAGE_SECONDS = 300.0
+# The longest free text (a yank reason, a Requires-Python) taken from upstream.
+MAX_TEXT = 1000
+# A download may take this long, plus its size at this rate (bytes per second).
+DOWNLOAD_SECONDS = 600.0
+MIN_DOWNLOAD_RATE = 64 * 1024
 
 
 class UpstreamIndex:
@@ -40,8 +52,12 @@ class UpstreamIndex:
         workers: int = 16,
         timeout: float = 30.0,
         metadata_cache: Path | None = None,
+        page_bytes: int = MAX_PAGE,
+        page_seconds: float = PAGE_SECONDS,
     ) -> None:
         self.index_url = index_url.rstrip("/") + "/"
+        self.page_bytes = page_bytes
+        self.page_seconds = page_seconds
         self.session = session
         # Downloads bypass the HTTP cache: a 200 MB body must stream, not be cached.
         self.download_session = download_session or session
@@ -62,48 +78,62 @@ class UpstreamIndex:
         return self.metadata.read_many(files)
 
     def project(self, name: str) -> UpstreamProject | None:
-        """One project's page (PEP 691 JSON preferred); None on 404."""
+        """One project's page (PEP 691 JSON preferred); None on 404.
+
+        A page that cannot be read (malformed, too large, too slow) is the project's problem,
+        not the plan's: it comes back `unreadable`, and that project is blocked.
+        """
         url = urljoin(self.index_url, f"{name}/")
         # max-age=0 makes the cache revalidate with If-None-Match every time: always fresh,
         # and an unchanged page costs a 304 (RFC 9111 section 5.2.1.1).
         response = self._get(
             url, headers={"Accept": ACCEPT_JSON_PREFERRED, "Cache-Control": "max-age=0"}
         )
-        if response.status_code == 404:
-            return None
-        if response.status_code != 200:
-            raise UpstreamError(
-                f"upstream index answered {response.status_code} for {redact(url)} (project {name})"
-            )
-        try:
-            page = ProjectPage.from_response(response, name)
-        except (
-            UnsupportedContentTypeError,
-            UnsupportedRepoVersionError,
-            ValueError,  # not JSON, or not the shape PEP 691 gives (pydantic's errors too)
-            RecursionError,  # JSON nested too deeply
-        ) as error:
-            why = str(error).splitlines()[0] if str(error) else type(error).__name__
-            return UpstreamProject(name, (), unreadable=why[:200])
+        with response:
+            if response.status_code == 404:
+                return None
+            if response.status_code != 200:
+                raise UpstreamError(
+                    f"upstream index answered {response.status_code} for {redact(url)} "
+                    f"(project {name})"
+                )
+            try:
+                body = read_body(response, self.page_bytes, self.page_seconds)
+                page = _parse_page(name, body, response)
+            except requests.RequestException as error:
+                raise UpstreamError(f"cannot read upstream page for {name}: {error}") from error
+            except (
+                BodyError,
+                UnsupportedContentTypeError,
+                UnsupportedRepoVersionError,
+                ValueError,  # not JSON, or not the shape PEP 691 gives (pydantic's errors too)
+                RecursionError,  # JSON nested too deeply (pypi_simple's own parsing)
+            ) as error:
+                why = str(error).splitlines()[0] if str(error) else type(error).__name__
+                return UpstreamProject(name, (), unreadable=why[:200])
         return _to_project(name, page)
 
     @contextmanager
-    def open_file(self, url: str, cancel: Cancellation) -> Iterator[Iterator[bytes]]:
+    def open_file(
+        self, url: str, size: int | None, cancel: Cancellation
+    ) -> Iterator[Iterator[bytes]]:
         """Stream a file's bytes in chunks; memory stays flat whatever the file's size.
 
         Files may live on another host (PyPI serves them from its CDN) and may redirect: the
         applier checks every byte against the index's sha256 before anything is visible.
-        `cancel` stops the stream at once, even in the middle of a read.
+        `cancel` stops the stream at once, even in the middle of a read; so does running past
+        a deadline that allows the file's `size` at a slow but honest rate.
         """
         try:
             response = self.download_session.get(url, stream=True, timeout=self.timeout)
         except requests.RequestException as error:
             raise UpstreamError(f"cannot download {redact(url)}: {error}") from error
+        seconds = DOWNLOAD_SECONDS + (size or 0) / MIN_DOWNLOAD_RATE
         try:
             if response.status_code != 200:
                 raise UpstreamError(f"upstream answered {response.status_code} for {redact(url)}")
-            with cancel.watching(response.raw):
-                yield _checked_chunks(response, url, cancel)
+            with cancel.watching(response.raw), deadline(response, seconds) as expired:
+                yield _checked_chunks(response, url, cancel, expired)
         finally:
             response.close()
 
@@ -115,7 +145,7 @@ class UpstreamIndex:
         for _ in range(_MAX_REDIRECTS + 1):
             try:
                 response = self.session.get(
-                    url, headers=headers, timeout=self.timeout, allow_redirects=False
+                    url, headers=headers, timeout=self.timeout, allow_redirects=False, stream=True
                 )
             except requests.RequestException as error:
                 raise UpstreamError(f"cannot reach upstream {redact(url)}: {error}") from error
@@ -139,15 +169,43 @@ class UpstreamIndex:
         )
 
 
-def _checked_chunks(response: requests.Response, url: str, cancel: Cancellation) -> Iterator[bytes]:
-    """The body in chunks; a connection lost half way is an UpstreamError naming the URL."""
+def _parse_page(name: str, body: bytes, response: requests.Response) -> ProjectPage:
+    """A page from its bytes, as `ProjectPage.from_response` would parse the response."""
+    header = Message()
+    header["Content-Type"] = response.headers.get("Content-Type", "text/html")
+    media_type = header.get_content_type()
+    if media_type == "application/vnd.pypi.simple.v1+json":
+        return ProjectPage.from_json_data(jsondata.loads(body), response.url)
+    if media_type in ("application/vnd.pypi.simple.v1+html", "text/html"):
+        charset = header.get_param("charset")
+        encoding = charset if isinstance(charset, str) else None
+        return ProjectPage.from_html(name, body, response.url, from_encoding=encoding)
+    raise UnsupportedContentTypeError(response.url, media_type)
+
+
+def _checked_chunks(
+    response: requests.Response, url: str, cancel: Cancellation, expired: threading.Event
+) -> Iterator[bytes]:
+    """The body in chunks; a connection lost half way (or cut at the deadline) is an
+    UpstreamError naming the URL."""
     try:
         for chunk in response.iter_content(DOWNLOAD_CHUNK):
             cancel.check()
             yield chunk
     except (requests.RequestException, urllib3.exceptions.HTTPError) as error:
         cancel.check()  # a read stopped by the cancel is the cancel, not a broken download
+        if expired.is_set():
+            raise UpstreamError(f"download of {redact(url)} was too slow") from None
         raise UpstreamError(f"download of {redact(url)} broke off: {error}") from error
+    if expired.is_set():
+        raise UpstreamError(f"download of {redact(url)} was too slow")
+
+
+def _bounded(text: str | None) -> str | None:
+    """Free text from upstream (a yank reason), cut to MAX_TEXT: it reaches every report."""
+    if not text:
+        return None
+    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
 
 
 def _to_project(name: str, page: ProjectPage) -> UpstreamProject:
@@ -155,8 +213,11 @@ def _to_project(name: str, page: ProjectPage) -> UpstreamProject:
     files = []
     for package in page.packages:
         parsed = parse_distribution_filename(package.filename)
-        # A name that is not a plain file name (a wheel build tag may hold "/") is never ours.
+        # A name that is not a plain file name (a wheel build tag may hold "/") is never ours,
+        # nor is a Requires-Python no real release writes.
         if parsed is None or parsed[0] != name or not is_plain_filename(package.filename):
+            continue
+        if package.requires_python and len(package.requires_python) > MAX_TEXT:
             continue
         sha256 = package.digests.get("sha256")
         files.append(
@@ -170,7 +231,7 @@ def _to_project(name: str, page: ProjectPage) -> UpstreamProject:
                 if package.upload_time and package.upload_time.tzinfo is None
                 else package.upload_time,
                 yanked=package.is_yanked,
-                yanked_reason=package.yanked_reason or None,
+                yanked_reason=_bounded(package.yanked_reason),
                 size=package.size,
                 requires_python=package.requires_python,
                 # PEP 658/714: the core metadata is served beside the file, with its digest.

@@ -21,10 +21,13 @@ from reconciler import cachefile, jsondata
 from reconciler.concurrency import map_concurrently
 from reconciler.model import Advisory, ServiceName
 from reconciler.vulns.interface import (
+    MAX_ID,
     PackageVersion,
     ServiceAnswer,
     ServiceError,
     VulnerabilityService,
+    aliases_of,
+    answer_json,
     summary,
 )
 
@@ -129,12 +132,13 @@ class OsvService(VulnerabilityService):
                 pass
         url = f"{self.base_url}/v1/vulns/{quote(vuln_id, safe='')}"
         try:
-            response = self.session.get(url, timeout=self.timeout)
+            response = self.session.get(url, timeout=self.timeout, stream=True)
         except requests.RequestException as error:
             raise ServiceError(f"OSV could not be reached for {vuln_id}: {error}") from error
-        if response.status_code != 200:
-            raise ServiceError(f"OSV answered {response.status_code} for {vuln_id}")
-        record = _json_object(response, f"OSV record {vuln_id}")
+        with response:
+            if response.status_code != 200:
+                raise ServiceError(f"OSV answered {response.status_code} for {vuln_id}")
+            record = _json_object(response, f"OSV record {vuln_id}")
         if record.get("id") != vuln_id:
             raise ServiceError(f"OSV answered the record of {vuln_id} with another id")
         if cache_file is not None:
@@ -149,19 +153,17 @@ class OsvService(VulnerabilityService):
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         url = f"{self.base_url}{path}"
         try:
-            response = self.session.post(url, json=body, timeout=self.timeout)
+            response = self.session.post(url, json=body, timeout=self.timeout, stream=True)
         except requests.RequestException as error:
             raise ServiceError(f"OSV could not be reached at {url}: {error}") from error
-        if response.status_code != 200:
-            raise ServiceError(f"OSV answered {response.status_code} at {url}")
-        return _json_object(response, "OSV querybatch")
+        with response:
+            if response.status_code != 200:
+                raise ServiceError(f"OSV answered {response.status_code} at {url}")
+            return _json_object(response, "OSV querybatch")
 
 
 def _json_object(response: requests.Response, what: str) -> dict[str, Any]:
-    try:
-        data = jsondata.loads(response.content)
-    except ValueError as error:
-        raise ServiceError(f"{what} is not JSON") from error
+    data = answer_json(response, what)
     if not isinstance(data, dict):
         raise ServiceError(f"{what} is not a JSON object")
     return data
@@ -173,7 +175,8 @@ def _batch_result(result: Any) -> tuple[list[tuple[str, str | None]], str | None
         return [], None
     vulns = result.get("vulns", []) if isinstance(result, dict) else None
     if not isinstance(vulns, list) or not all(
-        isinstance(v, dict) and isinstance(v.get("id"), str) for v in vulns
+        isinstance(v, dict) and isinstance(v.get("id"), str) and len(v["id"]) <= MAX_ID
+        for v in vulns
     ):
         raise ServiceError("OSV querybatch answered a result that is not a list of vulnerabilities")
     token = result.get("next_page_token")
@@ -206,7 +209,7 @@ def _parse_advisory(record: dict[str, Any], name: str) -> Advisory:
             )
     return Advisory(
         id=record["id"],
-        aliases=tuple(record.get("aliases", [])),
+        aliases=aliases_of(record.get("aliases")),
         summary=summary(record.get("summary") or record.get("details")),
         link=f"https://osv.dev/vulnerability/{record['id']}",
         fixed_in=tuple(dict.fromkeys(fixed)),

@@ -12,7 +12,6 @@ from urllib.parse import quote
 
 import requests
 
-from reconciler import jsondata
 from reconciler.concurrency import map_concurrently
 from reconciler.model import Advisory, ServiceName
 from reconciler.vulns.interface import (
@@ -20,6 +19,8 @@ from reconciler.vulns.interface import (
     ServiceAnswer,
     ServiceError,
     VulnerabilityService,
+    aliases_of,
+    answer_json,
     summary,
 )
 
@@ -57,19 +58,20 @@ class PypiService(VulnerabilityService):
         name, version = package
         url = f"{self.base_url}/{quote(name)}/{quote(version)}/json"
         try:
-            response = self.session.get(url, headers=_HEADERS, timeout=self.timeout)
+            response = self.session.get(url, headers=_HEADERS, timeout=self.timeout, stream=True)
         except requests.RequestException as error:
             raise ServiceError(
                 f"PyPI JSON API could not be reached for {name} {version}: {error}"
             ) from None
-        if response.status_code == 404:
-            return None
-        if response.status_code != 200:
-            raise ServiceError(
-                f"PyPI JSON API answered {response.status_code} for {name} {version}"
-            )
+        with response:
+            if response.status_code == 404:
+                return None
+            if response.status_code != 200:
+                raise ServiceError(
+                    f"PyPI JSON API answered {response.status_code} for {name} {version}"
+                )
+            document = answer_json(response, f"PyPI JSON API for {name} {version}")
         try:
-            document = jsondata.loads(response.content)
             records = document.get("vulnerabilities") or []
             return tuple(_advisory(r) for r in records if not r.get("withdrawn"))
         except (ValueError, AttributeError, KeyError, TypeError) as error:
@@ -82,7 +84,7 @@ def _advisory(record: dict[str, Any]) -> Advisory:
     """An Advisory from one entry of the `vulnerabilities` list (OSV-derived fields)."""
     return Advisory(
         id=record["id"],
-        aliases=tuple(record.get("aliases") or ()),
+        aliases=aliases_of(record.get("aliases")),
         summary=summary(record.get("summary") or record.get("details")),
         link=record.get("link") or "",
         fixed_in=tuple(record.get("fixed_in") or ()),

@@ -15,6 +15,7 @@ import hashlib
 import json
 import re
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -186,9 +187,27 @@ class UpstreamHandler(QuietHandler):
             body, content_type = fake.render_json(project), JSON_TYPE
         else:
             body, content_type = fake.render_html(project), "text/html"
+        if name in fake.drip:
+            self.drip_body(body, content_type, fake.drip[name])
+            return
         self.send_revalidated(
             body, content_type, {"Cache-Control": "max-age=600, public", "Vary": "Accept"}
         )
+
+    def drip_body(self, body: bytes, content_type: str, seconds: float) -> None:
+        """A server that answers a byte at a time, never quite timing out a read."""
+        self.fake.record(self.command, self.path, 200)
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        try:
+            for index in range(len(body)):
+                self.wfile.write(body[index : index + 1])
+                self.wfile.flush()
+                time.sleep(seconds)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
 
     def metadata_file(self, filename: str) -> None:
         found = self.fake.find_file(filename)
@@ -253,6 +272,7 @@ class FakeUpstream(FakeServer):
         self.serve_metadata = True  # PEP 658 `.metadata` files (and `core-metadata` in pages)
         self.serve_ranges = True  # HTTP Range requests on files
         self.vulnerabilities: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self.drip: dict[str, float] = {}  # project -> seconds between the bytes of its page
         self._mutex = threading.Lock()
 
     def add_vulnerability(

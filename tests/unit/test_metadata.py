@@ -108,3 +108,14 @@ def test_metadata_that_inflates_past_the_cap_is_refused_not_read(upstream: FakeU
     with pytest.raises(MetadataUnavailable, match="METADATA is larger than"):
         reader.read(wheel)
     assert reader.read_many([wheel]) == {}
+
+
+def test_a_release_declaring_thousands_of_dependencies_is_not_believed(
+    upstream: FakeUpstream,
+) -> None:
+    requires = tuple(f"dep{n}" for n in range(5000))
+    upstream.add_release("greedy", "1.0", days_ago(30), requires=requires)
+    wheel = files(upstream, "greedy")["greedy-1.0-py3-none-any.whl"]
+    reader = MetadataReader(make_session(None, 2), None)
+    with pytest.raises(MetadataUnavailable, match="declares 5000 dependencies"):
+        reader.read(wheel)

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 import requests
 import requests_mock
 
 from reconciler.errors import UpstreamError
-from reconciler.http import RetryPolicy
+from reconciler.http import RetryPolicy, make_session
 from reconciler.upstream import UpstreamIndex
+from tests.conftest import days_ago
+from tests.servers.base import Gate
+from tests.servers.upstream import FakeFile, FakeUpstream
 
 INDEX = "https://pypi.example/simple"
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
@@ -133,7 +137,7 @@ def test_redirect_on_the_same_index_is_followed() -> None:
 @pytest.mark.parametrize(
     ("body", "why"),
     [
-        ("[" * 200_000 + "]" * 200_000, "maximum recursion depth exceeded"),
+        ("[" * 200_000 + "]" * 200_000, "JSON nested too deeply"),
         (json.dumps({"meta": {"api-version": "1.1"}, "name": "foo", "files": 5}), "validation"),
         (json.dumps({"meta": {"api-version": "2.0"}, "name": "foo", "files": []}), "version"),
         ("not json", "Expecting value"),
@@ -145,3 +149,60 @@ def test_a_page_that_cannot_be_read_blocks_that_project_only(body: str, why: str
         project = index().project("foo")
     assert project is not None and project.files == ()
     assert project.unreadable is not None and why in project.unreadable
+
+
+def test_a_page_that_drips_or_swells_blocks_its_project_within_bounds(
+    upstream: FakeUpstream,
+) -> None:
+    upstream.add_release("slow", "1.0", days_ago(30))
+    upstream.add_release("huge", "1.0", days_ago(30))
+    for n in range(300):
+        upstream.add_release("huge", f"1.{n}", days_ago(30), wheel=False, sdist=True)
+    upstream.drip["slow"] = 0.05
+    index = UpstreamIndex(
+        upstream.index_url, make_session(None, 2), page_bytes=64 * 1024, page_seconds=1.0
+    )
+    slow, huge = index.project("slow"), index.project("huge")
+    assert slow is not None and slow.unreadable == "answered too slowly (over 1 s)"
+    assert huge is not None and huge.unreadable == "answered more than 65536 bytes"
+
+
+def test_upstream_text_is_bounded_before_anything_renders_it() -> None:
+    page = json.loads(json.dumps(JSON_PAGE))
+    page["files"][0]["yanked"] = "r" * (20 << 20)  # a 20 MiB yank reason
+    page["files"].append(
+        {**page["files"][0], "filename": "foo-1.0.tar.gz", "requires-python": ">=3," * 10_000}
+    )
+    page["files"].append({**page["files"][0], "filename": "foo-1.0-py3-none-" + "x" * 300 + ".whl"})
+    with requests_mock.Mocker() as mock:
+        mock.get(f"{INDEX}/foo/", json=page, headers={"Content-Type": JSON_TYPE})
+        project = index().project("foo")
+    assert project is not None
+    (wheel,) = project.files  # the absurd Requires-Python and file name are left out
+    assert wheel.yanked_reason is not None and len(wheel.yanked_reason) == 1000
+
+
+def test_a_download_that_drips_is_cut_at_its_deadline(
+    upstream: FakeUpstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reconciler import upstream as module
+    from reconciler.cancel import Cancellation
+
+    monkeypatch.setattr(module, "DOWNLOAD_SECONDS", 1.0)
+    monkeypatch.setattr(module, "MIN_DOWNLOAD_RATE", 1 << 30)
+    gate = Gate()  # the server sends 64 KiB, then nothing: a read never times out by itself
+    big = FakeFile("big-1.0-py3-none-any.whl", days_ago(30), size=1 << 20, gate=gate)
+    big.gate_after = 64 * 1024
+    upstream.add_file("big", big)
+    index = UpstreamIndex(upstream.index_url, make_session(None, 2), timeout=60)
+    try:
+        with (
+            pytest.raises(UpstreamError, match="was too slow"),
+            index.open_file(
+                f"{upstream.url}/files/{big.filename}", 1 << 20, Cancellation()
+            ) as chunks,
+        ):
+            for _ in chunks:
+                pass
+    finally:
+        gate.open()
