@@ -40,6 +40,8 @@ from reconciler.model import (
 DEPENDENCY = SourceLocation("(dependency)", 0)
 # Resolution rounds before giving up (pip uses 200000; our graphs are far smaller).
 MAX_ROUNDS = 20000
+# Metadata files of older versions asked for with a missing one, for backtracking.
+PREFETCH = 8
 
 
 class NeedData(Exception):  # noqa: N818 - a signal to the caller, not an error
@@ -109,6 +111,9 @@ class Facts:
     held: Mapping[str, Collection[Version]]
     distrusted: Mapping[tuple[str, Version], str]
     environments: Sequence[TargetEnvironment]
+    # The plan's fetch budget is spent: what was not fetched is unavailable, never "no
+    # dependencies", and the requirements that needed it are blocked.
+    exhausted: bool = False
 
 
 class Provider(AbstractProvider[Need, Candidate, str]):
@@ -121,6 +126,8 @@ class Provider(AbstractProvider[Need, Candidate, str]):
         self.missing_projects: set[str] = set()
         self.missing_files: set[UpstreamFile] = set()
         self.unread: set[str] = set()  # releases whose dependencies could not be read
+        self.unfetched: set[str] = set()  # projects left out because the budget was spent
+        self.unfetched_now: set[str] = set()  # the same, in the resolution under way
         self._judged: dict[str, list[policy.Verdict] | Blocked] = {}
 
     def requirement_for(self, name: str) -> Requirement:
@@ -164,19 +171,25 @@ class Provider(AbstractProvider[Need, Candidate, str]):
         needs = list(requirements[identifier])
         name, extras = needs[0].name, frozenset().union(*(n.extras for n in needs))
         if name not in self.facts.projects:
-            self.missing_projects.add(name)
+            self._missing_project(name)
             return []
         judged = self.judged(name)
         if isinstance(judged, Blocked):
             return []
         excluded = {c.version for c in incompatibilities[identifier]}
-        return [
+        matches = [
             Candidate(name, verdict.version, extras, verdict, needs[0].chain)
             for verdict in judged
             if verdict.problem is None
             and verdict.version not in excluded
             and all(n.specifier.contains(verdict.version, prereleases=True) for n in needs)
         ]
+        if self.facts.exhausted:  # unknown dependencies are not "none": leave those out
+            known = [c for c in matches if not self._unfetched_metadata(c.verdict)]
+            if len(known) < len(matches):
+                self._left_out(name)
+            matches = known
+        return matches
 
     def is_satisfied_by(self, requirement: Need, candidate: Candidate) -> bool:
         """Whether a candidate meets a requirement's specifier."""
@@ -199,7 +212,7 @@ class Provider(AbstractProvider[Need, Candidate, str]):
             if self._applies(parsed, candidate.extras):
                 if canonicalize_name(parsed.name) not in self.facts.projects:
                     # Note every sibling now: the resolver stops at the first it cannot find.
-                    self.missing_projects.add(canonicalize_name(parsed.name))
+                    self._missing_project(canonicalize_name(parsed.name))
                 needs.append(
                     Need(
                         canonicalize_name(parsed.name),
@@ -212,22 +225,47 @@ class Provider(AbstractProvider[Need, Candidate, str]):
         return needs
 
     def _core_metadata(self, candidate: Candidate) -> CoreMetadata | None:
-        wheels = sorted(
-            (f for f in candidate.verdict.files if f.filename.endswith(".whl")),
-            key=lambda f: (not f.has_metadata, f.filename),
-        )
-        if not wheels:
-            self.unread.add(f"{candidate.name} {candidate.version}")
-            return None
-        chosen = wheels[0]
-        digest = chosen.sha256 or ""  # policy admits only files with a sha256
+        chosen = _metadata_file(candidate.verdict)
+        digest = (chosen.sha256 or "") if chosen else ""  # policy admits files with a sha256
         if digest in self.facts.metadata:
             return self.facts.metadata[digest]
-        if digest in self.facts.unreadable:
+        if chosen is None or digest in self.facts.unreadable:
             self.unread.add(f"{candidate.name} {candidate.version}")
-        else:
+        elif not self.facts.exhausted:
+            # Backtracking walks down the versions: ask for the next few with this one, so a
+            # long walk costs a few fetch rounds, not one per version.
             self.missing_files.add(chosen)
+            self.missing_files.update(self._next_metadata(candidate, PREFETCH))
         return None
+
+    def _next_metadata(self, candidate: Candidate, count: int) -> list[UpstreamFile]:
+        """The metadata files of the next `count` older admissible versions of a project."""
+        judged = self.judged(candidate.name)
+        older = [
+            v for v in (judged if isinstance(judged, list) else [])
+            if v.problem is None and v.version < candidate.version
+        ]  # fmt: skip
+        files = [_metadata_file(v) for v in older]
+        return [f for f in files if f is not None and self._unfetched_file(f)][:count]
+
+    def _unfetched_metadata(self, verdict: policy.Verdict) -> bool:
+        chosen = _metadata_file(verdict)
+        return chosen is not None and self._unfetched_file(chosen)
+
+    def _unfetched_file(self, upstream_file: UpstreamFile) -> bool:
+        digest = upstream_file.sha256 or ""
+        return digest not in self.facts.metadata and digest not in self.facts.unreadable
+
+    def _missing_project(self, name: str) -> None:
+        """A page the resolution needs: asked for, or, once the budget is spent, unavailable."""
+        if self.facts.exhausted:
+            self._left_out(name)
+        else:
+            self.missing_projects.add(name)
+
+    def _left_out(self, name: str) -> None:
+        self.unfetched.add(name)
+        self.unfetched_now.add(name)
 
     def _applies(self, requirement: PackagingRequirement, extras: frozenset[str]) -> bool:
         """Whether a Requires-Dist line belongs to this candidate in some target environment.
@@ -250,6 +288,16 @@ class Provider(AbstractProvider[Need, Candidate, str]):
             return True  # a marker we cannot judge: mirror the dependency rather than miss it
 
 
+def _metadata_file(verdict: policy.Verdict) -> UpstreamFile | None:
+    """The file whose core metadata stands for a release: a wheel, one with a PEP 658 file
+    first; None for a release of sdists only."""
+    wheels = sorted(
+        (f for f in verdict.files if f.filename.endswith(".whl")),
+        key=lambda f: (not f.has_metadata, f.filename),
+    )
+    return wheels[0] if wheels else None
+
+
 def resolve(
     listed: Sequence[Requirement],
     projects: Mapping[str, UpstreamProject | None],
@@ -259,6 +307,7 @@ def resolve(
     held: Mapping[str, Collection[Version]],
     distrusted: Mapping[tuple[str, Version], str],
     environments: Sequence[TargetEnvironment],
+    exhausted: bool = False,
 ) -> Closure:
     """Resolve the listed requirements and their whole dependency closure.
 
@@ -267,7 +316,9 @@ def resolve(
     projects, and a requirement whose closure conflicts with the others' is blocked in turn.
     Raises NeedData when pages or metadata are missing (after collecting all this pass saw).
     """
-    facts = Facts(projects, metadata, unreadable, context, held, distrusted, environments)
+    facts = Facts(
+        projects, metadata, unreadable, context, held, distrusted, environments, exhausted
+    )
     provider = Provider({r.name: r for r in listed}, facts)
     blocked: dict[str, Blocked] = {}
     reach: dict[str, set[str]] = {}  # requirement -> the projects its own closure touches
@@ -300,6 +351,12 @@ def resolve(
         for release in sorted(provider.unread)
         if release.split(" ")[0] in admitted
     )
+    if provider.unfetched:
+        warnings += (
+            "the dependency closure did not settle within the plan's fetch budget: "
+            f"{', '.join(sorted(provider.unfetched))} could not be read in time; what needs "
+            "them is blocked",
+        )
     return Closure(
         admitted=admitted,
         required_by=_required_by(results),
@@ -453,18 +510,30 @@ def _attempt(
         Need(r.name, r.specifier, frozenset(canonicalize_name(e) for e in r.extras), r.text)
         for r in requirements
     ]
+    provider.unfetched_now = set()
     try:
         return Resolver(provider, BaseReporter()).resolve(needs, max_rounds=MAX_ROUNDS)
     except ResolutionImpossible as impossible:
         causes = list(impossible.causes)
         why = "; ".join(_explain(provider, cause.requirement, cause.parent) for cause in causes[:3])
+        if provider.unfetched_now:  # it might have resolved, had the budget lasted
+            left_out = ", ".join(sorted(provider.unfetched_now))
+            why = f"{left_out}: not read within the plan's fetch budget; then {why}"
         if len(requirements) == 1:
             requirement = requirements[0]
             reasons = _reasons(provider, causes)
+            if provider.unfetched_now or not reasons:
+                reason = (
+                    Problem.UNRESOLVED
+                    if provider.unfetched_now
+                    else Problem.DEPENDENCY_UNSATISFIABLE
+                )
+            else:
+                reason = reasons[0].reason
             return Blocked(
                 name=requirement.name,
                 requirement=requirement.text,
-                reason=reasons[0].reason if reasons else Problem.DEPENDENCY_UNSATISFIABLE,
+                reason=reason,
                 detail=why,
                 eligible_at=min(
                     (r.eligible_at for r in reasons if r.eligible_at is not None), default=None
@@ -502,6 +571,8 @@ def _reasons(provider: Provider, causes: Iterable[Any]) -> list[Blocked]:
 def _explain(provider: Provider, need: Need, parent: Candidate | None) -> str:
     """`requests 2.32.3 → urllib3<3,>=1.21.1: 2.5.0: 5 days old, eligible …`."""
     path = " → ".join((*need.chain, need.text or need.name))
+    if need.name in provider.unfetched:
+        return f"{path}: not read within the plan's fetch budget (its page or metadata)"
     judged = provider.judged(need.name) if need.name in provider.facts.projects else None
     if judged is None:
         return f"{path}: not found upstream"

@@ -83,6 +83,7 @@ class Problem(str, Enum):
     NO_MATCHING_VERSION = "no-matching-version"
     DEPENDENCY_UNSATISFIABLE = "dependency-unsatisfiable"
     DEPENDENCY_CONFLICT = "dependency-conflict"
+    UNRESOLVED = "unresolved"  # the closure did not settle within the plan's fetch budget
 
 
 class DependencyMode(str, Enum):

@@ -53,7 +53,8 @@ def make_plan(
     audit.query(planner.versions_to_audit(desired, projects, actual, now))
     metadata: dict[str, CoreMetadata] = {}
     unreadable: set[str] = set()
-    for _ in range(MAX_FETCH_ROUNDS):
+    for round_number in range(MAX_FETCH_ROUNDS + 1):
+        exhausted = round_number == MAX_FETCH_ROUNDS
         inputs = planner.PlanInputs(
             desired=desired,
             projects=projects,
@@ -66,6 +67,9 @@ def make_plan(
             audited=frozenset(audit.audited),
             metadata=metadata,
             unreadable=frozenset(unreadable),
+            # Budget spent: what is still missing blocks the requirements that need it,
+            # and everything else (quarantines first) is planned as usual.
+            exhausted=exhausted,
         )
         try:
             return planner.plan(inputs)

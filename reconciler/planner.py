@@ -55,6 +55,7 @@ class PlanInputs:
     audited: frozenset[policy.PackageKey] | None = None  # the pairs the services were asked
     metadata: Mapping[str, CoreMetadata] = field(default_factory=dict)  # by file sha256
     unreadable: frozenset[str] = frozenset()  # files whose metadata could not be read
+    exhausted: bool = False  # the fetch budget is spent: what is missing is unavailable
 
 
 def projects_to_fetch(desired: DesiredState, actual: ActualState) -> set[str]:
@@ -166,6 +167,7 @@ def _decide(
             held,
             distrusted,
             settings.environments,
+            inputs.exhausted,
         )
         return _Decisions(
             requirements,

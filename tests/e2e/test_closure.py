@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from tests.conftest import Workspace, days_ago
 from tests.e2e.helpers import installed_version, pip_install
 from tests.e2e.test_serve import served, uv_install
@@ -118,3 +120,61 @@ def test_a_metadata_outage_stops_the_plan_instead_of_admitting_without_dependenc
     assert result.exit_code == 1
     assert "app-1.0-py3-none-any.whl.metadata answered 503" in result.stderr
     assert not (workspace.registry / "files").exists()
+
+
+def long_walk(workspace: Workspace) -> None:
+    """app's newest 55 releases need young>=2, which is 3 days old: only app 0.1 can be had.
+    held-pkg 1.0, mirrored before, has just gained an advisory."""
+    up = workspace.upstream
+    up.add_release("app", "0.1", days_ago(400))
+    for minor in range(1, 56):
+        up.add_release("app", f"1.{minor}", days_ago(300 - minor), requires=("young>=2",))
+    up.add_release("young", "2.0", days_ago(3))
+    up.add_release("ok", "1.0", days_ago(30))
+    up.add_release("held-pkg", "1.0", days_ago(30))
+    workspace.requirements("held-pkg==1.0\n")
+    assert workspace.mirror("apply", "--auto-approve").exit_code == 0
+    workspace.osv.add("GHSA-held", "held-pkg", ["1.0"])
+    workspace.requirements("app\nok==1.0\nheld-pkg==1.0\n")
+
+
+def drift_report(workspace: Workspace) -> dict[str, Any]:
+    result = workspace.mirror("drift", "--report-dir", "reports")
+    assert result.exit_code == 2, result.output
+    report: dict[str, Any] = json.loads(
+        (workspace.root / "reports" / "drift-report.json").read_text()
+    )
+    return report
+
+
+def test_a_long_backtracking_walk_settles_in_a_few_fetch_rounds(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reconciler import operations
+
+    # Metadata is asked for several versions at a time: 55 versions fit in 10 rounds.
+    monkeypatch.setattr(operations, "MAX_FETCH_ROUNDS", 10)
+    long_walk(workspace)
+    report = drift_report(workspace)
+    assert [(q["name"], q["version"]) for q in report["quarantined"]] == [("held-pkg", "1.0")]
+    uploads = {(d["name"], d["version"]) for d in report["drift"] if d["action"] == "upload"}
+    assert uploads == {("app", "0.1"), ("ok", "1.0")}
+    assert report["warnings"] == []
+
+
+def test_a_closure_out_of_budget_blocks_its_requirement_alone(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reconciler import operations
+
+    monkeypatch.setattr(operations, "MAX_FETCH_ROUNDS", 2)
+    long_walk(workspace)
+    report = drift_report(workspace)
+    # The quarantine of what the registry holds does not wait on resolving anything.
+    assert [(q["name"], q["version"]) for q in report["quarantined"]] == [("held-pkg", "1.0")]
+    uploads = {(d["name"], d["version"]) for d in report["drift"] if d["action"] == "upload"}
+    assert uploads == {("ok", "1.0")}
+    (blocked,) = [b for b in report["blocked"] if b["name"] == "app"]
+    assert blocked["reason"] == "unresolved"
+    assert "not read within the plan's fetch budget" in blocked["detail"]
+    assert any("did not settle within the plan's fetch budget" in w for w in report["warnings"])
