@@ -117,12 +117,20 @@ class MetadataReader:
         Raises MetadataUnavailable when the file has none to read, UpstreamError when upstream
         could not be asked.
         """
-        cached = self._cache_path(upstream_file)
+        cached = self._cache_path(upstream_file, "METADATA")
+        refused = self._cache_path(upstream_file, "UNREADABLE")
         if cached is not None and cached.is_file():
             return parse(cached.read_bytes())
+        if refused is not None and refused.is_file():  # a file's bytes never change
+            raise MetadataUnavailable(refused.read_text(encoding="utf-8", errors="replace"))
         raw = self._pep658(upstream_file) if upstream_file.has_metadata else None
         if raw is None and upstream_file.filename.endswith(".whl"):
-            raw = self._from_wheel(upstream_file)
+            try:
+                raw = self._from_wheel(upstream_file)
+            except MetadataUnavailable as unavailable:
+                if refused is not None:
+                    cachefile.store(refused, str(unavailable).encode())
+                raise
         if raw is None:
             raise MetadataUnavailable(
                 f"{upstream_file.filename}: the dependencies of an sdist cannot be read without "
@@ -132,10 +140,11 @@ class MetadataReader:
             cachefile.store(cached, raw)
         return parse(raw)
 
-    def _cache_path(self, upstream_file: UpstreamFile) -> Path | None:
+    def _cache_path(self, upstream_file: UpstreamFile, kind: str) -> Path | None:
+        """Where what was read of a file is kept: by its sha256, so it holds for good."""
         if self.cache_dir is None or not upstream_file.sha256:
             return None
-        return self.cache_dir / "metadata" / f"{upstream_file.sha256}.METADATA"
+        return self.cache_dir / "metadata" / f"{upstream_file.sha256}.{kind}"
 
     def _pep658(self, upstream_file: UpstreamFile) -> bytes | None:
         """The PEP 658 file, verified against the index's digest (PEP 714); None when it does

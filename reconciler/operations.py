@@ -147,15 +147,20 @@ def apply_saved(
     desired: DesiredState,
     registry: Registry,
     upstream: UpstreamIndex,
+    services: Sequence[VulnerabilityService],
     progress: ApplyProgress,
     clock: Clock,
     cancel: Cancellation,
 ) -> applier.ApplyResult:
-    """Apply a saved plan under the lock, after checking it is not stale."""
-    check_not_future(plan.evaluated_at, plan.created_at)
+    """Apply a saved plan under the lock, after checking it: not stale, and every action one
+    the policy takes now, from the desired state, upstream's listing and today's advisories,
+    judged at the plan's instant (a plan file is an input like any other: it may be edited)."""
+    check_not_future(plan.evaluated_at, clock())
     with registry.lock(lock_owner()):
         actual = registry.list_actual()
         planfile.check_fresh(plan, desired, actual)
+        again = make_plan(desired, actual, upstream, services, plan.evaluated_at, clock)
+        planfile.check_actions(plan, again, actual)
         return applier.apply(plan, registry, upstream, actual, progress, clock, cancel)
 
 

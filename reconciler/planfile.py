@@ -81,6 +81,37 @@ def check_fresh(plan: Plan, desired: DesiredState, actual: ActualState) -> None:
         )
 
 
+def check_actions(plan: Plan, again: Plan, actual: ActualState) -> None:
+    """Refuse a plan with an action the policy would not take: `again` is the plan made now
+    for the same instant. Each saved action must be in it as it is (its files, their bytes
+    and where they come from), or be done already (a resumed apply); the first that is
+    neither is named. (`again` may do more: that waits for the next plan.)"""
+    expected = {_identity(a): a for a in again.actions}
+    held = actual.held()
+    for action in plan.actions:
+        if _identity(action) in expected or _done(action, held):
+            continue
+        verb = "quarantine" if action.quarantine else action.kind.value
+        raise StalePlanError(
+            f"the plan is refused: {verb} {action.name} {action.version} is not what the policy "
+            "does now (upstream's listing, the advisories, the desired state); run `mirror "
+            "plan` again"
+        )
+
+
+def _identity(action: Action) -> tuple[object, ...]:
+    """What an action does to the registry, and with which bytes from where."""
+    files = frozenset((f.filename, f.sha256, f.url) for f in action.files)
+    return (action.kind, action.name, action.version, action.quarantine, files)
+
+
+def _done(action: Action, held: _Listing) -> bool:
+    """Whether the registry is already as the action leaves it (a killed apply did it)."""
+    if action.kind is ActionKind.UPLOAD:
+        return all(held.get((action.name, f.filename)) == f.sha256 for f in action.files)
+    return all((action.name, f.filename) not in held for f in action.files)
+
+
 def to_json(plan: Plan) -> str:
     """The plan file's text."""
     document = {

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import timezone
 from email.message import Message
@@ -201,6 +202,13 @@ def _checked_chunks(
         raise UpstreamError(f"download of {redact(url)} was too slow")
 
 
+def _sha256(digests: Mapping[str, str]) -> str | None:
+    """A sha256 hex digest, or None for anything else: it names cache files and is compared
+    with the bytes, so it is checked for what it claims to be."""
+    digest = str(digests.get("sha256") or "").lower()
+    return digest if re.fullmatch(r"[0-9a-f]{64}", digest) else None
+
+
 def _bounded(text: str | None) -> str | None:
     """Free text from upstream (a yank reason), cut to MAX_TEXT: it reaches every report."""
     if not text:
@@ -219,13 +227,12 @@ def _to_project(name: str, page: ProjectPage) -> UpstreamProject:
             continue
         if package.requires_python and len(package.requires_python) > MAX_TEXT:
             continue
-        sha256 = package.digests.get("sha256")
         files.append(
             UpstreamFile(
                 filename=package.filename,
                 url=package.url,
                 version=parsed[1],
-                sha256=sha256.lower() if sha256 else None,
+                sha256=_sha256(package.digests),
                 # PEP 700: upload-time is UTC; a server that omits the zone still means UTC.
                 upload_time=package.upload_time.replace(tzinfo=timezone.utc)
                 if package.upload_time and package.upload_time.tzinfo is None
@@ -236,7 +243,7 @@ def _to_project(name: str, page: ProjectPage) -> UpstreamProject:
                 requires_python=package.requires_python,
                 # PEP 658/714: the core metadata is served beside the file, with its digest.
                 has_metadata=bool(package.has_metadata),
-                metadata_sha256=(package.metadata_digests or {}).get("sha256"),
+                metadata_sha256=_sha256(package.metadata_digests or {}),
             )
         )
     status = page.status.value if page.status is not None else None

@@ -131,6 +131,7 @@ def apply(
                 desired,
                 target,
                 upstream,
+                common.make_services(desired),
                 make_progress(),
                 common.runtime.clock,
                 common.runtime.cancel,

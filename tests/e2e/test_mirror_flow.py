@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -357,3 +359,57 @@ def test_allow_pinned_mirrors_a_yanked_pin_with_its_marker(workspace: Workspace)
     plan = json.loads(workspace.mirror("plan", "--format", "json").stdout)
     (quarantine,) = [a for a in plan["actions"] if a["name"] == "baz"]
     assert quarantine["quarantine"] and quarantine["reason"] == "yanked upstream: broken build"
+
+
+def _tamper(workspace: Workspace, change: Callable[[dict[str, Any]], None]) -> None:
+    path = workspace.root / "plan.json"
+    document = json.loads(path.read_text())
+    change(document)
+    path.write_text(json.dumps(document))
+
+
+def _other_url(document: dict[str, Any]) -> None:
+    upload = next(a for a in document["actions"] if a["name"] == "baz")
+    upload["files"][0]["url"] = upload["files"][0]["url"].replace("/files/", "/evil/files/")
+
+
+def _evil_upload(document: dict[str, Any]) -> None:
+    upload = next(a for a in document["actions"] if a["name"] == "baz")
+    evil = json.loads(json.dumps(upload).replace("baz", "evil"))
+    document["actions"].append(evil)
+
+
+def _young_version(document: dict[str, Any]) -> None:
+    upload = next(a for a in document["actions"] if a["name"] == "foo-bar")
+    young = json.loads(json.dumps(upload).replace("1.1", "1.2"))
+    (wheel,) = [f for f in young["files"] if f["filename"].endswith(".whl")]
+    wheel["sha256"] = SHA_OF["foo_bar-1.2-py3-none-any.whl"]
+    young["files"] = [wheel]
+    document["actions"] = [a for a in document["actions"] if a is not upload] + [young]
+
+
+SHA_OF: dict[str, str] = {}
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (_other_url, "upload baz 2.0"),
+        (_evil_upload, "upload evil 2.0"),
+        (_young_version, "upload foo-bar 1.2"),
+    ],
+)
+def test_an_edited_plan_is_refused_whole_before_any_write(
+    workspace: Workspace, change: Callable[[dict[str, Any]], None], named: str
+) -> None:
+    seed(workspace)
+    SHA_OF.update(
+        (f.filename, f.sha256) for p in workspace.upstream.projects.values() for f in p.files
+    )
+    assert workspace.mirror("plan", "--out", "plan.json").exit_code == 0
+    _tamper(workspace, change)
+    result = workspace.mirror("apply", "plan.json")
+    assert result.exit_code == 1
+    assert f"the plan is refused: {named} is not what the policy does now" in result.stderr
+    assert registry_listing(workspace) == set()
+    assert not (workspace.registry / "simple").exists()

@@ -206,3 +206,12 @@ def test_a_download_that_drips_is_cut_at_its_deadline(
                 pass
     finally:
         gate.open()
+
+
+def test_a_digest_that_is_not_a_sha256_is_no_digest() -> None:
+    page = json.loads(json.dumps(JSON_PAGE))
+    page["files"][0]["hashes"]["sha256"] = "../../../home/user/.bashrc"
+    with requests_mock.Mocker() as mock:
+        mock.get(f"{INDEX}/foo/", json=page, headers={"Content-Type": JSON_TYPE})
+        project = index().project("foo")
+    assert project is not None and project.files[0].sha256 is None
