@@ -69,7 +69,7 @@ def apply(
     go on. Uploads download concurrently; each verified file is placed by this thread alone."""
     cancel = cancel or Cancellation()
     result = ApplyResult()
-    if plan.actions:
+    if plan.has_changes:
         registry.begin_apply(plan.id)
     progress.begin(sum(len(a.files) for a in plan.actions))
     pool = ThreadPoolExecutor(max_workers=workers)

@@ -404,6 +404,7 @@ class RegistryFile:
     yanked: bool = False
     yanked_reason: str | None = None
     recorded_sha256: str | None = None  # what the index says: the bytes the mirror uploaded
+    listed: bool = True  # False: bytes the registry serves by URL that no page lists
 
 
 @dataclass(frozen=True)
@@ -432,6 +433,7 @@ class ActualState:
     last_plan: str | None = None
     quarantined: tuple[QuarantineRecord, ...] = ()
     keeps_index_metadata: bool = True  # False: yank markers and upload times are not kept
+    repairs: tuple[str, ...] = ()  # where pages and files disagree: the next apply mends them
 
     def by_version(self) -> Mapping[tuple[str, str], dict[str, RegistryFile]]:
         """Files keyed by (canonical name, `version_key`), then by filename."""
@@ -586,6 +588,7 @@ class Plan:
     registry_generation: int = 0
     advisories: tuple[Advisory, ...] = ()  # every advisory an action or a blocked entry names
     waiting: tuple[Waiting, ...] = ()  # newer versions admitted requirements wait for
+    repairs: tuple[str, ...] = ()  # where the registry's pages and files disagree
 
     def advisory(self, advisory_id: str) -> Advisory | None:
         """The details of an advisory the plan names."""
@@ -610,5 +613,5 @@ class Plan:
 
     @property
     def has_changes(self) -> bool:
-        """Whether applying the plan would change the registry."""
-        return bool(self.actions)
+        """Whether applying the plan would change the registry (repairs included)."""
+        return bool(self.actions or self.repairs)

@@ -135,6 +135,7 @@ def to_json(plan: Plan) -> str:
             {"name": w.name, "version": w.version, "eligible_at": json_time(w.eligible_at)}
             for w in plan.waiting
         ],
+        "repairs": list(plan.repairs),
     }
     return json.dumps(document, indent=2) + "\n"
 
@@ -226,6 +227,7 @@ def read_plan(path: Path) -> Plan:
                 Waiting(w["name"], w["version"], _parse_time(w["eligible_at"]))
                 for w in document.get("waiting", [])
             ),
+            repairs=tuple(str(r) for r in document.get("repairs", [])),
         )
     except (KeyError, TypeError, ValueError) as error:
         raise UserError(f"malformed plan file ({error!r})", path=path) from None

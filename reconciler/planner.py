@@ -126,6 +126,7 @@ def plan(inputs: PlanInputs) -> Plan:
         advisory_sources=inputs.advisory_sources,
         registry_generation=actual.generation,
         advisories=_named_advisories(inputs.advisories, actions, blocked),
+        repairs=actual.repairs,
         waiting=tuple(
             sorted(
                 (w for d in decisions.admitted.values() for w in d.waiting),
@@ -404,6 +405,12 @@ def _whole_version(action: Action, mirrored: Mapping[tuple[str, str], Mapping[st
     return {f.filename for f in action.files} >= set(held)
 
 
+def _unlisted(held: RegistryFile) -> bool:
+    """Bytes on disk that no page lists, or that the page records with another sha256 (a crash
+    between placing a file and listing it)."""
+    return not held.listed or held.recorded_sha256 != held.sha256
+
+
 @dataclass(frozen=True)
 class _FileChanges:
     """How the registry's files of an admitted version differ from the decision's."""
@@ -424,10 +431,13 @@ class _FileChanges:
             restamped=tuple(
                 f
                 for f in same
-                if keeps_markers
-                and present[f.filename].sha256 == f.sha256
-                and (present[f.filename].yanked, present[f.filename].yanked_reason)
-                != (f.yanked, f.yanked_reason)
+                if present[f.filename].sha256 == f.sha256
+                and (
+                    _unlisted(present[f.filename])
+                    or keeps_markers
+                    and (present[f.filename].yanked, present[f.filename].yanked_reason)
+                    != (f.yanked, f.yanked_reason)
+                )
             ),
         )
 
@@ -525,6 +535,12 @@ def _repair_reason(changes: _FileChanges, present: Mapping[str, RegistryFile]) -
     if changes.missing:
         return Cause.MISSING_FROM_REGISTRY, (
             "file missing from the registry: " + ", ".join(f.filename for f in changes.missing)
+        )
+    unlisted = [f.filename for f in changes.restamped if _unlisted(present[f.filename])]
+    if unlisted:
+        return Cause.CHANGED_IN_REGISTRY, (
+            "file in the registry but on no page (an apply cut short), listing it: "
+            + ", ".join(unlisted)
         )
     markers = ", ".join(
         f"{f.filename} " + (f"yanked ({f.yanked_reason})" if f.yanked_reason else "yanked")

@@ -2,7 +2,10 @@
 
 Layout: `simple/index.html` and `simple/<name>/index.html` (PEP 503) with `index.json` beside
 each (PEP 691), files under `files/<name>/`, and the mirror's own state under `.mirror/`
-(lock, staging area, hash cache). Every write is atomic: temp file, fsync, rename.
+(lock, staging area, hash cache, quarantine log). Every change is a durable step of `FileOps`;
+what a crash or a full disk leaves half done, the survey (`registry.survey`) finds: files no
+page lists are held (the plan lists them again or deletes them), any other disagreement is
+repaired before the next apply's first change.
 """
 
 from __future__ import annotations
@@ -10,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 import uuid
@@ -36,18 +38,18 @@ from reconciler.model import (
     parse_distribution_filename,
 )
 from reconciler.registry import quarantine_log, simple_pages
+from reconciler.registry.fileops import FileOps, fsync_file, hash_with_cache
 from reconciler.registry.interface import LockInfo, Registry, RegistryError
-
-# Relative link from simple/<name>/ to files/<name>/ (works for file:// and any web server).
-_FILE_URL = "../../files/{name}/"
+from reconciler.registry.survey import FILE_URL, ProjectView, Survey, survey
 
 
 class DirectoryRegistry(Registry):
     """A static PEP 503/691 index in a local directory."""
 
-    def __init__(self, root: Path, clock: Clock = system_clock) -> None:
+    def __init__(self, root: Path, clock: Clock = system_clock, fs: FileOps | None = None) -> None:
         self.root = root
         self.clock = clock
+        self.fs = fs or FileOps()
         self.simple = root / "simple"
         self.files = root / "files"
         self.state = root / ".mirror"
@@ -57,38 +59,36 @@ class DirectoryRegistry(Registry):
         return f"directory registry {self.root}"
 
     def list_actual(self) -> ActualState:
-        """Files listed on a project page whose bytes are on disk, with their real sha256.
-
-        A listed file missing on disk is not held (the next plan uploads it again); hashes are
-        cached by size and mtime so unchanged files are not read again.
-        """
+        """Everything the registry serves: each distribution file on disk with the sha256 of
+        its bytes (listed on its page, or an orphan no page lists), and every disagreement
+        among pages and files as a repair. Hashes are cached by the files' stat keys."""
         if not self.root.exists():
             return ActualState(files=())
         if not self.root.is_dir():
             raise RegistryError(f"{self.root} is not a directory")
         generation, last_plan = self._read_generation()
+        served = survey(self.root)
         cache = self._load_hash_cache()
         fresh_cache: dict[str, list[Any]] = {}
         held = []
         try:
-            for name in self._project_names():
-                for record in self._records(name):
-                    parsed = parse_distribution_filename(record.filename)
-                    path = self.files / name / record.filename
-                    if parsed is None or not path.is_file():
-                        continue
-                    relative = f"{name}/{record.filename}"
-                    stat_key, sha256 = _hash_with_cache(path, cache.get(relative))
+            for name, project in served.projects.items():
+                for filename in sorted(project.present):
+                    version = parse_distribution_filename(filename)
+                    record = project.records.get(filename)
+                    relative = f"{name}/{filename}"
+                    stat_key, sha256 = hash_with_cache(self.files / relative, cache.get(relative))
                     fresh_cache[relative] = [*stat_key, sha256]
                     held.append(
                         RegistryFile(
                             name,
-                            parsed[1],
-                            record.filename,
+                            version[1] if version else "",
+                            filename,
                             sha256,
-                            yanked=record.yanked,
-                            yanked_reason=record.yanked_reason,
-                            recorded_sha256=record.sha256,
+                            yanked=record.yanked if record else False,
+                            yanked_reason=record.yanked_reason if record else None,
+                            recorded_sha256=record.sha256 if record else None,
+                            listed=record is not None,
                         )
                     )
         except OSError as error:
@@ -96,13 +96,13 @@ class DirectoryRegistry(Registry):
         if fresh_cache != cache:
             # The cache only saves re-reading bytes; a read-only registry can still be planned.
             with contextlib.suppress(OSError):
-                self.state.mkdir(parents=True, exist_ok=True)
-                _atomic_write(self.state / "hashes.json", json.dumps(fresh_cache).encode())
+                self.fs.write(self.state / "hashes.json", json.dumps(fresh_cache).encode())
         return ActualState(
             files=tuple(held),
             generation=generation,
             last_plan=last_plan,
             quarantined=tuple(self._read_quarantine().values()),
+            repairs=tuple(served.repairs()),
         )
 
     def record_quarantine(self, record: QuarantineRecord) -> None:
@@ -128,26 +128,30 @@ class DirectoryRegistry(Registry):
 
     def _write_quarantine(self, records: dict[str, QuarantineRecord]) -> None:
         document = {k: quarantine_log.to_json(r) for k, r in sorted(records.items())}
-        _atomic_write(self.state / "quarantine.json", json.dumps(document, indent=2).encode())
+        self.fs.write(self.state / "quarantine.json", json.dumps(document, indent=2).encode())
 
     def begin_apply(self, plan_id: str) -> None:
-        """Bump `.mirror/generation.json` unless it already records this plan (a resume)."""
+        """Repair what the survey finds out of line, then bump `.mirror/generation.json`
+        unless it already records this plan (a resume)."""
+        self._repair(survey(self.root))
         generation, last_plan = self._read_generation()
         if last_plan != plan_id:
-            self.state.mkdir(parents=True, exist_ok=True)
-            _atomic_write(
+            self.fs.write(
                 self.state / "generation.json",
                 json.dumps({"generation": generation + 1, "plan": plan_id}).encode(),
             )
 
     def update_metadata(self, name: str, version: str, planned: PlannedFile) -> None:
-        """Rewrite the file's record on the project pages; the bytes stay."""
-        records = {r.filename: r for r in self._records(name)}
+        """List a file already on disk with these bytes (again): its record, and its PEP 658
+        file when it has none yet (an orphan a crash left unlisted)."""
+        records = self._records(name)
         kept = records.get(planned.filename)
-        records[planned.filename] = replace(
-            planned, metadata_sha256=kept.metadata_sha256 if kept else None
-        )
-        self._write_project(name, list(records.values()))
+        if kept is not None and kept.metadata_sha256:
+            planned = replace(planned, metadata_sha256=kept.metadata_sha256)
+        else:
+            planned = self._with_metadata(name, planned, self.files / name / planned.filename)
+        records[planned.filename] = planned
+        self._write_project(name, records)
 
     @contextlib.contextmanager
     def staging(self) -> Iterator[Path]:
@@ -161,32 +165,30 @@ class DirectoryRegistry(Registry):
             shutil.rmtree(directory, ignore_errors=True)
 
     def upload(self, name: str, version: str, planned: PlannedFile, local_path: Path) -> None:
-        """Rename the verified file into place, then list it on the project's pages."""
+        """Its PEP 658 file, then the verified file renamed into place, then its record on the
+        project's pages (a crash in between leaves an orphan the next plan lists)."""
         target_dir = self.files / name
         target_dir.mkdir(parents=True, exist_ok=True)
-        wheel = planned.filename.endswith(".whl")
-        metadata = _wheel_metadata(local_path, planned.filename) if wheel else None
-        if metadata is not None:
-            # PEP 658: the core metadata beside the file, taken from the verified wheel itself.
-            _atomic_write(target_dir / f"{planned.filename}.metadata", metadata)
-            planned = replace(planned, metadata_sha256=hashlib.sha256(metadata).hexdigest())
-        _fsync_file(local_path)
-        os.replace(local_path, target_dir / planned.filename)
-        _fsync_dir(target_dir)
-        records = {r.filename: r for r in self._records(name)}
+        planned = self._with_metadata(name, planned, local_path)
+        fsync_file(local_path)
+        self.fs.rename(local_path, target_dir / planned.filename)
+        records = self._records(name)
         records[planned.filename] = planned
-        self._write_project(name, list(records.values()))
+        self._write_project(name, records)
 
     def delete(self, name: str, version: str, filenames: Sequence[str]) -> None:
-        """Unlist the files first, then remove their bytes: a page never links a missing file."""
-        records = [r for r in self._records(name) if r.filename not in set(filenames)]
-        self._write_project(name, records)
+        """Remove the bytes first (nothing quarantined stays reachable, even if the apply dies
+        here), then unlist them: a page left listing a gone file is repaired next time."""
         for filename in filenames:
-            for path in (self.files / name / filename, self.files / name / f"{filename}.metadata"):
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
-        if not records:
-            shutil.rmtree(self.files / name, ignore_errors=True)
+            self.fs.remove(self.files / name / f"{filename}.metadata")
+            self.fs.remove(self.files / name / filename)
+        records = self._records(name)
+        for filename in filenames:
+            records.pop(filename, None)
+        self._write_project(name, records)
+        with contextlib.suppress(FileNotFoundError, OSError):  # not empty: orphans stay held
+            if not any((self.files / name).iterdir()):
+                self.fs.remove_tree(self.files / name)
 
     @contextlib.contextmanager
     def lock(self, owner: str) -> Iterator[LockInfo]:
@@ -203,7 +205,7 @@ class DirectoryRegistry(Registry):
         created = self.clock()
         info = LockInfo(id=str(uuid.uuid4()), owner=owner, created_at=created)
         try:
-            _atomic_write(
+            self.fs.write(
                 self.state / "lock.json",
                 json.dumps(
                     {"id": info.id, "owner": info.owner, "created_at": created.isoformat()}
@@ -250,60 +252,65 @@ class DirectoryRegistry(Registry):
         except (OSError, ValueError, KeyError):
             return None
 
-    def _project_names(self) -> list[str]:
-        if not self.simple.is_dir():
-            return []
-        return sorted(p.name for p in self.simple.iterdir() if (p / "index.json").is_file())
+    def _records(self, name: str) -> dict[str, PlannedFile]:
+        """The project's record (what index.json lists), by file name."""
+        return dict(survey(self.root).projects.get(name, _EMPTY).records)
 
-    def _records(self, name: str) -> list[PlannedFile]:
-        """The files a project page lists, with the metadata kept from upstream."""
-        path = self.simple / name / "index.json"
-        try:
-            page = jsondata.loads(path.read_bytes())
-        except FileNotFoundError:
-            return []
-        except (OSError, ValueError) as error:
-            raise RegistryError(f"cannot read {path}: {error}") from error
-        records = []
-        for entry in page.get("files", []):
-            yanked = entry.get("yanked", False)
-            upload_time = entry.get("upload-time")
-            records.append(
-                PlannedFile(
-                    filename=entry["filename"],
-                    sha256=entry["hashes"]["sha256"],
-                    size=entry.get("size"),
-                    upload_time=datetime.fromisoformat(upload_time.replace("Z", "+00:00"))
-                    if upload_time
-                    else None,
-                    requires_python=entry.get("requires-python"),
-                    yanked=bool(yanked),
-                    yanked_reason=yanked if isinstance(yanked, str) else None,
-                    url=entry.get("url"),
-                    metadata_sha256=(entry.get("core-metadata") or {}).get("sha256"),
-                )
-            )
-        return records
+    def _with_metadata(self, name: str, planned: PlannedFile, wheel: Path) -> PlannedFile:
+        """PEP 658: the core metadata beside a wheel, taken from the verified wheel itself."""
+        metadata = _wheel_metadata(wheel, planned.filename) if wheel.suffix == ".whl" else None
+        if metadata is None:
+            return replace(planned, metadata_sha256=None)
+        self.fs.write(self.files / name / f"{planned.filename}.metadata", metadata)
+        return replace(planned, metadata_sha256=hashlib.sha256(metadata).hexdigest())
 
-    def _write_project(self, name: str, records: list[PlannedFile]) -> None:
-        """Rewrite a project's pages (JSON first: it is what the listing reads) and the root."""
-        directory = self.simple / name
-        if records:
+    def _write_project(self, name: str, records: dict[str, PlannedFile]) -> None:
+        """Rewrite a project's pages (JSON, the record, first) and the root pages."""
+        listed = [r for _, r in sorted(records.items())]
+        directory, url = self.simple / name, FILE_URL.format(name=name)
+        if listed:
             directory.mkdir(parents=True, exist_ok=True)
-            file_url = _FILE_URL.format(name=name)
-            _atomic_write(
+            self.fs.write(
                 directory / "index.json",
-                simple_pages.render_project_json(name, records, file_url).encode(),
+                simple_pages.render_project_json(name, listed, url).encode(),
             )
-            _atomic_write(
+            self.fs.write(
                 directory / "index.html",
-                simple_pages.render_project_html(name, records, file_url).encode(),
+                simple_pages.render_project_html(name, listed, url).encode(),
             )
         elif directory.exists():
-            shutil.rmtree(directory)
-        names = self._project_names()
-        _atomic_write(self.simple / "index.html", simple_pages.render_root_html(names).encode())
-        _atomic_write(self.simple / "index.json", simple_pages.render_root_json(names).encode())
+            self.fs.remove_tree(directory)
+        self._write_root(survey(self.root))
+
+    def _write_root(self, served: Survey) -> None:
+        for page, data in served.expected_root_pages().items():
+            if served.root_pages.get(page) != data:
+                self.fs.write(self.simple / page, data)
+
+    def _repair(self, served: Survey) -> None:
+        """Bring pages and files back in line with the record (see `Survey.repairs`)."""
+        for path in served.strays:
+            self.fs.remove_tree(self.root / path)
+        for name, project in served.projects.items():
+            self._repair_project(name, project)
+        self._write_root(survey(self.root))
+
+    def _repair_project(self, name: str, project: ProjectView) -> None:
+        for path in project.strays:
+            self.fs.remove_tree(self.root / path)
+        records = {r.filename: r for r in project.listed}
+        promised = project.expected_metadata()
+        for filename in project.metadata.keys() - promised.keys():
+            self.fs.remove(self.files / name / f"{filename}.metadata")
+        for filename, sha256 in promised.items():
+            data = project.metadata.get(filename)
+            if data is None or hashlib.sha256(data).hexdigest() != sha256:
+                wheel = self.files / name / filename
+                records[filename] = self._with_metadata(name, records[filename], wheel)
+        if records != {r.filename: r for r in project.listed} or (
+            project.pages != project.expected_pages()
+        ):
+            self._write_project(name, records)
 
     def _load_hash_cache(self) -> dict[str, list[Any]]:
         try:
@@ -324,54 +331,4 @@ def _wheel_metadata(path: Path, filename: str) -> bytes | None:
         return None
 
 
-def _hash_with_cache(path: Path, cached: list[Any] | None) -> tuple[list[int], str]:
-    """(stat key, sha256) of a file, reusing the cached hash while the stat key is unchanged.
-
-    The key holds inode and ctime besides size and mtime: `os.utime` can fake an mtime, but
-    nothing resets a ctime. It is read from the open descriptor before and after hashing, so a
-    file replaced while being read is hashed again next time rather than cached wrongly.
-    """
-    with path.open("rb") as stream:
-        before = _stat_key(os.fstat(stream.fileno()))
-        if cached and cached[:4] == before:
-            return before, str(cached[4])
-        digest = hashlib.sha256()
-        while chunk := stream.read(1024 * 1024):
-            digest.update(chunk)
-        after = _stat_key(os.fstat(stream.fileno()))
-    return (after if after == before else [-1, -1, -1, -1]), digest.hexdigest()
-
-
-def _stat_key(stat: os.stat_result) -> list[int]:
-    return [stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_ctime_ns]
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temp file beside `path`, fsync, rename: readers see old or new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(descriptor, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temp_name, 0o644)
-        os.replace(temp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp_name)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_file(path: Path) -> None:
-    with path.open("rb") as stream:
-        os.fsync(stream.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+_EMPTY = ProjectView("", {}, frozenset(), {}, {}, ())

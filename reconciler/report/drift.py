@@ -127,6 +127,7 @@ class DriftReport:
                 for a in plan.actions
                 if not a.quarantine
             ],
+            "repairs": list(plan.repairs),
             "blocked": [blocked_json(b) for b in plan.blocked],
             "warnings": list(plan.warnings),
             "advisory_sources": [source_json(s) for s in plan.advisory_sources],
@@ -162,6 +163,9 @@ class DriftReport:
                     f"{cell(action.reason)} | {linked} |"
                 )
             lines.append("")
+        if plan.repairs:
+            lines += [f"#### Registry pages and files repaired ({len(plan.repairs)})", ""]
+            lines += [f"- {cell(repair)}" for repair in plan.repairs] + [""]
         for section in (c for c in Category if c is not Category.QUARANTINED):
             actions = [a for a in plan.actions if not a.quarantine and category(a) is section]
             if actions:
@@ -190,7 +194,7 @@ class DriftReport:
     def _headline(self) -> str:
         if not self.drifted:
             return "No drift: the registry matches the desired state."
-        count = len(self.plan.actions)
+        count = len(self.plan.actions) + len(self.plan.repairs)
         quarantines = sum(1 for a in self.plan.actions if a.quarantine)
         found = f"Drift found: {count} change(s), {quarantines} quarantine(s)"
         if self.mode is Mode.REPORT_ONLY:

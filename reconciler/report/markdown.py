@@ -32,6 +32,11 @@ class MarkdownFormat(PlanFormat):
         lines = ["### Mirror plan", "", f"**{headline(plan)}**", ""]
         if (waiting := waiting_line(plan)) is not None:
             lines += [cell(waiting), ""]
+        lines += self._section(
+            f"Repair ({len(plan.repairs)})",
+            "| registry out of line |",
+            [f"| {cell(repair)} |" for repair in plan.repairs],
+        )
         quarantines = [a for a in plan.actions if a.quarantine]
         uploads = [a for a in plan.actions if a.kind is ActionKind.UPLOAD]
         deletes = [a for a in plan.actions if a.kind is ActionKind.DELETE and not a.quarantine]

@@ -70,6 +70,9 @@ class TableFormat(PlanFormat):
 
 def _tables(plan: Plan, width: int) -> Iterator[Table]:
     """Changes, blocked requirements and advisories, each a table when there are any."""
+    if plan.repairs:
+        repairs = [(Text("~ repair", "yellow"), Text(repair)) for repair in plan.repairs]
+        yield _table("Repairs", width, ("", "registry out of line"), repairs)
     if plan.actions:
         changes = [
             (
@@ -122,6 +125,8 @@ def _shares(wanted: list[int], room: int) -> list[int]:
 
 def _plain_lines(plan: Plan) -> Iterator[tuple[str, str]]:
     """(line, indent for its continuation lines), in the order the tables show them."""
+    for repair in plan.repairs:
+        yield f"~ repair {repair}", _INDENT
     for action in plan.actions:
         yield change_heading(action), _INDENT
         yield _INDENT + action_line(action), _INDENT

@@ -12,7 +12,8 @@ MAX_COUNT = 999_999
 
 
 class TerraformFormat(PlanFormat):
-    """`{"create": uploads, "update": 0, "delete": deletes}`: all three keys, as GitLab needs.
+    """`{"create": uploads, "update": repairs, "delete": deletes}`: all three keys, as GitLab
+    needs.
 
     Quarantines are deletes. The report is visible to Guests, so it holds counts only.
     """
@@ -21,7 +22,7 @@ class TerraformFormat(PlanFormat):
         """The report's JSON text, one line."""
         counts = {
             "create": plan.count(ActionKind.UPLOAD),
-            "update": 0,
+            "update": len(plan.repairs),
             "delete": plan.count(ActionKind.DELETE),
         }
         return json.dumps({key: min(value, MAX_COUNT) for key, value in counts.items()}) + "\n"

@@ -8,13 +8,15 @@ from reconciler.model import Action, ActionKind, Advisory, AdvisorySource, Block
 
 
 def summary_line(plan: Plan) -> str:
-    """`Plan: 3 to upload, 1 to delete (1 quarantine), 2 blocked.`"""
+    """`Plan: 3 to upload, 1 to delete (1 quarantine), 2 blocked.` (and repairs, if any)"""
     quarantines = sum(1 for a in plan.actions if a.quarantine)
     deletes = f"{plan.count(ActionKind.DELETE)} to delete"
     if quarantines:
         deletes += f" ({quarantines} quarantine)"
+    repairs = f", {plural(len(plan.repairs), 'repair')}" if plan.repairs else ""
     return (
-        f"Plan: {plan.count(ActionKind.UPLOAD)} to upload, {deletes}, {len(plan.blocked)} blocked."
+        f"Plan: {plan.count(ActionKind.UPLOAD)} to upload, {deletes}{repairs}, "
+        f"{len(plan.blocked)} blocked."
     )
 
 

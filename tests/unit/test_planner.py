@@ -322,3 +322,20 @@ def test_an_unreadable_page_blocks_its_project_alone_and_keeps_what_is_held() ->
     assert (blocked.name, blocked.reason) == ("foo", "upstream-unreadable")
     assert "could not be read: JSON nested too deeply" in blocked.detail
     assert any("foo 1.0 could not be checked against upstream" in w for w in plan.warnings)
+
+
+def test_bytes_no_page_lists_are_listed_when_wanted_and_deleted_when_not() -> None:
+    def unlisted(*files: UpstreamFile) -> ActualState:
+        return ActualState(
+            tuple(replace(f, recorded_sha256=None, listed=False) for f in held(*files).files)
+        )
+
+    plan = run(make_desired(make_requirement("foo==1.1")), {"foo": FOO}, unlisted(FOO_10, FOO_11))
+    by_version = {a.version: a for a in plan.actions}
+    assert by_version["1.1"].kind is ActionKind.UPLOAD
+    assert by_version["1.1"].reason.startswith("file in the registry but on no page")
+    assert by_version["1.1"].files[0].before_sha256 == FOO_11.sha256  # same bytes: re-listed
+    assert (by_version["1.0"].kind, by_version["1.0"].cause) == (
+        ActionKind.DELETE,
+        Cause.SUPERSEDED,
+    )

@@ -107,3 +107,30 @@ def test_a_wheel_whose_metadata_inflates_past_the_cap_gets_no_pep658_file(tmp_pa
     registry.upload("foo", "1.0", planned, local)
     assert not (tmp_path / "reg" / "files" / "foo" / f"{planned.filename}.metadata").exists()
     assert "core-metadata" not in (tmp_path / "reg" / "simple" / "foo" / "index.json").read_text()
+
+
+def test_what_is_served_but_not_recorded_is_held_or_repaired(tmp_path: Path) -> None:
+    registry = DirectoryRegistry(tmp_path / "reg")
+    place(registry, tmp_path)
+    root = tmp_path / "reg"
+    (root / "files" / "foo" / "foo-0.9.tar.gz").write_bytes(b"placed by hand")  # an orphan
+    (root / "files" / "foo" / "notes.txt").write_text("not a distribution")
+    (root / "files" / "leak").symlink_to(tmp_path)
+    html = root / "simple" / "foo" / "index.html"
+    html.write_text(html.read_text().replace(PLANNED.filename, "other.whl"))
+    actual = registry.list_actual()
+    orphan = next(f for f in actual.files if f.filename == "foo-0.9.tar.gz")
+    assert (orphan.version, orphan.listed, orphan.recorded_sha256) == ("0.9", False, None)
+    assert set(actual.repairs) == {
+        "files/leak is not something the mirror placed",
+        "files/foo/notes.txt is not something the mirror placed",
+        "simple/foo/index.html is out of date",
+    }
+    registry.begin_apply("plan-x")  # repairs come first
+    assert registry.list_actual().repairs == ()
+    assert (
+        not (root / "files" / "leak").exists()
+        and not (root / "files" / "foo" / "notes.txt").exists()
+    )
+    assert PLANNED.filename in html.read_text()
+    assert (root / "files" / "foo" / "foo-0.9.tar.gz").exists()  # held: the plan decides

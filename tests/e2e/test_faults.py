@@ -1,0 +1,199 @@
+"""What clients are served is what the mirror says it holds, whatever stops an apply half way.
+
+Every step the directory registry takes on disk (write a temporary file, rename, remove) is
+made to fail in turn, as a kill (nothing after it runs) and as a full disk (ENOSPC on a write),
+during an upload, a prune and a quarantine. After each: the next plan says something is to be
+done whenever the registry is not as it should be, one clean apply brings it there, and then
+pages agree with each other and with the files, no pruned or quarantined byte is on disk, and a
+further plan has nothing to do.
+"""
+
+from __future__ import annotations
+
+import errno
+import html
+import json
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from reconciler import operations, wiring
+from reconciler.cancel import Cancellation
+from reconciler.desired import load_desired_state
+from reconciler.model import Plan
+from reconciler.progress import NullProgress
+from reconciler.registry import DirectoryRegistry
+from reconciler.registry.fileops import FileOps
+from reconciler.registry.survey import survey
+from tests.conftest import FROZEN_NOW, Workspace, days_ago, fast_retries, frozen_clock
+
+
+class Killed(BaseException):  # noqa: N818 - stands for SIGKILL: no handler catches it
+    """The process died at this step."""
+
+
+class Faulty(FileOps):
+    """Counts the registry's steps on disk, and fails step `at` as `kind` ("kill", "full")."""
+
+    def __init__(self, at: int = 0, kind: str = "kill") -> None:
+        self.at, self.kind, self.steps = at, kind, 0
+
+    def _step(self, writes: bool) -> None:
+        self.steps += 1
+        if self.steps == self.at:
+            if self.kind == "kill":
+                raise Killed
+            if writes:
+                raise OSError(errno.ENOSPC, "No space left on device")
+
+    def write_temporary(self, directory: Path, name: str, data: bytes) -> Path:
+        self._step(writes=True)
+        return super().write_temporary(directory, name, data)
+
+    def rename(self, source: Path, target: Path) -> None:
+        self._step(writes=False)
+        super().rename(source, target)
+
+    def remove(self, path: Path) -> None:
+        self._step(writes=False)
+        super().remove(path)
+
+    def remove_tree(self, path: Path) -> None:
+        self._step(writes=False)
+        super().remove_tree(path)
+
+
+def plan_and_apply(workspace: Workspace, fs: FileOps, apply: bool = True) -> Plan:
+    """`mirror apply --auto-approve` in this process, through `fs`."""
+    runtime = wiring.Runtime(clock=frozen_clock, retries=fast_retries())
+    desired = load_desired_state(workspace.desired)
+    registry = DirectoryRegistry(workspace.registry, frozen_clock, fs)
+    upstream = wiring.make_upstream(desired, workspace.root / "cache", runtime)
+    services = wiring.make_services(desired, workspace.root / "cache", runtime)
+    plan, _ = operations.plan_and_apply(
+        desired,
+        registry,
+        upstream,
+        services,
+        FROZEN_NOW,
+        approve=lambda _plan: apply,
+        progress=NullProgress(),
+        allow_mass_delete=True,
+        clock=frozen_clock,
+        cancel=Cancellation(),
+    )
+    return plan
+
+
+def served(root: Path) -> set[tuple[str, str]]:
+    """(project, file) of every distribution under `files/`: what a web server hands out."""
+    return {
+        (path.parent.name, path.name)
+        for path in (root / "files").glob("*/*")
+        if not path.name.endswith(".metadata")
+    }
+
+
+def check_consistent(root: Path) -> None:
+    """Both pages of every project list exactly the files on disk, the root pages name exactly
+    the projects, and the survey finds nothing to repair."""
+    assert survey(root).repairs() == []
+    names = set()
+    for directory in (root / "simple").iterdir():
+        if not directory.is_dir():
+            continue
+        names.add(directory.name)
+        listed_json = {
+            f["filename"] for f in json.loads((directory / "index.json").read_text())["files"]
+        }
+        listed_html = set(
+            map(html.unescape, re.findall(r">([^<>]+)</a>", (directory / "index.html").read_text()))
+        )
+        on_disk = {n for p, n in served(root) if p == directory.name}
+        assert listed_json == listed_html == on_disk, directory.name
+    root_json = json.loads((root / "simple" / "index.json").read_text())
+    assert {p["name"] for p in root_json["projects"]} == names
+
+
+def upload(workspace: Workspace) -> None:
+    workspace.requirements("foo==1.0\nbar==2.0\n")
+
+
+def prune(workspace: Workspace) -> None:
+    workspace.requirements("foo==1.0\n")
+
+
+def quarantine(workspace: Workspace) -> None:
+    workspace.osv.add("GHSA-bar", "bar", ["2.0"], fixed="2.1")
+    workspace.requirements("foo==1.0\nbar>=1.9\n")
+
+
+SCENARIOS: dict[str, tuple[str, Callable[[Workspace], None], set[tuple[str, str]]]] = {
+    "upload": (
+        "",
+        upload,
+        {
+            ("foo", "foo-1.0-py3-none-any.whl"),
+            ("foo", "foo-1.0.tar.gz"),
+            ("bar", "bar-2.0-py3-none-any.whl"),
+        },
+    ),
+    "prune": (
+        "foo==1.0\nbar==2.0\n",
+        prune,
+        {("foo", "foo-1.0-py3-none-any.whl"), ("foo", "foo-1.0.tar.gz")},
+    ),
+    "quarantine": (
+        "foo==1.0\nbar>=1.9\n",
+        quarantine,
+        {
+            ("foo", "foo-1.0-py3-none-any.whl"),
+            ("foo", "foo-1.0.tar.gz"),
+            ("bar", "bar-1.9-py3-none-any.whl"),
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_an_apply_stopped_at_any_step_is_repaired_by_the_next(
+    workspace: Workspace, scenario: str
+) -> None:
+    before, change, expected = SCENARIOS[scenario]
+    upstream = workspace.upstream
+    upstream.add_release("foo", "1.0", days_ago(60), sdist=True)
+    upstream.add_release("bar", "1.9", days_ago(90))
+    upstream.add_release("bar", "2.0", days_ago(60))
+    if before:
+        workspace.requirements(before)
+        plan_and_apply(workspace, FileOps())
+    pristine = workspace.root / "pristine"
+    shutil.copytree(
+        workspace.registry, pristine
+    ) if workspace.registry.exists() else pristine.mkdir()
+    change(workspace)
+    counting = Faulty()
+    plan_and_apply(workspace, counting)
+    assert served(workspace.registry) == expected
+    check_consistent(workspace.registry)
+    assert counting.steps > 5
+
+    for at in range(1, counting.steps + 1):
+        for kind in ("kill", "full"):
+            shutil.rmtree(workspace.registry)
+            shutil.copytree(pristine, workspace.registry)
+            try:
+                plan_and_apply(workspace, Faulty(at, kind))
+            except (Killed, OSError):
+                pass
+            where = f"{scenario}: {kind} at step {at}"
+            honest = plan_and_apply(workspace, FileOps(), apply=False)
+            if served(workspace.registry) != expected or survey(workspace.registry).repairs():
+                assert honest.has_changes, f"{where}: the plan does not see what is wrong"
+            plan_and_apply(workspace, FileOps())
+            assert served(workspace.registry) == expected, where
+            check_consistent(workspace.registry)
+            assert not plan_and_apply(workspace, FileOps(), apply=False).has_changes, where
