@@ -140,6 +140,16 @@ def run(common: Common, body: Callable[[], int]) -> None:
     except KeyboardInterrupt:
         typer.echo("error: interrupted", err=True)
         raise typer.Exit(130) from None
+    except Exception as error:  # a bug: still one line, and a way to see more
+        if common.debug:
+            raise
+        what = (str(error).splitlines() or [""])[0][:200]
+        typer.echo(
+            f"error: internal error ({type(error).__name__}: {what}); this is a bug in the "
+            "mirror: rerun with --debug for the traceback",
+            err=True,
+        )
+        raise typer.Exit(1) from None
     raise typer.Exit(code)
 
 
