@@ -176,7 +176,7 @@ def body_chunks(response: requests.Response, limit: int, seconds: float) -> Iter
             if not expired.is_set():
                 raise
     if expired.is_set():
-        raise BodyError(f"answered too slowly (over {seconds:.0f} s)")
+        raise BodyError(f"answered too slowly (over {seconds:g} s)")
 
 
 def read_body(response: requests.Response, limit: int, seconds: float) -> bytes:

@@ -9,12 +9,11 @@ from contextlib import contextmanager
 from datetime import timezone
 from email.message import Message
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
 import requests
 import urllib3
-from pypi_simple import ACCEPT_JSON_PREFERRED, ProjectPage
-from pypi_simple.errors import UnsupportedContentTypeError, UnsupportedRepoVersionError
 
 from reconciler import jsondata
 from reconciler.cancel import Cancellation
@@ -28,6 +27,14 @@ from reconciler.model import (
     is_plain_filename,
     parse_distribution_filename,
 )
+
+# PEP 691's preference: the JSON page, else HTML (pypi_simple's ACCEPT_JSON_PREFERRED).
+ACCEPT = (
+    "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.5, "
+    "text/html;q=0.01"
+)
+if TYPE_CHECKING:
+    from pypi_simple import ProjectPage
 
 _MAX_REDIRECTS = 5
 DOWNLOAD_CHUNK = 1024 * 1024
@@ -87,9 +94,11 @@ class UpstreamIndex:
         url = urljoin(self.index_url, f"{name}/")
         # max-age=0 makes the cache revalidate with If-None-Match every time: always fresh,
         # and an unchanged page costs a 304 (RFC 9111 section 5.2.1.1).
-        response = self._get(
-            url, headers={"Accept": ACCEPT_JSON_PREFERRED, "Cache-Control": "max-age=0"}
-        )
+        response = self._get(url, headers={"Accept": ACCEPT, "Cache-Control": "max-age=0"})
+        # pypi_simple (pydantic, BeautifulSoup) is imported when a page is read: the commands
+        # that read none start in half the time.
+        from pypi_simple.errors import UnsupportedContentTypeError, UnsupportedRepoVersionError
+
         with response:
             if response.status_code == 404:
                 return None
@@ -172,6 +181,9 @@ class UpstreamIndex:
 
 def _parse_page(name: str, body: bytes, response: requests.Response) -> ProjectPage:
     """A page from its bytes, as `ProjectPage.from_response` would parse the response."""
+    from pypi_simple import ProjectPage
+    from pypi_simple.errors import UnsupportedContentTypeError
+
     header = Message()
     header["Content-Type"] = response.headers.get("Content-Type", "text/html")
     media_type = header.get_content_type()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -29,6 +30,11 @@ from reconciler.model import (
 from reconciler.wiring import Runtime
 from tests.servers.osv import FakeOsv
 from tests.servers.upstream import FakeUpstream
+
+# The tests start some forty fresh interpreters (the real `mirror`, pip, uv): let them keep
+# compiled modules, or each compiles every module it imports again (an environment may set
+# PYTHONDONTWRITEBYTECODE).
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 FROZEN_NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
 NOW_ARG = "2026-11-24T12:00:00Z"

@@ -9,7 +9,9 @@ import time
 
 import pytest
 
+from reconciler.planfile import read_plan
 from reconciler.registry import DirectoryRegistry
+from reconciler.report import TableFormat
 from tests.conftest import Workspace, days_ago, wall_days_ago
 from tests.e2e.helpers import mirror_command, run_on_terminal, wait_for
 from tests.servers.base import Gate
@@ -37,20 +39,35 @@ def plan_on_terminal(workspace: Workspace, columns: int) -> str:
     return output
 
 
-@pytest.mark.parametrize("columns", [60, 80, 100, 104, 120, 140])
-def test_the_plan_fits_the_terminal_and_splits_no_word(workspace: Workspace, columns: int) -> None:
+WORDS = (
+    "requirement",
+    "extraordinarily-long-project-name==2.0",
+    "young>=1.0,!=1.0.5,<2",
+    "https://osv.dev/vulnerability/GHSA-aaaa-bbbb-cccc",
+    "eligible",
+)
+
+
+def fits(output: str, columns: int) -> None:
+    """No line wider than the terminal (but a word longer than a line, kept whole), and no
+    word split."""
+    too_wide = [line for line in output.splitlines() if len(line) > columns]
+    assert [line for line in too_wide if len(line.split()) > 1] == []
+    for word in WORDS:
+        assert any(word in line for line in output.splitlines()), (columns, word)
+    assert "Plan: 2 to upload, 0 to delete, 2 blocked." in " ".join(output.split())
+
+
+def test_the_plan_fits_the_terminal_and_splits_no_word(workspace: Workspace) -> None:
+    """The real command on a 60-column terminal; then the same plan at other widths, rendered
+    as the command renders it for a terminal of that width."""
     seed(workspace)
-    output = plan_on_terminal(workspace, columns)
-    assert [line for line in output.splitlines() if len(line) > columns] == []
-    for word in (
-        "requirement",
-        "extraordinarily-long-project-name==2.0",
-        "young>=1.0,!=1.0.5,<2",
-        "https://osv.dev/vulnerability/GHSA-aaaa-bbbb-cccc",
-        "eligible",
-    ):
-        assert any(word in line for line in output.splitlines()), word
-    assert "Plan: 2 to upload, 0 to delete, 2 blocked." in output
+    fits(plan_on_terminal(workspace, 60), 60)
+    document = workspace.mirror("plan", "--format", "json", now=None).stdout
+    (workspace.root / "plan.json").write_text(document)
+    plan = read_plan(workspace.root / "plan.json")
+    for columns in (40, 80, 99, 100, 104, 120, 140, 250):
+        fits(TableFormat(color=False, width=columns).render(plan), columns)
 
 
 def test_progress_fits_a_60_column_terminal(workspace: Workspace) -> None:

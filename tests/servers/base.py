@@ -46,7 +46,7 @@ class FakeServer:
         self.httpd = _Server(("127.0.0.1", 0), handler)
         self.httpd.fake = self  # type: ignore[attr-defined]
         self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
         )
 
     @property

@@ -160,10 +160,10 @@ def test_a_page_that_drips_or_swells_blocks_its_project_within_bounds(
         upstream.add_release("huge", f"1.{n}", days_ago(30), wheel=False, sdist=True)
     upstream.drip["slow"] = 0.05
     index = UpstreamIndex(
-        upstream.index_url, make_session(None, 2), page_bytes=64 * 1024, page_seconds=1.0
+        upstream.index_url, make_session(None, 2), page_bytes=64 * 1024, page_seconds=0.3
     )
     slow, huge = index.project("slow"), index.project("huge")
-    assert slow is not None and slow.unreadable == "answered too slowly (over 1 s)"
+    assert slow is not None and slow.unreadable == "answered too slowly (over 0.3 s)"
     assert huge is not None and huge.unreadable == "answered more than 65536 bytes"
 
 
@@ -188,7 +188,7 @@ def test_a_download_that_drips_is_cut_at_its_deadline(
     from reconciler import upstream as module
     from reconciler.cancel import Cancellation
 
-    monkeypatch.setattr(module, "DOWNLOAD_SECONDS", 1.0)
+    monkeypatch.setattr(module, "DOWNLOAD_SECONDS", 0.3)
     monkeypatch.setattr(module, "MIN_DOWNLOAD_RATE", 1 << 30)
     gate = Gate()  # the server sends 64 KiB, then nothing: a read never times out by itself
     big = FakeFile("big-1.0-py3-none-any.whl", days_ago(30), size=1 << 20, gate=gate)
