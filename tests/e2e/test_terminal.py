@@ -12,7 +12,7 @@ import pytest
 from reconciler.planfile import read_plan
 from reconciler.registry import DirectoryRegistry
 from reconciler.report import TableFormat
-from tests.conftest import Workspace, days_ago, wall_days_ago
+from tests.conftest import NOW_ARG, Workspace, days_ago, wall_days_ago
 from tests.e2e.helpers import mirror_command, run_on_terminal, wait_for
 from tests.servers.base import Gate
 from tests.servers.upstream import FakeFile
@@ -20,12 +20,12 @@ from tests.servers.upstream import FakeFile
 
 def seed(workspace: Workspace) -> None:
     upstream = workspace.upstream
-    upstream.add_release("foo-bar", "1.0", wall_days_ago(100))
-    upstream.add_release("foo-bar", "1.1", wall_days_ago(40))
-    upstream.add_release("foo-bar", "1.2", wall_days_ago(3))
-    upstream.add_release("extraordinarily-long-project-name", "2.0", wall_days_ago(30))
-    upstream.add_release("young", "1.0", wall_days_ago(2))
-    upstream.add_release("vuln", "1.0", wall_days_ago(30))
+    upstream.add_release("foo-bar", "1.0", days_ago(100))
+    upstream.add_release("foo-bar", "1.1", days_ago(40))
+    upstream.add_release("foo-bar", "1.2", days_ago(3))
+    upstream.add_release("extraordinarily-long-project-name", "2.0", days_ago(30))
+    upstream.add_release("young", "1.0", days_ago(2))
+    upstream.add_release("vuln", "1.0", days_ago(30))
     workspace.osv.add("GHSA-aaaa-bbbb-cccc", "vuln", ["1.0"], fixed="1.1", summary="x " * 60)
     workspace.requirements(
         "foo-bar>=1\nextraordinarily-long-project-name==2.0\nyoung>=1.0,!=1.0.5,<2\nvuln==1.0\n"
@@ -33,7 +33,7 @@ def seed(workspace: Workspace) -> None:
 
 
 def plan_on_terminal(workspace: Workspace, columns: int) -> str:
-    command = mirror_command("plan", "--desired-state", str(workspace.desired))
+    command = mirror_command("plan", "--desired-state", str(workspace.desired), "--now", NOW_ARG)
     code, output = run_on_terminal(command, columns)
     assert code == 0, output
     return output
@@ -63,7 +63,7 @@ def test_the_plan_fits_the_terminal_and_splits_no_word(workspace: Workspace) -> 
     as the command renders it for a terminal of that width."""
     seed(workspace)
     fits(plan_on_terminal(workspace, 60), 60)
-    document = workspace.mirror("plan", "--format", "json", now=None).stdout
+    document = workspace.mirror("plan", "--format", "json").stdout
     (workspace.root / "plan.json").write_text(document)
     plan = read_plan(workspace.root / "plan.json")
     for columns in (40, 80, 99, 100, 104, 120, 140, 250):

@@ -151,6 +151,7 @@ def test_a_page_that_cannot_be_read_blocks_that_project_only(body: str, why: str
     assert project.unreadable is not None and why in project.unreadable
 
 
+@pytest.mark.timed_wait
 def test_a_page_that_drips_or_swells_blocks_its_project_within_bounds(
     upstream: FakeUpstream,
 ) -> None:
@@ -182,6 +183,7 @@ def test_upstream_text_is_bounded_before_anything_renders_it() -> None:
     assert wheel.yanked_reason is not None and len(wheel.yanked_reason) == 1000
 
 
+@pytest.mark.timed_wait
 def test_a_download_that_drips_is_cut_at_its_deadline(
     upstream: FakeUpstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
