@@ -73,7 +73,13 @@ def static_server(directory: Path) -> Iterator[str]:
             pass
 
     handler = functools.partial(Quiet, directory=str(directory))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    with running(http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)) as url:
+        yield url
+
+
+@contextmanager
+def running(server: http.server.HTTPServer) -> Iterator[str]:
+    """Serve on a thread while inside; yields the server's base URL."""
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

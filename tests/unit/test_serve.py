@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from reconciler.serve import HTML_TYPE, JSON_TYPE, MAX_CONNECTIONS, make_server, negotiate
-from tests.e2e.helpers import wait_for
+from tests.e2e.helpers import running, wait_for
 
 PIP = f"{JSON_TYPE}, {HTML_TYPE}; q=0.1, text/html; q=0.01"
 
@@ -40,14 +40,8 @@ def test_negotiation(accept: str | None, expected: str | None) -> None:
 
 @contextmanager
 def serving(root: Path) -> Iterator[str]:
-    server = make_server(root, "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with running(make_server(root, "127.0.0.1", 0)) as url:
+        yield url
 
 
 def test_links_out_of_the_registry_are_not_followed(tmp_path: Path) -> None:
