@@ -40,7 +40,15 @@ from reconciler.model import (
 from reconciler.registry import quarantine_log, simple_pages
 from reconciler.registry.fileops import FileOps, fsync_file, hash_with_cache
 from reconciler.registry.interface import LockInfo, Registry, RegistryError
-from reconciler.registry.survey import FILE_URL, ProjectView, Survey, survey
+from reconciler.registry.survey import (
+    FILE_URL,
+    ProjectView,
+    Survey,
+    project_view,
+    root_names,
+    root_pages,
+    survey,
+)
 
 
 class DirectoryRegistry(Registry):
@@ -254,7 +262,10 @@ class DirectoryRegistry(Registry):
 
     def _records(self, name: str) -> dict[str, PlannedFile]:
         """The project's record (what index.json lists), by file name."""
-        return dict(survey(self.root).projects.get(name, _EMPTY).records)
+        try:
+            return dict(project_view(self.root, name).records)
+        except OSError as error:
+            raise RegistryError(f"cannot read {self.root}: {error}") from error
 
     def _with_metadata(self, name: str, planned: PlannedFile, wheel: Path) -> PlannedFile:
         """PEP 658: the core metadata beside a wheel, taken from the verified wheel itself."""
@@ -280,12 +291,19 @@ class DirectoryRegistry(Registry):
             )
         elif directory.exists():
             self.fs.remove_tree(directory)
-        self._write_root(survey(self.root))
+        # The root pages name the projects with something listed: this one changed; the rest
+        # are as the root page says (begin_apply repaired it), read whole only when unreadable.
+        names = root_names(self.root)
+        if names is None:
+            names = set(survey(self.root).served_names())
+        names = names | {name} if listed else names - {name}
+        self._write_root(root_pages(sorted(names)))
 
-    def _write_root(self, served: Survey) -> None:
-        for page, data in served.expected_root_pages().items():
-            if served.root_pages.get(page) != data:
-                self.fs.write(self.simple / page, data)
+    def _write_root(self, pages: dict[str, bytes]) -> None:
+        for page, data in pages.items():
+            path = self.simple / page
+            if not path.is_file() or path.read_bytes() != data:
+                self.fs.write(path, data)
 
     def _repair(self, served: Survey) -> None:
         """Bring pages and files back in line with the record (see `Survey.repairs`)."""
@@ -293,7 +311,7 @@ class DirectoryRegistry(Registry):
             self.fs.remove_tree(self.root / path)
         for name, project in served.projects.items():
             self._repair_project(name, project)
-        self._write_root(survey(self.root))
+        self._write_root(survey(self.root).expected_root_pages())
 
     def _repair_project(self, name: str, project: ProjectView) -> None:
         for path in project.strays:
@@ -329,6 +347,3 @@ def _wheel_metadata(path: Path, filename: str) -> bytes | None:
     except (MetadataUnavailable, zipfile.BadZipFile, zlib.error, OSError, KeyError,
             NotImplementedError, RuntimeError, EOFError, ValueError):  # fmt: skip
         return None
-
-
-_EMPTY = ProjectView("", {}, frozenset(), {}, {}, ())

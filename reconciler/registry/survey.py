@@ -77,11 +77,7 @@ class Survey:
 
     def expected_root_pages(self) -> dict[str, bytes]:
         """The root pages as they follow from the projects."""
-        names = self.served_names()
-        return {
-            "index.json": simple_pages.render_root_json(names).encode(),
-            "index.html": simple_pages.render_root_html(names).encode(),
-        }
+        return root_pages(self.served_names())
 
     def repairs(self) -> list[str]:
         """Every disagreement between the record, the pages and the files, in words."""
@@ -95,6 +91,23 @@ class Survey:
                 if self.root_pages.get(page) != data
             )
         return found
+
+
+def root_pages(names: list[str]) -> dict[str, bytes]:
+    """Both root pages naming these projects."""
+    return {
+        "index.json": simple_pages.render_root_json(names).encode(),
+        "index.html": simple_pages.render_root_html(names).encode(),
+    }
+
+
+def root_names(root: Path) -> set[str] | None:
+    """The projects the root JSON page names, or None when it cannot be read as one."""
+    try:
+        projects = jsondata.loads((root / "simple" / "index.json").read_bytes())["projects"]
+        return {str(p["name"]) for p in projects}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _project_repairs(project: ProjectView) -> list[str]:
@@ -139,13 +152,14 @@ def survey(root: Path) -> Survey:
         root_pages = {
             page: (simple / page).read_bytes() for page in PAGES if (simple / page).is_file()
         }
-        projects = {name: _project(root, name) for name in sorted(names)}
+        projects = {name: project_view(root, name) for name in sorted(names)}
     except OSError as error:
         raise RegistryError(f"cannot read {root}: {error}") from error
     return Survey(projects, root_pages, tuple(strays))
 
 
-def _project(root: Path, name: str) -> ProjectView:
+def project_view(root: Path, name: str) -> ProjectView:
+    """One project of the registry at `root` as served (OSError when it cannot be read)."""
     pages_dir, files_dir = root / "simple" / name, root / "files" / name
     strays = [
         e.relative_to(root) for e in _entries(pages_dir) if e.name not in PAGES or not e.is_file()
