@@ -23,7 +23,6 @@ from reconciler.model import (
     Action,
     ActionKind,
     ActualState,
-    Cause,
     Plan,
     PlannedFile,
     QuarantineRecord,
@@ -148,7 +147,8 @@ class _Apply:
         unfinished.update(id(action) for action, _ in pending.values())
         for action in actions:
             if id(action) not in unfinished:
-                self._remember(action)
+                # The policy admits what it uploads: a quarantine log entry is history now.
+                self.registry.forget_quarantine(action.name, action.version)
             elif self.cancel.cancelled:
                 self.result.undone.append(_describe(action))
 
@@ -214,8 +214,14 @@ class _Apply:
 
     def _delete(self, action: Action) -> None:
         present = [f.filename for f in action.files if (action.name, f.filename) in self.held]
+        record = self._quarantine_record(action)
         outcome = "deleted"
         try:
+            if record is not None:
+                # Why first, then the delete: an apply killed between the two leaves a record
+                # of a version still held (quarantined again by the next plan), never a
+                # version gone without its record (which keeps refusing new upstream bytes).
+                self.registry.record_quarantine(record)
             if present:
                 self.registry.delete(action.name, action.version, present)
         except Cancelled:
@@ -227,16 +233,17 @@ class _Apply:
         else:
             self.result.deleted += len(present)
             self.result.skipped += len(action.files) - len(present)
-            self._remember(action)
         for planned in action.files:
             self.progress.file(f"delete {planned.filename}", None).done(
                 outcome if planned.filename in present else "already gone"
             )
 
-    def _remember(self, action: Action) -> None:
-        """Keep the quarantine log: a version quarantined whole is recorded with when it was
-        deleted (the clock, not the plan's `--now`), a restored one forgotten (a single
-        vanished or yanked file leaves its version in place)."""
+    def _quarantine_record(self, action: Action) -> QuarantineRecord | None:
+        """The quarantine log's entry for a version quarantined whole, with when it was
+        deleted (the clock, not the plan's `--now`); None when files of it stay (a single
+        vanished or yanked file leaves its version in place) or it is no quarantine."""
+        if not action.quarantine:
+            return None
         deleted = {f.filename for f in action.files}
         key = version_key(action.version)
         remaining = [
@@ -247,20 +254,17 @@ class _Apply:
             and (parsed := parse_distribution_filename(filename)) is not None
             and version_key(parsed[1]) == key
         ]
-        if action.quarantine and action.kind is ActionKind.DELETE and not remaining:
-            self.registry.record_quarantine(
-                QuarantineRecord(
-                    name=action.name,
-                    version=action.version,
-                    reason=action.reason,
-                    advisories=action.advisories,
-                    at=self.clock(),
-                    cause=action.cause,
-                    files=tuple((f.filename, f.sha256) for f in action.files),
-                )
-            )
-        elif action.cause is Cause.RESTORED:
-            self.registry.forget_quarantine(action.name, action.version)
+        if remaining:
+            return None
+        return QuarantineRecord(
+            name=action.name,
+            version=action.version,
+            reason=action.reason,
+            advisories=action.advisories,
+            at=self.clock(),
+            cause=action.cause,
+            files=tuple((f.filename, f.sha256) for f in action.files),
+        )
 
     def _fail(self, handle: FileProgress, message: str) -> None:
         self.result.errors.append(message)

@@ -6,6 +6,7 @@ import getpass
 import os
 import socket
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from reconciler import applier, closure, planfile, planner
@@ -154,14 +155,19 @@ def apply_saved(
 ) -> applier.ApplyResult:
     """Apply a saved plan under the lock, after checking it: not stale, and every action one
     the policy takes now, from the desired state, upstream's listing and today's advisories,
-    judged at the plan's instant (a plan file is an input like any other: it may be edited)."""
+    judged at the plan's instant. What is carried out is the policy's own copy of each saved
+    action (a plan file is an input like any other: it may be edited)."""
     check_not_future(plan.evaluated_at, clock())
     with registry.lock(lock_owner()):
         actual = registry.list_actual()
         planfile.check_fresh(plan, desired, actual)
         again = make_plan(desired, actual, upstream, services, plan.evaluated_at, clock)
-        planfile.check_actions(plan, again, actual)
-        return applier.apply(plan, registry, upstream, actual, progress, clock, cancel)
+        actions, done = planfile.authorised_actions(plan, again, actual)
+        # What the registry needs repaired is found now (a killed apply may have left some).
+        authorised = replace(plan, actions=actions, repairs=again.repairs)
+        result = applier.apply(authorised, registry, upstream, actual, progress, clock, cancel)
+    result.skipped += done
+    return result
 
 
 def plan_and_apply(

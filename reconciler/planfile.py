@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -81,35 +82,69 @@ def check_fresh(plan: Plan, desired: DesiredState, actual: ActualState) -> None:
         )
 
 
-def check_actions(plan: Plan, again: Plan, actual: ActualState) -> None:
-    """Refuse a plan with an action the policy would not take: `again` is the plan made now
-    for the same instant. Each saved action must be in it as it is (its files, their bytes
-    and where they come from), or be done already (a resumed apply); the first that is
-    neither is named. (`again` may do more: that waits for the next plan.)"""
-    expected = {_identity(a): a for a in again.actions}
+def authorised_actions(
+    plan: Plan, again: Plan, actual: ActualState
+) -> tuple[tuple[Action, ...], int]:
+    """What applying a saved plan carries out: its actions as the policy takes them now, and
+    how many of its files are done already.
+
+    `again` is the plan made now for the same instant. Every file of every saved action must
+    be in `again`'s action of the same kind, project, version and quarantine flag, with the
+    same bytes from the same place and the same index metadata, or be done already (a resumed
+    apply); the first that is neither is named. Only `again`'s copies are carried out, and
+    only their saved files: nothing else a plan file says (reasons, causes, quarantine records)
+    reaches the registry, since a plan file is an input like any other. (`again` may do
+    more: that waits for the next plan.)
+    """
+    expected: dict[tuple[object, ...], tuple[Action, PlannedFile]] = {
+        (*_identity(action), planned.filename): (action, planned)
+        for action in again.actions
+        for planned in action.files
+    }
     held = actual.held()
+    chosen: dict[int, list[PlannedFile]] = {}
+    done = 0
     for action in plan.actions:
-        if _identity(action) in expected or _done(action, held):
-            continue
-        verb = "quarantine" if action.quarantine else action.kind.value
-        raise StalePlanError(
-            f"the plan is refused: {verb} {action.name} {action.version} is not what the policy "
-            "does now (upstream's listing, the advisories, the desired state); run `mirror "
-            "plan` again"
-        )
+        if not action.files:
+            raise _refused(action, "it names no files")
+        for saved in action.files:
+            match = expected.get((*_identity(action), saved.filename))
+            if match is not None and _as_upstream_says(match[1]) == _as_upstream_says(saved):
+                chosen.setdefault(id(match[0]), []).append(match[1])
+            elif _done(action, saved, held):
+                done += 1
+            else:
+                raise _refused(action, "it is not what the policy does now")
+    authorised = tuple(
+        replace(action, files=tuple(chosen[id(action)]))
+        for action in again.actions
+        if id(action) in chosen
+    )
+    return authorised, done
+
+
+def _refused(action: Action, why: str) -> StalePlanError:
+    verb = "quarantine" if action.quarantine else action.kind.value
+    return StalePlanError(
+        f"the plan is refused: {verb} {action.name} {action.version}: {why} (upstream's "
+        "listing, the advisories, the desired state); run `mirror plan` again"
+    )
 
 
 def _identity(action: Action) -> tuple[object, ...]:
-    """What an action does to the registry, and with which bytes from where."""
-    files = frozenset((f.filename, f.sha256, f.url) for f in action.files)
-    return (action.kind, action.name, action.version, action.quarantine, files)
+    """What an action does to the registry: the cause and reason are only its explanation."""
+    return (action.kind, action.name, action.version, action.quarantine)
 
 
-def _done(action: Action, held: _Listing) -> bool:
-    """Whether the registry is already as the action leaves it (a killed apply did it)."""
-    if action.kind is ActionKind.UPLOAD:
-        return all(held.get((action.name, f.filename)) == f.sha256 for f in action.files)
-    return all((action.name, f.filename) not in held for f in action.files)
+def _as_upstream_says(planned: PlannedFile) -> PlannedFile:
+    """A planned file without what the registry held before it (a resumed apply changed that)."""
+    return replace(planned, before_sha256=None)
+
+
+def _done(action: Action, planned: PlannedFile, held: _Listing) -> bool:
+    """Whether the registry already holds a file as the action leaves it (a killed apply)."""
+    now = held.get((action.name, planned.filename))
+    return now == planned.sha256 if action.kind is ActionKind.UPLOAD else now is None
 
 
 def to_json(plan: Plan) -> str:

@@ -109,6 +109,30 @@ def test_report_only_changes_nothing(workspace: Workspace) -> None:
     assert served(workspace) == before
 
 
+def test_a_saved_plan_carries_out_the_policys_actions_not_its_own_words(
+    workspace: Workspace,
+) -> None:
+    """The quarantine log records the policy's reason, whatever an edited plan file says."""
+    seed(workspace, "foo-bar==1.1\n")
+    assert workspace.mirror("apply", "--auto-approve").exit_code == 0
+    workspace.osv.add("GHSA-q", "foo-bar", ["1.1"], fixed="1.2")
+    assert workspace.mirror("plan", "--out", "plan.json").exit_code == 0
+    path = workspace.root / "plan.json"
+    document = json.loads(path.read_text())
+    (quarantine,) = document["actions"]
+    quarantine.update(reason="routine tidy-up", advisories=[], cause="vanished")
+    path.write_text(json.dumps(document))
+
+    result = workspace.mirror("apply", "plan.json")
+
+    assert result.exit_code == 0, result.output
+    assert held(workspace) == set()
+    log = json.loads((workspace.registry / ".mirror" / "quarantine.json").read_text())
+    (record,) = log.values()
+    assert (record["cause"], record["advisories"]) == ("advisory", ["GHSA-q"])
+    assert "GHSA-q" in record["reason"]
+
+
 def test_withdrawn_advisory_restores_the_version_and_says_so(workspace: Workspace) -> None:
     seed(workspace, "foo-bar==1.1\n")
     assert workspace.mirror("apply", "--auto-approve").exit_code == 0

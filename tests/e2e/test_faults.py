@@ -2,10 +2,11 @@
 
 Every step the directory registry takes on disk (write a temporary file, rename, remove) is
 made to fail in turn, as a kill (nothing after it runs) and as a full disk (ENOSPC on a write),
-during an upload, a prune and a quarantine. After each: the next plan says something is to be
-done whenever the registry is not as it should be, one clean apply brings it there, and then
-pages agree with each other and with the files, no pruned or quarantined byte is on disk, and a
-further plan has nothing to do.
+during an upload, a prune and a quarantine. After each, recovery is either a new plan or the
+same saved plan applied again: the next plan says something is to be done whenever the registry
+is not as it should be, one clean apply brings it there, and then pages agree with each other
+and with the files, no pruned or quarantined byte is on disk, the quarantine log has what was
+quarantined, and a further plan has nothing to do.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from reconciler import operations, wiring
+from reconciler.applier import ApplyResult
 from reconciler.cancel import Cancellation
 from reconciler.desired import load_desired_state
 from reconciler.model import Plan
@@ -69,26 +71,51 @@ class Faulty(FileOps):
         super().remove_tree(path)
 
 
-def plan_and_apply(workspace: Workspace, fs: FileOps, apply: bool = True) -> Plan:
-    """`mirror apply --auto-approve` in this process, through `fs`."""
-    runtime = wiring.Runtime(clock=frozen_clock, retries=fast_retries())
-    desired = load_desired_state(workspace.desired)
-    registry = DirectoryRegistry(workspace.registry, frozen_clock, fs)
-    upstream = wiring.make_upstream(desired, workspace.root / "cache", runtime)
-    services = wiring.make_services(desired, workspace.root / "cache", runtime)
-    plan, _ = operations.plan_and_apply(
-        desired,
-        registry,
-        upstream,
-        services,
-        FROZEN_NOW,
-        approve=lambda _plan: apply,
-        progress=NullProgress(),
-        allow_mass_delete=True,
-        clock=frozen_clock,
-        cancel=Cancellation(),
-    )
-    return plan
+class Mirror:
+    """The commands, in this process, with the registry's steps on disk through `fs`."""
+
+    def __init__(self, workspace: Workspace, fs: FileOps) -> None:
+        runtime = wiring.Runtime(clock=frozen_clock, retries=fast_retries())
+        self.desired = load_desired_state(workspace.desired)
+        self.registry = DirectoryRegistry(workspace.registry, frozen_clock, fs)
+        self.upstream = wiring.make_upstream(self.desired, workspace.root / "cache", runtime)
+        self.services = wiring.make_services(self.desired, workspace.root / "cache", runtime)
+
+    def plan(self) -> Plan:
+        """`mirror plan --out`."""
+        actual = self.registry.list_actual()
+        return operations.make_plan(
+            self.desired, actual, self.upstream, self.services, FROZEN_NOW, frozen_clock
+        )
+
+    def plan_and_apply(self, apply: bool = True) -> Plan:
+        """`mirror apply --auto-approve` (or only its plan)."""
+        plan, _ = operations.plan_and_apply(
+            self.desired,
+            self.registry,
+            self.upstream,
+            self.services,
+            FROZEN_NOW,
+            approve=lambda _plan: apply,
+            progress=NullProgress(),
+            allow_mass_delete=True,
+            clock=frozen_clock,
+            cancel=Cancellation(),
+        )
+        return plan
+
+    def apply_saved(self, plan: Plan) -> ApplyResult:
+        """`mirror apply plan.json`."""
+        return operations.apply_saved(
+            plan,
+            self.desired,
+            self.registry,
+            self.upstream,
+            self.services,
+            NullProgress(),
+            frozen_clock,
+            Cancellation(),
+        )
 
 
 def served(root: Path) -> set[tuple[str, str]]:
@@ -142,6 +169,7 @@ SCENARIOS: dict[str, tuple[str, Callable[[Workspace], None], set[tuple[str, str]
             ("foo", "foo-1.0-py3-none-any.whl"),
             ("foo", "foo-1.0.tar.gz"),
             ("bar", "bar-2.0-py3-none-any.whl"),
+            ("bar", "bar-2.0.tar.gz"),
         },
     ),
     "prune": (
@@ -161,42 +189,60 @@ SCENARIOS: dict[str, tuple[str, Callable[[Workspace], None], set[tuple[str, str]
 }
 
 
+def quarantined(root: Path) -> set[str]:
+    """The quarantine log's entries."""
+    path = root / ".mirror" / "quarantine.json"
+    return set(json.loads(path.read_text())) if path.exists() else set()
+
+
+@pytest.mark.parametrize("resume", [False, True], ids=["plan-again", "resume-saved-plan"])
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_an_apply_stopped_at_any_step_is_repaired_by_the_next(
-    workspace: Workspace, scenario: str
+    workspace: Workspace, scenario: str, resume: bool
 ) -> None:
+    """Recovery is a new plan applied, or the same saved plan applied again (README: a killed
+    apply is finished by running it again)."""
     before, change, expected = SCENARIOS[scenario]
     upstream = workspace.upstream
     upstream.add_release("foo", "1.0", days_ago(60), sdist=True)
     upstream.add_release("bar", "1.9", days_ago(90))
-    upstream.add_release("bar", "2.0", days_ago(60))
+    upstream.add_release("bar", "2.0", days_ago(60), sdist=True)
     if before:
         workspace.requirements(before)
-        plan_and_apply(workspace, FileOps())
+        Mirror(workspace, FileOps()).plan_and_apply()
     pristine = workspace.root / "pristine"
     shutil.copytree(
         workspace.registry, pristine
     ) if workspace.registry.exists() else pristine.mkdir()
     change(workspace)
     counting = Faulty()
-    plan_and_apply(workspace, counting)
+    Mirror(workspace, counting).plan_and_apply()
     assert served(workspace.registry) == expected
     check_consistent(workspace.registry)
     assert counting.steps > 5
+    log = quarantined(workspace.registry)
+    assert ("bar 2" in log) is (scenario == "quarantine")
 
     faults = [(at, "kill") for at in range(1, counting.steps + 1)]
     faults += [(at, "full") for at in counting.writes]
     for at, kind in faults:
         shutil.rmtree(workspace.registry)
         shutil.copytree(pristine, workspace.registry)
+        saved = Mirror(workspace, FileOps()).plan() if resume else None
+        faulty = Mirror(workspace, Faulty(at, kind))
         try:
-            plan_and_apply(workspace, Faulty(at, kind))
+            faulty.apply_saved(saved) if saved else faulty.plan_and_apply()
         except (Killed, OSError):
             pass
         where = f"{scenario}: {kind} at step {at}"
-        wrong = served(workspace.registry) != expected or survey(workspace.registry).repairs()
-        recovery = plan_and_apply(workspace, FileOps())  # the plan it applied is the one shown
-        assert recovery.has_changes or not wrong, f"{where}: the plan does not see what is wrong"
+        if saved:
+            result = Mirror(workspace, FileOps()).apply_saved(saved)
+            assert not result.errors, f"{where}: {result.errors}"
+        else:
+            wrong = served(workspace.registry) != expected or survey(workspace.registry).repairs()
+            recovery = Mirror(workspace, FileOps()).plan_and_apply()
+            assert recovery.has_changes or not wrong, f"{where}: the plan does not see it"
         assert served(workspace.registry) == expected, where
         check_consistent(workspace.registry)
-        assert not plan_and_apply(workspace, FileOps(), apply=False).has_changes, where
+        assert quarantined(workspace.registry) == log, where
+        assert not Mirror(workspace, FileOps()).plan_and_apply(apply=False).has_changes, where

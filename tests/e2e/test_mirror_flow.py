@@ -388,15 +388,26 @@ def _young_version(document: dict[str, Any]) -> None:
     document["actions"] = [a for a in document["actions"] if a is not upload] + [young]
 
 
+def _no_files(document: dict[str, Any]) -> None:
+    next(a for a in document["actions"] if a["name"] == "baz")["files"] = []
+
+
+def _any_python(document: dict[str, Any]) -> None:
+    upload = next(a for a in document["actions"] if a["name"] == "baz")
+    upload["files"][0]["requires_python"] = None
+
+
 SHA_OF: dict[str, str] = {}
 
 
 @pytest.mark.parametrize(
     ("change", "named"),
     [
-        (_other_url, "upload baz 2.0"),
-        (_evil_upload, "upload evil 2.0"),
-        (_young_version, "upload foo-bar 1.2"),
+        (_other_url, "upload baz 2.0: it is not what the policy does now"),
+        (_evil_upload, "upload evil 2.0: it is not what the policy does now"),
+        (_young_version, "upload foo-bar 1.2: it is not what the policy does now"),
+        (_no_files, "upload baz 2.0: it names no files"),
+        (_any_python, "upload baz 2.0: it is not what the policy does now"),
     ],
 )
 def test_an_edited_plan_is_refused_whole_before_any_write(
@@ -410,6 +421,6 @@ def test_an_edited_plan_is_refused_whole_before_any_write(
     _tamper(workspace, change)
     result = workspace.mirror("apply", "plan.json")
     assert result.exit_code == 1
-    assert f"the plan is refused: {named} is not what the policy does now" in result.stderr
+    assert f"the plan is refused: {named}" in result.stderr
     assert registry_listing(workspace) == set()
     assert not (workspace.registry / "simple").exists()
