@@ -405,6 +405,10 @@ class RegistryFile:
     yanked_reason: str | None = None
     recorded_sha256: str | None = None  # what the index says: the bytes the mirror uploaded
     listed: bool = True  # False: bytes the registry serves by URL that no page lists
+    # What the index says besides (PEP 700, data-requires-python), where the registry keeps it.
+    requires_python: str | None = None
+    upload_time: datetime | None = None
+    size: int | None = None
 
 
 @dataclass(frozen=True)

@@ -411,13 +411,24 @@ def _unlisted(held: RegistryFile) -> bool:
     return not held.listed or held.recorded_sha256 != held.sha256
 
 
+def _yank(file: UpstreamFile | RegistryFile) -> tuple[bool, str | None]:
+    """A file's yank marker (PEP 592)."""
+    return file.yanked, file.yanked_reason
+
+
+def _page_facts(file: UpstreamFile | RegistryFile) -> tuple[object, ...]:
+    """What a page says of a file that never changes upstream (PEP 700, data-requires-python):
+    a difference is an edit of the registry's page."""
+    return file.requires_python, file.upload_time, file.size
+
+
 @dataclass(frozen=True)
 class _FileChanges:
     """How the registry's files of an admitted version differ from the decision's."""
 
     missing: tuple[UpstreamFile, ...]
     differing: tuple[UpstreamFile, ...]  # held under the name, with other bytes
-    restamped: tuple[UpstreamFile, ...]  # same bytes, another yank marker upstream (PEP 592)
+    restamped: tuple[UpstreamFile, ...]  # same bytes, other index metadata (or unlisted)
 
     @classmethod
     def of(
@@ -435,8 +446,10 @@ class _FileChanges:
                 and (
                     _unlisted(present[f.filename])
                     or keeps_markers
-                    and (present[f.filename].yanked, present[f.filename].yanked_reason)
-                    != (f.yanked, f.yanked_reason)
+                    and (
+                        _yank(present[f.filename]) != _yank(f)
+                        or _page_facts(present[f.filename]) != _page_facts(f)
+                    )
                 )
             ),
         )
@@ -541,6 +554,14 @@ def _repair_reason(changes: _FileChanges, present: Mapping[str, RegistryFile]) -
         return Cause.CHANGED_IN_REGISTRY, (
             "file in the registry but on no page (an apply cut short), listing it: "
             + ", ".join(unlisted)
+        )
+    edited = [
+        f.filename for f in changes.restamped if _page_facts(present[f.filename]) != _page_facts(f)
+    ]
+    if edited:
+        return Cause.CHANGED_IN_REGISTRY, (
+            "page changed in the registry (Requires-Python, upload time or size), restoring "
+            "upstream's: " + ", ".join(edited)
         )
     markers = ", ".join(
         f"{f.filename} " + (f"yanked ({f.yanked_reason})" if f.yanked_reason else "yanked")

@@ -97,6 +97,9 @@ class DirectoryRegistry(Registry):
                             yanked_reason=record.yanked_reason if record else None,
                             recorded_sha256=record.sha256 if record else None,
                             listed=record is not None,
+                            requires_python=record.requires_python if record else None,
+                            upload_time=record.upload_time if record else None,
+                            size=record.size if record else None,
                         )
                     )
         except OSError as error:

@@ -424,3 +424,21 @@ def test_an_edited_plan_is_refused_whole_before_any_write(
     assert f"the plan is refused: {named}" in result.stderr
     assert registry_listing(workspace) == set()
     assert not (workspace.registry / "simple").exists()
+
+
+def test_a_page_edited_by_hand_is_restored_from_upstream(workspace: Workspace) -> None:
+    seed(workspace)
+    assert workspace.mirror("apply", "--auto-approve").exit_code == 0
+    page = workspace.registry / "simple" / "baz" / "index.json"
+    document = json.loads(page.read_text())
+    document["files"][0]["requires-python"] = ">=3.99"  # no client would install it
+    page.write_text(json.dumps(document))
+
+    result = workspace.mirror("apply", "--auto-approve")
+
+    assert result.exit_code == 0, result.output
+    assert "page changed in the registry" in result.stdout
+    assert json.loads(page.read_text())["files"][0]["requires-python"] == ">=3.8"
+    html_page = (page.parent / "index.html").read_text()
+    assert 'data-requires-python="&gt;=3.8"' in html_page
+    assert not workspace.mirror("plan", "--format", "json", "--detailed-exitcode").exit_code

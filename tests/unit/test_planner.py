@@ -46,6 +46,9 @@ def held(
                 f.filename,
                 sha256 or recorded or f.sha256 or "",
                 recorded_sha256=recorded or f.sha256,
+                requires_python=f.requires_python,
+                upload_time=f.upload_time,
+                size=f.size,
             )
             for f in files
         )
@@ -128,6 +131,24 @@ def test_missing_file_and_differing_hash_are_reuploaded() -> None:
     assert action.cause is Cause.CHANGED_IN_REGISTRY
     assert action.reason.startswith("file changed in the registry, restoring upstream's bytes")
     assert {f.before_sha256 for f in action.files} == {"0" * 64}
+
+
+def test_a_page_edited_in_the_registry_is_restored_from_upstream() -> None:
+    registry = held(FOO_11)
+    (listed,) = registry.files
+    edited = ActualState((replace(listed, requires_python=">=2.7"),))
+    plan = run(make_desired(make_requirement("foo==1.1")), {"foo": FOO}, edited)
+    (action,) = plan.actions
+    assert (action.kind, action.cause) == (ActionKind.UPLOAD, Cause.CHANGED_IN_REGISTRY)
+    assert action.reason == (
+        "page changed in the registry (Requires-Python, upload time or size), restoring "
+        f"upstream's: {FOO_11.filename}"
+    )
+    (planned,) = action.files
+    assert planned.before_sha256 == planned.sha256  # the same bytes: only the page is rewritten
+    assert planned.requires_python == FOO_11.requires_python
+    later = ActualState((replace(listed, upload_time=days_ago(1)),))
+    assert run(make_desired(make_requirement("foo==1.1")), {"foo": FOO}, later).actions
 
 
 def test_upstream_serving_new_bytes_under_a_mirrored_name_quarantines_and_blocks() -> None:
