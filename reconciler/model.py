@@ -479,6 +479,12 @@ def version_sort_key(version: str) -> tuple[int, Version | str]:
     return (0, version) if parsed is None else (1, parsed)
 
 
+def is_sha256(text: str) -> bool:
+    """A sha256 hex digest as indexes spell it (lower case): it names cache files and is
+    compared with bytes, so it is checked for what it claims to be."""
+    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
+
+
 def is_plain_filename(filename: str) -> bool:
     """A bare file name: no directory part, not hidden, nothing that could escape a folder."""
     return (

@@ -28,6 +28,7 @@ from reconciler.model import (
     ServiceName,
     Waiting,
     is_plain_filename,
+    is_sha256,
 )
 
 FORMAT_VERSION = 1
@@ -222,49 +223,49 @@ def read_plan(path: Path) -> Plan:
         return Plan(
             created_at=_parse_time(document["created_at"]),
             evaluated_at=_parse_time(document["evaluated_at"]),
-            desired_digest=document["desired_digest"],
-            actual_digest=document["actual_digest"],
+            desired_digest=_text(document["desired_digest"]),
+            actual_digest=_text(document["actual_digest"]),
             actions=tuple(_read_action(a) for a in document["actions"]),
             blocked=tuple(
                 Blocked(
-                    name=b["name"],
-                    requirement=b["requirement"],
+                    name=_text(b["name"]),
+                    requirement=_text(b["requirement"]),
                     reason=Problem(b["reason"]),
-                    detail=b["detail"],
+                    detail=_text(b["detail"]),
                     eligible_at=_parse_optional_time(b.get("eligible_at")),
-                    advisories=tuple(b.get("advisories", [])),
+                    advisories=_texts(b.get("advisories", [])),
                 )
                 for b in document["blocked"]
             ),
-            warnings=tuple(document.get("warnings", [])),
+            warnings=_texts(document.get("warnings", [])),
             advisory_sources=tuple(
                 AdvisorySource(
                     ServiceName(s["service"]),
                     _parse_time(s["answered_at"]),
-                    s["queried"],
-                    database=s.get("database"),
-                    unanswered=s.get("unanswered", 0),
+                    _count(s["queried"]),
+                    database=_optional_text(s.get("database")),
+                    unanswered=_count(s.get("unanswered", 0)),
                 )
                 for s in document.get("advisory_sources", [])
             ),
-            registry_generation=int(document["registry_generation"]),
+            registry_generation=_count(document["registry_generation"]),
             advisories=tuple(
                 Advisory(
-                    id=advisory_id,
-                    aliases=tuple(a["aliases"]),
-                    summary=a["summary"],
-                    link=a["link"],
-                    fixed_in=tuple(a["fixed_in"]),
+                    id=_text(advisory_id),
+                    aliases=_texts(a["aliases"]),
+                    summary=_text(a["summary"]),
+                    link=_text(a["link"]),
+                    fixed_in=_texts(a["fixed_in"]),
                 )
                 for advisory_id, a in document.get("advisories", {}).items()
             ),
             waiting=tuple(
-                Waiting(w["name"], w["version"], _parse_time(w["eligible_at"]))
+                Waiting(_text(w["name"]), _text(w["version"]), _parse_time(w["eligible_at"]))
                 for w in document.get("waiting", [])
             ),
-            repairs=tuple(str(r) for r in document.get("repairs", [])),
+            repairs=_texts(document.get("repairs", [])),
         )
-    except (KeyError, TypeError, ValueError) as error:
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise UserError(f"malformed plan file ({error!r})", path=path) from None
 
 
@@ -307,33 +308,62 @@ def _file(planned: PlannedFile) -> dict[str, Any]:
 
 def _read_action(data: dict[str, Any]) -> Action:
     """One action; names and file names are checked, since they become paths in a registry."""
-    names = [data["name"], *(f["filename"] for f in data["files"])]
-    if canonicalize_name(data["name"]) != data["name"] or not all(map(is_plain_filename, names)):
-        raise ValueError(f"unsafe name in action {data['name']!r}")
+    name = _text(data["name"])
+    names = [name, *(_text(f["filename"]) for f in data["files"])]
+    if canonicalize_name(name) != name or not all(map(is_plain_filename, names)):
+        raise ValueError(f"unsafe name in action {name!r}")
     return Action(
         kind=ActionKind(data["action"]),
-        name=data["name"],
-        version=data["version"],
-        reason=data["reason"],
+        name=name,
+        version=_text(data["version"]),
+        reason=_text(data["reason"]),
         files=tuple(
             PlannedFile(
                 filename=f["filename"],
-                sha256=f["sha256"],
-                before_sha256=f.get("before_sha256"),
-                url=f.get("url"),
-                size=f.get("size"),
+                sha256=_digest(f["sha256"]),
+                before_sha256=_digest(f["before_sha256"]) if f.get("before_sha256") else None,
+                url=_optional_text(f.get("url")),
+                size=_count(f["size"]) if f.get("size") is not None else None,
                 upload_time=_parse_optional_time(f.get("upload_time")),
-                requires_python=f.get("requires_python"),
+                requires_python=_optional_text(f.get("requires_python")),
                 yanked=bool(f.get("yanked", False)),
-                yanked_reason=f.get("yanked_reason"),
+                yanked_reason=_optional_text(f.get("yanked_reason")),
             )
             for f in data["files"]
         ),
         quarantine=bool(data.get("quarantine", False)),
-        advisories=tuple(data.get("advisories", [])),
+        advisories=_texts(data.get("advisories", [])),
         cause=Cause(data["cause"]) if data.get("cause") else None,
-        required_by=tuple(data.get("required_by", [])),
+        required_by=_texts(data.get("required_by", [])),
     )
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, not {value!r:.40}")
+    return value
+
+
+def _optional_text(value: object) -> str | None:
+    return None if value is None else _text(value)
+
+
+def _texts(values: object) -> tuple[str, ...]:
+    if not isinstance(values, list):
+        raise TypeError(f"expected a list of strings, not {values!r:.40}")
+    return tuple(map(_text, values))
+
+
+def _count(value: object) -> int:
+    if type(value) is not int or value < 0:
+        raise TypeError(f"expected a count, not {value!r:.40}")
+    return value
+
+
+def _digest(value: object) -> str:
+    if not is_sha256(_text(value)):
+        raise ValueError(f"not a sha256 digest: {value!r:.70}")
+    return _text(value)
 
 
 def json_time(moment: datetime | None) -> str | None:
@@ -341,9 +371,13 @@ def json_time(moment: datetime | None) -> str | None:
     return moment.isoformat().replace("+00:00", "Z") if moment is not None else None
 
 
-def _parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+def _parse_time(text: object) -> datetime:
+    """An instant the plan file names: ISO 8601 with its zone (a plan is judged in UTC)."""
+    moment = datetime.fromisoformat(_text(text).replace("Z", "+00:00"))
+    if moment.utcoffset() is None:
+        raise ValueError(f"time without a zone: {text!r:.40}")
+    return moment
 
 
-def _parse_optional_time(text: str | None) -> datetime | None:
+def _parse_optional_time(text: object) -> datetime | None:
     return _parse_time(text) if text else None

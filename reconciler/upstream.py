@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -25,6 +24,7 @@ from reconciler.model import (
     UpstreamFile,
     UpstreamProject,
     is_plain_filename,
+    is_sha256,
     parse_distribution_filename,
 )
 
@@ -215,10 +215,9 @@ def _checked_chunks(
 
 
 def _sha256(digests: Mapping[str, str]) -> str | None:
-    """A sha256 hex digest, or None for anything else: it names cache files and is compared
-    with the bytes, so it is checked for what it claims to be."""
+    """A sha256 hex digest, or None for anything else."""
     digest = str(digests.get("sha256") or "").lower()
-    return digest if re.fullmatch(r"[0-9a-f]{64}", digest) else None
+    return digest if is_sha256(digest) else None
 
 
 def _bounded(text: str | None) -> str | None:

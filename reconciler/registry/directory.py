@@ -35,6 +35,7 @@ from reconciler.model import (
     PlannedFile,
     QuarantineRecord,
     RegistryFile,
+    is_sha256,
     parse_distribution_filename,
 )
 from reconciler.registry import quarantine_log, simple_pages
@@ -248,19 +249,27 @@ class DirectoryRegistry(Registry):
         return holder
 
     def _read_generation(self) -> tuple[int, str | None]:
+        """`.mirror/generation.json`: applies counted, and the last plan applied."""
+        path = self.state / "generation.json"
         try:
-            data = jsondata.loads((self.state / "generation.json").read_bytes())
+            data = jsondata.loads(path.read_bytes())
         except FileNotFoundError:
             return 0, None
         except (OSError, ValueError) as error:
-            raise RegistryError(f"cannot read {self.state / 'generation.json'}: {error}") from error
-        return int(data["generation"]), data.get("plan")
+            raise RegistryError(f"cannot read {path}: {error}") from error
+        generation = data.get("generation") if isinstance(data, dict) else None
+        plan = data.get("plan") if isinstance(data, dict) else None
+        if type(generation) is not int or generation < 0 or not isinstance(plan, str | None):
+            raise RegistryError(
+                f'cannot read {path}: expected {{"generation": <count>, "plan": <id>}}'
+            )
+        return generation, plan
 
     def _read_lock_info(self) -> LockInfo | None:
         try:
             data = jsondata.loads((self.state / "lock.json").read_bytes())
             return LockInfo(data["id"], data["owner"], datetime.fromisoformat(data["created_at"]))
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, TypeError):
             return None
 
     def _records(self, name: str) -> dict[str, PlannedFile]:
@@ -334,11 +343,26 @@ class DirectoryRegistry(Registry):
             self._write_project(name, records)
 
     def _load_hash_cache(self) -> dict[str, list[Any]]:
+        """`.mirror/hashes.json`: the entries of the form `hash_with_cache` writes; anything
+        else is ignored (the file is hashed again), as is an unreadable cache."""
         try:
             data = jsondata.loads((self.state / "hashes.json").read_bytes())
         except (OSError, ValueError):
             return {}
-        return data if isinstance(data, dict) else {}
+        if not isinstance(data, dict):
+            return {}
+        return {key: entry for key, entry in data.items() if _cache_entry(entry)}
+
+
+def _cache_entry(entry: object) -> bool:
+    """Whether a hash cache entry is `[size, mtime_ns, inode, ctime_ns, sha256]`."""
+    return (
+        isinstance(entry, list)
+        and len(entry) == 5
+        and all(type(number) is int for number in entry[:4])
+        and isinstance(entry[4], str)
+        and is_sha256(entry[4])
+    )
 
 
 def _wheel_metadata(path: Path, filename: str) -> bytes | None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -93,4 +95,34 @@ def test_malformed_plan_files(tmp_path: Path, content: str) -> None:
     path = tmp_path / "plan.json"
     path.write_text(content)
     with pytest.raises(UserError, match="plan.json"):
+        planfile.read_plan(path)
+
+
+def _first_file(document: dict[str, Any]) -> dict[str, Any]:
+    file: dict[str, Any] = document["actions"][0]["files"][0]
+    return file
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda d: d.update(created_at=5),
+        lambda d: d.update(evaluated_at="2026-11-24T12:00:00"),  # no zone
+        lambda d: d.update(registry_generation="1"),
+        lambda d: d["actions"][0].update(version=["1.1"]),
+        lambda d: d["actions"][0].update(name=None),
+        lambda d: _first_file(d).update(sha256="../../etc/passwd"),
+        lambda d: _first_file(d).update(size=-1),
+        lambda d: _first_file(d).update(requires_python={"x": 1}),
+        lambda d: d.update(warnings="one"),
+    ],
+)
+def test_a_plan_file_with_fields_of_the_wrong_type_is_a_user_error(
+    tmp_path: Path, edit: Callable[[dict[str, Any]], None]
+) -> None:
+    document = json.loads(planfile.to_json(make_plan()))
+    edit(document)
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(document))
+    with pytest.raises(UserError, match="malformed plan file"):
         planfile.read_plan(path)

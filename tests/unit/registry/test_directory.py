@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import zipfile
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 
 from reconciler.errors import UserError
 from reconciler.model import PlannedFile
-from reconciler.registry import DirectoryRegistry
+from reconciler.registry import DirectoryRegistry, RegistryError
 from reconciler.registry.simple_pages import render_project_html
 
 CONTENT = b"wheel bytes"
@@ -59,6 +60,29 @@ def test_generation_counts_applies_and_resumes_do_not(tmp_path: Path) -> None:
     assert (state.generation, state.last_plan) == (1, "plan-a")
     registry.begin_apply("plan-b")
     assert registry.list_actual().generation == 2
+
+
+@pytest.mark.parametrize("entry", [5, {}, [1, 2], [1, 2, 3, 4, 5], [True, 0, 0, 0, SHA], None])
+def test_a_malformed_hash_cache_entry_is_hashed_again(tmp_path: Path, entry: object) -> None:
+    registry = DirectoryRegistry(tmp_path / "reg")
+    place(registry, tmp_path)
+    cache = tmp_path / "reg" / ".mirror" / "hashes.json"
+    cache.parent.mkdir(exist_ok=True)
+    cache.write_text(json.dumps({f"foo/{PLANNED.filename}": entry}))
+    (held,) = registry.list_actual().files
+    assert held.sha256 == SHA
+
+
+@pytest.mark.parametrize(
+    "document", ['{"generation": "x"}', "[]", '{"generation": 1e400}', '{"generation": -1}', "1"]
+)
+def test_a_malformed_generation_file_is_a_registry_error(tmp_path: Path, document: str) -> None:
+    registry = DirectoryRegistry(tmp_path / "reg")
+    place(registry, tmp_path)
+    (tmp_path / "reg" / ".mirror").mkdir(exist_ok=True)
+    (tmp_path / "reg" / ".mirror" / "generation.json").write_text(document)
+    with pytest.raises(RegistryError, match="generation.json"):
+        registry.list_actual()
 
 
 def test_delete_unlists_and_removes_the_project(tmp_path: Path) -> None:
