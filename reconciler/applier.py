@@ -20,6 +20,7 @@ from reconciler.cancel import Cancellation, Cancelled
 from reconciler.clock import Clock
 from reconciler.errors import ReconcilerError
 from reconciler.model import (
+    MAX_FILE_SIZE,
     Action,
     ActionKind,
     ActualState,
@@ -302,15 +303,21 @@ def download_verified(
     target = Path(tempfile.mkdtemp(dir=staging)) / planned.filename
     digest = hashlib.sha256()
     size = 0
+    limit = min(planned.size if planned.size is not None else MAX_FILE_SIZE, MAX_FILE_SIZE)
     try:
         with (
             upstream.open_file(planned.url, planned.size, cancel) as chunks,
             target.open("wb") as stream,
         ):
             for chunk in chunks:
+                size += len(chunk)
+                if size > limit:  # a server sending more than it said: not written to disk
+                    raise HashMismatchError(
+                        f"{planned.filename}: upstream sent more than the {limit} bytes "
+                        "its index says; file discarded"
+                    )
                 stream.write(chunk)
                 digest.update(chunk)
-                size += len(chunk)
                 progress.advance(len(chunk))
             stream.flush()
             os.fsync(stream.fileno())

@@ -36,6 +36,9 @@ MAX_DEPENDENCIES = 1000
 MAX_METADATA = 4 * 1024 * 1024
 # A server that ignores Range sends the whole wheel: read for its METADATA up to this size.
 MAX_WHEEL = 512 * 1024 * 1024
+# The most a wheel is read in one go: its central directory (tens of thousands of members
+# take a few MiB) or its METADATA member.
+MAX_READ = 32 * 1024 * 1024
 READ_SECONDS = 300.0
 
 
@@ -231,9 +234,20 @@ class RangeFile(io.RawIOBase):
         self.position = max(0, base + offset)
         return self.position
 
+    def read(self, size: int = -1) -> bytes:
+        """Read up to `size` bytes; a read larger than MAX_READ is refused before anything is
+        allocated for it. The size comes from the archive, which is upstream's data: a zip
+        may claim a central directory of gigabytes."""
+        if size > MAX_READ:
+            raise MetadataUnavailable(
+                f"{redact(self.url)}: the archive asks to read {size} bytes at once; "
+                f"refused (more than {MAX_READ} bytes)"
+            )
+        return super().read(size)
+
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         """Fill `buffer` from the current position, fetching a range when not yet held."""
-        wanted = min(len(buffer), self.size - self.position)
+        wanted = min(len(buffer), self.size - self.position, MAX_READ)
         if wanted <= 0:
             return 0
         data = self._bytes(self.position, wanted)

@@ -77,6 +77,7 @@ class Problem(str, Enum):
     UNCHECKED = "unchecked"
     UPSTREAM_CHANGED = "upstream-changed"
     AMBIGUOUS_FILE = "ambiguous-file"  # upstream lists one file name twice
+    TOO_LARGE = "too-large"  # upstream claims sizes past MAX_FILE_SIZE
     NOT_FOUND = "not-found"
     UPSTREAM_QUARANTINED = "quarantined"  # PEP 792 project status
     UPSTREAM_UNREADABLE = "upstream-unreadable"  # its page could not be read
@@ -477,6 +478,11 @@ def version_sort_key(version: str) -> tuple[int, Version | str]:
     """Sort key putting PEP 440 versions in order and unparsable ones first."""
     parsed = parse_version(version)
     return (0, version) if parsed is None else (1, parsed)
+
+
+# The largest file the mirror takes. PyPI's largest files (CUDA wheels) are a few GiB; a size
+# claimed past this is upstream's data gone wrong, and it sets how long a download may take.
+MAX_FILE_SIZE = 8 * 1024**3
 
 
 def is_sha256(text: str) -> bool:

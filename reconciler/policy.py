@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from packaging.version import Version
 
 from reconciler.model import (
+    MAX_FILE_SIZE,
     Advisory,
     Blocked,
     Cause,
@@ -202,7 +203,8 @@ def _verifiable_files(
     release: Sequence[UpstreamFile],
     context: PolicyContext,
 ) -> list[UpstreamFile] | Verdict:
-    """The files `policy.files` keeps that have a sha256 to verify (and match `--hash` pins).
+    """The files `policy.files` keeps that have a sha256 to verify (and match `--hash` pins)
+    and a size the mirror takes.
 
     A release listing one file name twice is refused whole: PyPI never does that, and which of
     the two a client would get is anyone's guess.
@@ -218,6 +220,10 @@ def _verifiable_files(
     if not files:
         detail = "upstream gives no sha256 to verify its files"
         return Verdict(version, problem=Problem.NO_HASH, detail=detail)
+    files = [f for f in files if (f.size or 0) <= MAX_FILE_SIZE]
+    if not files:
+        detail = f"upstream says its files are larger than {MAX_FILE_SIZE >> 30} GiB"
+        return Verdict(version, problem=Problem.TOO_LARGE, detail=detail)
     if requirement.hashes:
         files = [f for f in files if f.sha256 in requirement.hashes]
         if not files:

@@ -21,6 +21,7 @@ from reconciler.errors import UpstreamError
 from reconciler.http import BodyError, deadline, read_body, redact
 from reconciler.metadata import CoreMetadata, MetadataReader
 from reconciler.model import (
+    MAX_FILE_SIZE,
     UpstreamFile,
     UpstreamProject,
     is_plain_filename,
@@ -46,7 +47,7 @@ PAGE_SECONDS = 300.0
 MAX_TEXT = 1000
 # A download may take this long, plus its size at this rate (bytes per second).
 DOWNLOAD_SECONDS = 600.0
-MIN_DOWNLOAD_RATE = 64 * 1024
+MIN_DOWNLOAD_RATE = 512 * 1024
 
 
 class UpstreamIndex:
@@ -138,7 +139,7 @@ class UpstreamIndex:
             response = self.download_session.get(url, stream=True, timeout=self.timeout)
         except requests.RequestException as error:
             raise UpstreamError(f"cannot download {redact(url)}: {error}") from error
-        seconds = DOWNLOAD_SECONDS + (size or 0) / MIN_DOWNLOAD_RATE
+        seconds = DOWNLOAD_SECONDS + min(size or 0, MAX_FILE_SIZE) / MIN_DOWNLOAD_RATE
         try:
             if response.status_code != 200:
                 raise UpstreamError(f"upstream answered {response.status_code} for {redact(url)}")

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import io
+import struct
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
+import requests_mock
 
 from reconciler.errors import UpstreamError
 from reconciler.http import make_session
 from reconciler.metadata import MetadataReader, MetadataUnavailable
+from reconciler.model import UpstreamFile
 from reconciler.upstream import UpstreamIndex
 from tests.conftest import days_ago, fast_retries
 from tests.servers.upstream import FakeFile, FakeUpstream
@@ -119,3 +123,29 @@ def test_a_release_declaring_thousands_of_dependencies_is_not_believed(
     reader = MetadataReader(make_session(None, 2), None)
     with pytest.raises(MetadataUnavailable, match="declares 5000 dependencies"):
         reader.read(wheel)
+
+
+def test_an_archive_claiming_a_central_directory_of_gigabytes_is_refused_not_read() -> None:
+    """A 5 GiB wheel (by its size in the index) whose end record claims a 3.75 GiB directory:
+    the read is refused before any memory is taken for it."""
+    size, claimed = 5 << 30, 0xF0000000
+    end_record = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 1, 1, claimed, size - 22 - claimed, 0)
+
+    def ranges(request: Any, context: Any) -> bytes:
+        first, _, last = request.headers["Range"].removeprefix("bytes=").partition("-")
+        start, end = (size - int(last), size - 1) if not first else (int(first), int(last))
+        context.status_code = 206
+        context.headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+        body = bytearray(end - start + 1)
+        if end == size - 1:
+            body[-22:] = end_record
+        return bytes(body)
+
+    url = "https://files.example/bomb-1.0-py3-none-any.whl"
+    wheel = UpstreamFile("bomb-1.0-py3-none-any.whl", url, "1.0", "a" * 64, None, size=size)
+    with requests_mock.Mocker() as mock:
+        mock.get(url, content=ranges)
+        reader = MetadataReader(make_session(None, 2), None)
+        with pytest.raises(MetadataUnavailable, match="refused"):
+            reader.read(wheel)
+    assert all(r.headers["Range"] for r in mock.request_history)

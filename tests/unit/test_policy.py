@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, timedelta
 
 from packaging.version import Version
@@ -279,6 +280,16 @@ def test_a_release_listing_one_file_name_twice_is_refused_whole() -> None:
     decision = decide("foo==1.0", make_project("foo", wheel, other))
     assert isinstance(decision, Blocked) and decision.reason == "ambiguous-file"
     assert decision.detail == "1.0: upstream lists foo-1.0-py3-none-any.whl more than once"
+
+
+def test_a_file_claiming_a_size_past_the_cap_is_not_taken() -> None:
+    wheel = replace(make_file("foo", "1.0", days_ago(30)), size=10**12)
+    decision = decide("foo==1.0", make_project("foo", wheel))
+    assert isinstance(decision, Blocked) and decision.reason == "too-large"
+    assert decision.detail == "1.0: upstream says its files are larger than 8 GiB"
+    sdist = make_file("foo", "1.0", days_ago(30), kind="sdist")
+    decision = decide("foo==1.0", make_project("foo", wheel, sdist))
+    assert isinstance(decision, policy.Admitted) and decision.files == (sdist,)
 
 
 def test_an_upload_time_in_the_far_future_is_immature_not_an_overflow() -> None:
