@@ -55,6 +55,15 @@ class MetadataUnavailable(UpstreamError):
     metadata is broken or absurd."""
 
 
+class FileGone(MetadataUnavailable):
+    """Upstream lists a file but answers 404 or 410 for it: unreadable this time, and not
+    remembered as unreadable (it may come back)."""
+
+
+# A file upstream lists but does not serve.
+_GONE = frozenset({404, 410})
+
+
 def wheel_metadata(archive: zipfile.ZipFile, filename: str) -> bytes:
     """A wheel's `.dist-info/METADATA`; MetadataUnavailable when it has no single one, or one
     larger than MAX_METADATA (a few hundred KiB of zip can inflate to gigabytes)."""
@@ -131,7 +140,7 @@ class MetadataReader:
             try:
                 raw = self._from_wheel(upstream_file)
             except MetadataUnavailable as unavailable:
-                if refused is not None:
+                if refused is not None and not isinstance(unavailable, FileGone):
                     cachefile.store(refused, str(unavailable).encode())
                 raise
         if raw is None:
@@ -151,9 +160,14 @@ class MetadataReader:
 
     def _pep658(self, upstream_file: UpstreamFile) -> bytes | None:
         """The PEP 658 file, verified against the index's digest (PEP 714); None when it does
-        not match (or is absurdly large), so that the wheel's own METADATA is read instead."""
+        not match, is absurdly large or is not there after all, so that the wheel's own
+        METADATA is read instead."""
         url = upstream_file.url.split("#", 1)[0] + ".metadata"
-        with self._get(url, stream=True) as response:
+        try:
+            response = self._get(url, stream=True)
+        except FileGone:
+            return None
+        with response:
             try:
                 raw = read_body(response, MAX_METADATA, READ_SECONDS)
             except BodyError:
@@ -181,8 +195,7 @@ class MetadataReader:
             response = self.session.get(url, timeout=self.timeout, stream=stream)
         except requests.RequestException as error:
             raise UpstreamError(f"{redact(url)} could not be fetched: {error}") from None
-        if response.status_code != 200:
-            raise UpstreamError(f"{redact(url)} answered {response.status_code}")
+        _check_status(response, url, 200)
         return response
 
 
@@ -282,11 +295,20 @@ class RangeFile(io.RawIOBase):
                     for chunk in body_chunks(response, MAX_WHEEL, READ_SECONDS):
                         self.whole.write(chunk)  # past 8 MiB to disk: memory stays flat
                     return b"", ""
-                if response.status_code != 206:
-                    raise UpstreamError(f"{redact(self.url)} answered {response.status_code}")
+                _check_status(response, self.url, 206)
                 content = read_body(response, length, READ_SECONDS)
         except requests.RequestException as error:
             raise UpstreamError(f"{redact(self.url)} could not be fetched: {error}") from None
         except BodyError as error:
             raise UpstreamError(f"{redact(self.url)} {error}") from None
         return content, response.headers.get("Content-Range", "")
+
+
+def _check_status(response: requests.Response, url: str, expected: int) -> None:
+    """An answer other than `expected` is an outage (the plan stops), unless the file is not
+    there at all: then it is unreadable, and only what needs it is blocked."""
+    if response.status_code == expected:
+        return
+    response.close()
+    error = FileGone if response.status_code in _GONE else UpstreamError
+    raise error(f"{redact(url)} answered {response.status_code}")

@@ -149,3 +149,27 @@ def test_an_archive_claiming_a_central_directory_of_gigabytes_is_refused_not_rea
         with pytest.raises(MetadataUnavailable, match="refused"):
             reader.read(wheel)
     assert all(r.headers["Range"] for r in mock.request_history)
+
+
+def test_an_advertised_metadata_file_that_is_not_there_gives_way_to_the_wheel(
+    upstream: FakeUpstream,
+) -> None:
+    (fake,) = upstream.add_release("req", "1.0", days_ago(30), requires=REQUIRES)
+    wheel = files(upstream, "req")["req-1.0-py3-none-any.whl"]
+    assert wheel.has_metadata
+    fake.metadata = None  # the page says there is one; the server answers 404
+    assert MetadataReader(make_session(None, 2), None).read(wheel).requires_dist == REQUIRES
+    assert upstream.statuses[404] == 1
+
+
+def test_a_listed_wheel_the_server_does_not_have_is_unreadable_for_now(
+    upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    upstream.serve_metadata = False
+    upstream.add_release("req", "1.0", days_ago(30), requires=REQUIRES)
+    wheel = files(upstream, "req")["req-1.0-py3-none-any.whl"]
+    upstream.remove_version("req", "1.0")
+    reader = MetadataReader(make_session(None, 2), tmp_path)
+    assert reader.read_many([wheel]) == {}  # its release is blocked, not the plan
+    upstream.add_release("req", "1.0", days_ago(30), requires=REQUIRES)
+    assert reader.read(wheel).requires_dist == REQUIRES  # not remembered as unreadable
