@@ -94,7 +94,12 @@ def plan(inputs: PlanInputs) -> Plan:
     """Compute the actions that bring the registry to the desired state, and what is blocked."""
     desired, actual = inputs.desired, inputs.actual
     context = policy.PolicyContext(
-        desired.config, inputs.now, inputs.advisories, inputs.unchecked, inputs.audited
+        desired.config,
+        inputs.now,
+        inputs.advisories,
+        inputs.unchecked,
+        inputs.audited,
+        wall_clock=inputs.created_at,
     )
     mirrored = actual.by_version()
     distrusted = _upstream_changed(mirrored, actual, inputs.projects, context)
@@ -122,7 +127,7 @@ def plan(inputs: PlanInputs) -> Plan:
         actual_digest=actual_digest(actual),
         actions=actions,
         blocked=blocked,
-        warnings=(*_plan_warnings(inputs, decisions), *review.warnings),
+        warnings=(*_plan_warnings(inputs, context, decisions), *review.warnings),
         advisory_sources=inputs.advisory_sources,
         registry_generation=actual.generation,
         advisories=_named_advisories(inputs.advisories, actions, blocked),
@@ -210,9 +215,11 @@ def _held_versions(
     return held
 
 
-def _plan_warnings(inputs: PlanInputs, decisions: _Decisions) -> list[str]:
+def _plan_warnings(
+    inputs: PlanInputs, context: policy.PolicyContext, decisions: _Decisions
+) -> list[str]:
     """What the plan says besides its actions: lapsed entries, lines for no target, limits."""
-    warnings = policy.expired_entries(inputs.desired.config, inputs.now)
+    warnings = policy.expired_entries(inputs.desired.config, context.grants_checked_at)
     warnings.extend(
         f"{r.source}: {r.text} applies to none of policy.environments (its marker: "
         f"{r.marker}); not mirrored"

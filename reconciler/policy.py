@@ -53,6 +53,14 @@ class PolicyContext:
     advisories: Advisories = field(default_factory=dict)
     unchecked: frozenset[PackageKey] = frozenset()
     audited: frozenset[PackageKey] | None = None  # what was asked; None: plain-data callers
+    wall_clock: datetime | None = None  # when the plan is made; `now` may be a past `--now`
+
+    @property
+    def grants_checked_at(self) -> datetime:
+        """The instant exceptions and ignore entries must still be in force at: the later of
+        `now` and the wall clock, so that a past `--now` (or an edited plan's instant) never
+        revives one that has lapsed."""
+        return max(self.now, self.wall_clock or self.now)
 
     @property
     def min_age(self) -> timedelta:
@@ -82,7 +90,7 @@ class PolicyContext:
                 for exception in self.config.exceptions
                 if exception.package == name
                 and exception.version == version
-                and exception.active(self.now)
+                and exception.active(self.grants_checked_at)
             ),
             None,
         )
@@ -102,7 +110,7 @@ class PolicyContext:
                 entry
                 for entry in self.config.policy.ignore
                 if advisory.matches(entry.id)
-                and (entry.expires is None or self.now.date() <= entry.expires)
+                and (entry.expires is None or self.grants_checked_at.date() <= entry.expires)
             ),
             None,
         )
@@ -112,10 +120,11 @@ class PolicyContext:
         text = advisory.id
         if advisory.fixed_in:
             text += f" (fixed in {', '.join(advisory.fixed_in)})"
+        lapsed = self.grants_checked_at.date()
         expired = [
             entry
             for entry in self.config.policy.ignore
-            if advisory.matches(entry.id) and entry.expires and self.now.date() > entry.expires
+            if advisory.matches(entry.id) and entry.expires and lapsed > entry.expires
         ]
         if expired:
             text += f" [ignore entry expired {expired[0].expires}]"

@@ -165,6 +165,23 @@ def test_exception_admits_young_version_until_it_expires() -> None:
     assert isinstance(decide("foo==1.0", project, make_config(exceptions=(lapsed,))), Blocked)
 
 
+def test_a_past_now_never_revives_a_lapsed_exception_or_ignore_entry() -> None:
+    """`--now` a month back (or an edited plan's instant) judges maturity then, but an
+    exception or ignore entry must be in force at the wall clock too."""
+    young = make_project("foo", make_file("foo", "1.0", days_ago(1)))
+    lapsed = PolicyException("foo", Version("1.0"), "hotfix", date(2026, 11, 20))
+    config = make_config(exceptions=(lapsed,))
+    past, later = FROZEN_NOW - timedelta(days=10), FROZEN_NOW
+    then = policy.PolicyContext(config, past)
+    assert then.exception_for("foo", Version("1.0")) == lapsed
+    judged = policy.PolicyContext(config, past, wall_clock=later)
+    assert judged.exception_for("foo", Version("1.0")) is None
+    assert isinstance(policy.decide(make_requirement("foo==1.0"), young, judged, NONE), Blocked)
+    entry = IgnoredAdvisory("CVE-1", "unused", date(2026, 11, 20))
+    ignoring = policy.PolicyContext(make_config(ignore=(entry,)), past, wall_clock=later)
+    assert ignoring.ignore_entry(Advisory("GHSA-1", aliases=("CVE-1",))) is None
+
+
 def test_malicious_report_blocks_despite_exception_and_ignore() -> None:
     project = make_project("foo", make_file("foo", "1.0", days_ago(100)))
     config = make_config(
