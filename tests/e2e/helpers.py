@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -117,10 +118,18 @@ def _take_the_terminal() -> None:
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 
 
+@dataclass(frozen=True)
+class Repeat:
+    """Keys typed again and again (every 0.5 s) until the command ends: a Ctrl-C typed just
+    before Python's `input()` takes the terminal can be lost (readline sets it up then)."""
+
+    keys: bytes
+
+
 def run_on_terminal(
     command: list[str],
     columns: int = 120,
-    answers: Mapping[bytes, bytes | Callable[[], object]] | None = None,
+    answers: Mapping[bytes, bytes | Repeat | Callable[[], object]] | None = None,
 ) -> tuple[int, str]:
     """Run a command on a pseudo-terminal `columns` wide; when a key of `answers` appears in
     its output, type the answer (or call it). (exit code, output without terminal escapes,
@@ -138,8 +147,13 @@ def run_on_terminal(
     )
     os.close(secondary)
     seen, pending = b"", dict(answers or {})
-    deadline = time.monotonic() + 60
+    repeating: list[bytes] = []
+    deadline = again = time.monotonic() + 60
     while time.monotonic() < deadline:
+        if repeating and time.monotonic() >= again:
+            again = time.monotonic() + 0.5
+            for keys in repeating:
+                os.write(primary, keys)
         ready, _, _ = select.select([primary], [], [], 0.1)
         if ready:
             try:
@@ -151,7 +165,10 @@ def run_on_terminal(
             seen += chunk
         for prompt in [p for p in pending if p in seen]:
             answer = pending.pop(prompt)
-            if callable(answer):
+            if isinstance(answer, Repeat):
+                repeating.append(answer.keys)
+                again = time.monotonic()
+            elif callable(answer):
                 answer()
             else:
                 os.write(primary, answer)

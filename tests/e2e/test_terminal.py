@@ -13,7 +13,7 @@ from reconciler.planfile import read_plan
 from reconciler.registry import DirectoryRegistry
 from reconciler.report import TableFormat
 from tests.conftest import NOW_ARG, Workspace, days_ago, wall_days_ago
-from tests.e2e.helpers import mirror_command, run_on_terminal, wait_for
+from tests.e2e.helpers import Repeat, mirror_command, run_on_terminal, wait_for
 from tests.servers.base import Gate
 from tests.servers.upstream import FakeFile
 
@@ -171,6 +171,6 @@ def test_ctrl_c_at_the_prompt_exits_130(workspace: Workspace) -> None:
     workspace.upstream.add_release("foo", "1.0", wall_days_ago(30))
     workspace.requirements("foo==1.0\n")
     command = mirror_command("apply", "--desired-state", str(workspace.desired))
-    code, output = run_on_terminal(command, answers={b"Apply these changes?": b"\x03"})
+    code, output = run_on_terminal(command, answers={b"Apply these changes?": Repeat(b"\x03")})
     assert code == 130 and "interrupted" in output
     assert not (workspace.registry / "files").exists()
