@@ -198,7 +198,7 @@ class DirectoryRegistry(Registry):
         for filename in filenames:
             records.pop(filename, None)
         self._write_project(name, records)
-        with contextlib.suppress(FileNotFoundError, OSError):  # not empty: orphans stay held
+        with contextlib.suppress(OSError):  # not empty: orphans stay held
             if not any((self.files / name).iterdir()):
                 self.fs.remove_tree(self.files / name)
 
@@ -329,14 +329,11 @@ class DirectoryRegistry(Registry):
         for path in project.strays:
             self.fs.remove_tree(self.root / path)
         records = {r.filename: r for r in project.listed}
-        promised = project.expected_metadata()
-        for filename in project.metadata.keys() - promised.keys():
+        for filename in project.stray_metadata():
             self.fs.remove(self.files / name / f"{filename}.metadata")
-        for filename, sha256 in promised.items():
-            data = project.metadata.get(filename)
-            if data is None or hashlib.sha256(data).hexdigest() != sha256:
-                wheel = self.files / name / filename
-                records[filename] = self._with_metadata(name, records[filename], wheel)
+        for filename in project.wrong_metadata():
+            wheel = self.files / name / filename
+            records[filename] = self._with_metadata(name, records[filename], wheel)
         if records != {r.filename: r for r in project.listed} or (
             project.pages != project.expected_pages()
         ):

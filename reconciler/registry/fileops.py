@@ -63,6 +63,7 @@ class FileOps:
             self.remove(path)
         else:
             shutil.rmtree(path)
+            fsync_directory(path.parent)
 
 
 def fsync_file(path: Path) -> None:

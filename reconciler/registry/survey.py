@@ -62,6 +62,19 @@ class ProjectView:
         """The PEP 658 files the pages promise: `<file>.metadata` by file, with its sha256."""
         return {r.filename: r.metadata_sha256 for r in self.listed if r.metadata_sha256}
 
+    def wrong_metadata(self) -> list[str]:
+        """The files whose promised `.metadata` file is missing or has other bytes."""
+        return [
+            filename
+            for filename, sha256 in sorted(self.expected_metadata().items())
+            if (data := self.metadata.get(filename)) is None
+            or hashlib.sha256(data).hexdigest() != sha256
+        ]
+
+    def stray_metadata(self) -> list[str]:
+        """The files with a `.metadata` file on disk that no page promises."""
+        return sorted(self.metadata.keys() - self.expected_metadata().keys())
+
 
 @dataclass(frozen=True)
 class Survey:
@@ -124,22 +137,27 @@ def _project_repairs(project: ProjectView) -> list[str]:
         for page in PAGES
         if project.pages.get(page) != expected.get(page) and not (page == "index.json" and gone)
     )
-    promised = project.expected_metadata()
-    for filename, sha256 in sorted(promised.items()):
-        data = project.metadata.get(filename)
-        if data is None or hashlib.sha256(data).hexdigest() != sha256:
-            found.append(f"files/{name}/{filename}.metadata is missing or wrong")
+    found.extend(
+        f"files/{name}/{filename}.metadata is missing or wrong"
+        for filename in project.wrong_metadata()
+    )
     found.extend(
         f"files/{name}/{filename}.metadata belongs to no listed wheel"
-        for filename in sorted(project.metadata.keys() - promised.keys())
+        for filename in project.stray_metadata()
     )
     found.extend(f"{path.as_posix()} is not something the mirror placed" for path in project.strays)
     return found
 
 
 def survey(root: Path) -> Survey:
-    """Read the registry at `root` as served; RegistryError when it cannot be read at all."""
+    """Read the registry at `root` as served; RegistryError when it cannot be read at all, or
+    when `simple/` or `files/` is a link (a repair would remove files wherever it points)."""
     simple, files = root / "simple", root / "files"
+    for top in (simple, files):
+        if top.is_symlink():
+            raise RegistryError(
+                f"{top} is a symbolic link; the registry's directories must be its own"
+            )
     try:
         strays: list[Path] = []
         names: set[str] = set()
@@ -147,11 +165,9 @@ def survey(root: Path) -> Survey:
             for entry in _entries(top):
                 if entry.is_dir() and not entry.is_symlink() and _plain(entry.name):
                     names.add(entry.name)
-                elif not (top == simple and entry.name in PAGES):
+                elif not (top == simple and entry.name in PAGES and _regular(entry)):
                     strays.append(entry.relative_to(root))
-        root_pages = {
-            page: (simple / page).read_bytes() for page in PAGES if (simple / page).is_file()
-        }
+        root_pages = {p: (simple / p).read_bytes() for p in PAGES if _regular(simple / p)}
         projects = {name: project_view(root, name) for name in sorted(names)}
     except OSError as error:
         raise RegistryError(f"cannot read {root}: {error}") from error
@@ -162,17 +178,14 @@ def project_view(root: Path, name: str) -> ProjectView:
     """One project of the registry at `root` as served (OSError when it cannot be read)."""
     pages_dir, files_dir = root / "simple" / name, root / "files" / name
     strays = [
-        e.relative_to(root) for e in _entries(pages_dir) if e.name not in PAGES or not e.is_file()
+        e.relative_to(root) for e in _entries(pages_dir) if e.name not in PAGES or not _regular(e)
     ]
-    pages = {
-        page: (pages_dir / page).read_bytes() for page in PAGES if (pages_dir / page).is_file()
-    }
+    pages = {page: (pages_dir / page).read_bytes() for page in PAGES if _regular(pages_dir / page)}
     present: set[str] = set()
     metadata: dict[str, bytes] = {}
     for entry in _entries(files_dir):
         parsed = parse_distribution_filename(entry.name.removesuffix(".metadata"))
-        regular = entry.is_file() and not entry.is_symlink()
-        if not regular or parsed is None or parsed[0] != name or entry.name.startswith("."):
+        if not _regular(entry) or parsed is None or parsed[0] != name or entry.name.startswith("."):
             strays.append(entry.relative_to(root))
         elif entry.name.endswith(".metadata"):
             metadata[entry.name.removesuffix(".metadata")] = entry.read_bytes()
@@ -206,7 +219,7 @@ def _record(entry: dict[str, object]) -> PlannedFile:
     return PlannedFile(
         filename=str(entry["filename"]),
         sha256=str(hashes["sha256"]),
-        size=size if isinstance(size, int) else None,
+        size=size if type(size) is int and size >= 0 else None,
         upload_time=datetime.fromisoformat(str(upload_time).replace("Z", "+00:00"))
         if upload_time
         else None,
@@ -216,6 +229,11 @@ def _record(entry: dict[str, object]) -> PlannedFile:
         url=str(entry["url"]) if entry.get("url") else None,
         metadata_sha256=str(core["sha256"]) if core.get("sha256") else None,
     )
+
+
+def _regular(path: Path) -> bool:
+    """A file of the registry's own: not a link (which could point anywhere)."""
+    return path.is_file() and not path.is_symlink()
 
 
 def _entries(directory: Path) -> list[Path]:

@@ -158,3 +158,34 @@ def test_what_is_served_but_not_recorded_is_held_or_repaired(tmp_path: Path) -> 
     )
     assert PLANNED.filename in html.read_text()
     assert (root / "files" / "foo" / "foo-0.9.tar.gz").exists()  # held: the plan decides
+
+
+@pytest.mark.parametrize("top", ["files", "simple"])
+def test_a_registry_directory_that_is_a_link_is_refused(tmp_path: Path, top: str) -> None:
+    registry = DirectoryRegistry(tmp_path / "reg")
+    place(registry, tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    (tmp_path / "reg" / top).rename(elsewhere)
+    (elsewhere / "precious.txt").write_text("not the mirror's")
+    (tmp_path / "reg" / top).symlink_to(elsewhere)
+    with pytest.raises(RegistryError, match=f"{top} is a symbolic link"):
+        registry.list_actual()
+    with pytest.raises(RegistryError):
+        registry.begin_apply("plan-x")
+    assert (elsewhere / "precious.txt").exists()
+
+
+def test_a_page_that_is_a_link_is_replaced_by_the_mirrors_own(tmp_path: Path) -> None:
+    registry = DirectoryRegistry(tmp_path / "reg")
+    place(registry, tmp_path)
+    page = tmp_path / "reg" / "simple" / "foo" / "index.html"
+    target = tmp_path / "page.html"
+    target.write_bytes(page.read_bytes())
+    page.unlink()
+    page.symlink_to(target)
+    assert "simple/foo/index.html is not something the mirror placed" in (
+        registry.list_actual().repairs
+    )
+    registry.begin_apply("plan-x")
+    assert not page.is_symlink() and PLANNED.filename in page.read_text()
+    assert target.exists() and registry.list_actual().repairs == ()
