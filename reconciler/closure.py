@@ -515,7 +515,7 @@ def _attempt(
         return Resolver(provider, BaseReporter()).resolve(needs, max_rounds=MAX_ROUNDS)
     except ResolutionImpossible as impossible:
         causes = list(impossible.causes)
-        why = "; ".join(_explain(provider, cause.requirement, cause.parent) for cause in causes[:3])
+        why = _explain_all(provider, [c.requirement for c in causes])
         if provider.unfetched_now:  # it might have resolved, had the budget lasted
             left_out = ", ".join(sorted(provider.unfetched_now))
             why = f"{left_out}: not read within the plan's fetch budget; then {why}"
@@ -568,9 +568,32 @@ def _reasons(provider: Provider, causes: Iterable[Any]) -> list[Blocked]:
     return reasons
 
 
-def _explain(provider: Provider, need: Need, parent: Candidate | None) -> str:
-    """`requests 2.32.3 → urllib3<3,>=1.21.1: 2.5.0: 5 days old, eligible …`."""
-    path = " → ".join((*need.chain, need.text or need.name))
+def _explain_all(provider: Provider, needs: Sequence[Need]) -> str:
+    """Why these needs failed, the first three ways; one dependency that fails alike from
+    several versions of its parent is said once: `app 1.0, 0.9 → b>=2: 2.0: 2 days old, …`."""
+    grouped: dict[tuple[tuple[str, ...], str], list[str]] = {}
+    for need in needs:
+        *above, parent = need.chain or ("",)
+        grouped.setdefault((tuple(above), _explain(provider, need)), []).append(parent)
+    said = [
+        " → ".join(part for part in (*above, _releases(parents), why) if part)
+        for (above, why), parents in grouped.items()
+    ]
+    return "; ".join(said[:3])
+
+
+def _releases(releases: list[str]) -> str:
+    """`app 1.0, 0.9` for releases (each `name version`) of one project."""
+    unique = list(dict.fromkeys(releases))
+    names = {release.rpartition(" ")[0] for release in unique}
+    if len(unique) > 1 and len(names) == 1:
+        return f"{names.pop()} " + ", ".join(r.rpartition(" ")[2] for r in unique)
+    return ", ".join(unique)
+
+
+def _explain(provider: Provider, need: Need) -> str:
+    """`urllib3<3,>=1.21.1: 2.5.0: 5 days old, eligible …` (the path to it is the caller's)."""
+    path = need.text or need.name
     if need.name in provider.unfetched:
         return f"{path}: not read within the plan's fetch budget (its page or metadata)"
     judged = provider.judged(need.name) if need.name in provider.facts.projects else None

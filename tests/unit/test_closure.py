@@ -118,3 +118,19 @@ def test_a_dependency_is_explained_only_by_versions_its_dependents_would_take() 
     assert admitted.version == Version("1.26.20")
     assert [n.split(":")[0] for n in admitted.notes] == ["1.27.0"]  # 2.x is outside <1.28
     assert [(w.version, w.eligible_at) for w in admitted.waiting] == [("1.27.0", days_ago(2 - 14))]
+
+
+def test_a_dependency_failing_alike_under_several_releases_is_explained_once() -> None:
+    app = make_project(
+        "app", *(make_file("app", version, days_ago(100)) for version in ("1.0", "0.9", "0.8"))
+    )
+    dependency = make_project(
+        "b", make_file("b", "1.0", days_ago(100)), make_file("b", "2.0", days_ago(2))
+    )
+    metadata = {f.sha256 or "": CoreMetadata(("b>=2",)) for f in app.files}
+    metadata.update({f.sha256 or "": CoreMetadata(()) for f in dependency.files})
+    blocked = resolve({"app": app, "b": dependency}, metadata).blocked["app"]
+    assert blocked.detail == (
+        "app 1.0, 0.9, 0.8 → b>=2: 2.0: 2 days old, eligible 2026-12-06 12:00 UTC "
+        "(policy.min_age_days: 14)"
+    )
