@@ -7,12 +7,14 @@ state (lock, staging, quarantine log) and any other dotfile stay private.
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import os
 import re
 import shutil
 import socket
 import threading
+import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -22,9 +24,12 @@ from urllib.parse import unquote, urlsplit
 from packaging.utils import canonicalize_name
 
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
-# Connections served at once (a thread each), and how long an idle one is kept.
+# Connections served at once (a thread each), how long an idle one is kept, and how long a
+# request (its line and headers) may take to arrive whole: a client trickling a byte now and
+# then would otherwise hold its slot for ever (nginx's client_header_timeout).
 MAX_CONNECTIONS = 64
 IDLE_TIMEOUT = 30.0
+REQUEST_SECONDS = 30.0
 _PLAIN = re.compile(r"[A-Za-z0-9._+!~-]+")
 HTML_TYPE = "application/vnd.pypi.simple.v1+html"
 # What a client may ask for, and the page that answers it. `text/html` is PEP 503's own.
@@ -77,6 +82,26 @@ class RegistryHandler(http.server.BaseHTTPRequestHandler):
     def __init__(self, *args: object, root: Path, **kwargs: object) -> None:
         self.root = root
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+    def handle_one_request(self) -> None:
+        """Read and answer one request; its line and headers must arrive in REQUEST_SECONDS."""
+        server = self.server
+        assert isinstance(server, _Server)
+        server.watch(self.connection)
+        try:
+            super().handle_one_request()
+        finally:
+            server.unwatch(self.connection)
+
+    def parse_request(self) -> bool:
+        """Read the headers: from here on only the idle timeout applies (a slow download of
+        a big file is not a slow request)."""
+        try:
+            return super().parse_request()
+        finally:
+            server = self.server
+            assert isinstance(server, _Server)
+            server.unwatch(self.connection)
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         """Serve a page or a file."""
@@ -159,7 +184,8 @@ def make_server(root: Path, host: str, port: int) -> http.server.ThreadingHTTPSe
 
 
 class _Server(http.server.ThreadingHTTPServer):
-    """A thread per connection, up to MAX_CONNECTIONS; one more is closed at once."""
+    """A thread per connection, up to MAX_CONNECTIONS; one more is closed at once. One
+    watchdog thread hangs up on requests that take longer than REQUEST_SECONDS to arrive."""
 
     daemon_threads = True
     request_queue_size = 128  # the listen backlog: socketserver's 5 drops bursts of clients
@@ -167,6 +193,34 @@ class _Server(http.server.ThreadingHTTPServer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self._deadlines: dict[socket.socket, float] = {}
+        self._watched = threading.Lock()
+        self._closed = threading.Event()
+        threading.Thread(target=self._watchdog, name="serve-watchdog", daemon=True).start()
+
+    def watch(self, connection: socket.socket) -> None:
+        """A request is awaited on `connection`: it has REQUEST_SECONDS to arrive."""
+        with self._watched:
+            self._deadlines[connection] = time.monotonic() + REQUEST_SECONDS
+
+    def unwatch(self, connection: socket.socket) -> None:
+        """The request arrived (or the connection ends)."""
+        with self._watched:
+            self._deadlines.pop(connection, None)
+
+    def _watchdog(self) -> None:
+        while not self._closed.wait(min(1.0, REQUEST_SECONDS / 4)):
+            now = time.monotonic()
+            with self._watched:
+                late = [c for c, deadline in self._deadlines.items() if deadline < now]
+            for connection in late:
+                with contextlib.suppress(OSError):  # gone already
+                    connection.shutdown(socket.SHUT_RDWR)
+
+    def server_close(self) -> None:
+        """Stop listening, and the watchdog."""
+        self._closed.set()
+        super().server_close()
 
     def process_request(self, request: Any, client_address: Any) -> None:
         """Serve in a thread of its own, while there are slots; else hang up."""

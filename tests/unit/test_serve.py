@@ -3,8 +3,10 @@ how many at once."""
 
 from __future__ import annotations
 
+import select
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,6 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from reconciler import serve
 from reconciler.serve import HTML_TYPE, JSON_TYPE, MAX_CONNECTIONS, make_server, negotiate
 from tests.e2e.helpers import running, wait_for
 
@@ -68,9 +71,34 @@ def test_held_connections_do_not_take_a_thread_each_without_bound(tmp_path: Path
         idle = [socket.create_connection((host, int(port))) for _ in range(MAX_CONNECTIONS + 50)]
         try:
             wait_for(lambda: threading.active_count() >= before + MAX_CONNECTIONS)
-            assert threading.active_count() <= before + 1 + MAX_CONNECTIONS
+            # Besides: the thread serving (`running`) and the server's watchdog.
+            assert threading.active_count() <= before + 2 + MAX_CONNECTIONS
         finally:
             for connection in idle:
                 connection.close()
-        wait_for(lambda: threading.active_count() <= before + 1)
+        wait_for(lambda: threading.active_count() <= before + 2)
+        assert requests.get(f"{url}/simple/", timeout=5).status_code == 404
+
+
+@pytest.mark.timed_wait
+def test_a_request_trickled_a_byte_at_a_time_is_hung_up_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each byte comes well within the idle timeout; the request as a whole does not."""
+    monkeypatch.setattr(serve, "REQUEST_SECONDS", 0.5)
+    with serving(tmp_path) as url:
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port))) as connection:
+            connection.sendall(b"GET /simple/ HTTP/1.1\r\nX-Slow: ")
+            hung_up = time.monotonic() + 60  # the trickle would go on for ever
+            while time.monotonic() < hung_up:
+                readable, _, _ = select.select([connection], [], [], 0.1)
+                try:
+                    if readable and connection.recv(1024) == b"":
+                        break
+                    connection.sendall(b"a")
+                except ConnectionError:  # hung up while we wrote
+                    break
+            else:
+                pytest.fail("the server kept the trickling connection")
         assert requests.get(f"{url}/simple/", timeout=5).status_code == 404
