@@ -31,10 +31,10 @@ from reconciler.model import (
     Problem,
     Requirement,
     SourceLocation,
-    TargetEnvironment,
     UpstreamFile,
     UpstreamProject,
 )
+from reconciler.targets import TargetEnvironment
 
 # Where a requirement comes from when no line lists it: a release's Requires-Dist.
 DEPENDENCY = SourceLocation("(dependency)", 0)

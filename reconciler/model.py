@@ -20,6 +20,8 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
+from reconciler.targets import Platform, TargetEnvironment, parse_platform
+
 
 @dataclass(frozen=True)
 class SourceLocation:
@@ -161,52 +163,16 @@ class FilesPolicy:
 
 
 # Marker values per target platform (PEP 508 environment markers), for one typical machine.
-PLATFORM_MARKERS = {
-    "linux": {
-        "sys_platform": "linux",
-        "platform_system": "Linux",
-        "os_name": "posix",
-        "platform_machine": "x86_64",
-    },
-    "macos": {
-        "sys_platform": "darwin",
-        "platform_system": "Darwin",
-        "os_name": "posix",
-        "platform_machine": "arm64",
-    },
-    "windows": {
-        "sys_platform": "win32",
-        "platform_system": "Windows",
-        "os_name": "nt",
-        "platform_machine": "AMD64",
-    },
-}
+def _platform(name: str) -> Platform:
+    found = parse_platform(name)
+    assert found is not None, name
+    return found
 
 
-@dataclass(frozen=True)
-class TargetEnvironment:
-    """One interpreter and platform the mirror's users install on (`policy.environments`)."""
-
-    python: str  # "3.12"
-    platform: str  # a key of PLATFORM_MARKERS
-
-    def markers(self) -> dict[str, str]:
-        """The PEP 508 marker environment of this target, for CPython."""
-        return {
-            **PLATFORM_MARKERS[self.platform],
-            "python_version": self.python,
-            "python_full_version": f"{self.python}.0",
-            "implementation_name": "cpython",
-            "implementation_version": f"{self.python}.0",
-            "platform_python_implementation": "CPython",
-            "platform_release": "",
-            "platform_version": "",
-        }
-
-
-# The CPython versions supported upstream in late 2026, on the three common platforms.
+# The CPython versions supported upstream in late 2026, on the three common platforms (uv's
+# `linux`, `macos` and `windows`: x86_64 glibc 2.17, arm64 macOS 13, x86_64 Windows).
 DEFAULT_ENVIRONMENTS = tuple(
-    TargetEnvironment(python, platform)
+    TargetEnvironment(python, _platform(platform))
     for python in ("3.10", "3.11", "3.12", "3.13", "3.14")
     for platform in ("linux", "macos", "windows")
 )

@@ -19,7 +19,6 @@ from ruamel.yaml.events import AliasEvent
 from reconciler.errors import UserError
 from reconciler.model import (
     DEFAULT_ENVIRONMENTS,
-    PLATFORM_MARKERS,
     Config,
     DependencyMode,
     FilesPolicy,
@@ -30,10 +29,10 @@ from reconciler.model import (
     RegistryType,
     SafetyConfig,
     ServiceName,
-    TargetEnvironment,
     UpstreamConfig,
     YankedPolicy,
 )
+from reconciler.targets import TargetEnvironment, parse_platform
 
 T = TypeVar("T")
 
@@ -297,7 +296,7 @@ def _safety(reader: _Reader | None) -> SafetyConfig:
 
 
 def _environments(reader: _Reader) -> tuple[TargetEnvironment, ...]:
-    """`policy.environments`: the interpreters and platforms whose markers count."""
+    """`policy.environments`: the CPython versions and platforms the mirror serves."""
     items = _checked(reader.items("environments"), {"python", "platform"})
     if "environments" in reader.mapping and not items:
         raise reader.error("environments", "expected at least one environment")
@@ -308,7 +307,15 @@ def _environments(reader: _Reader) -> tuple[TargetEnvironment, ...]:
             raise item.error(
                 "python", f'expected a CPython version like "3.12", got {_shown(python)}'
             )
-        platform = item.choice("platform", tuple(PLATFORM_MARKERS), "linux")
+        name = item.get("platform", str, "linux")
+        platform = parse_platform(name)
+        if platform is None:
+            raise item.error(
+                "platform",
+                f"unknown platform {_shown(name)}: expected a name uv's --python-platform takes "
+                "(linux, macos, windows, x86_64-manylinux_2_28, aarch64-apple-darwin, "
+                "x86_64-pc-windows-msvc, x86_64-musllinux_1_2, ...)",
+            )
         environments.append(TargetEnvironment(python, platform))
     return tuple(environments) or DEFAULT_ENVIRONMENTS
 

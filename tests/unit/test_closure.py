@@ -7,7 +7,8 @@ from packaging.version import Version
 
 from reconciler import closure, policy
 from reconciler.metadata import CoreMetadata
-from reconciler.model import DependencyMode, TargetEnvironment, UpstreamProject
+from reconciler.model import DependencyMode, UpstreamProject
+from reconciler.targets import TargetEnvironment, parse_platform
 from tests.conftest import (
     FROZEN_NOW,
     days_ago,
@@ -17,7 +18,7 @@ from tests.conftest import (
     make_requirement,
 )
 
-LINUX_39 = (TargetEnvironment("3.9", "linux"),)
+LINUX_39 = (TargetEnvironment("3.9", parse_platform("linux")),)  # type: ignore[arg-type]
 
 
 def project(name: str, version: str = "1.0") -> UpstreamProject:

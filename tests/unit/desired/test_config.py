@@ -217,3 +217,21 @@ def test_a_huge_value_is_shown_short_in_the_error(tmp_path: Path) -> None:
     with pytest.raises(UserError) as caught:
         load(tmp_path, "policy:\n  yanked: " + "x" * 100_000 + "\n")
     assert len(str(caught.value)) < 300
+
+
+def test_platforms_take_uvs_names(tmp_path: Path) -> None:
+    config = load(
+        tmp_path,
+        "policy:\n  environments:\n"
+        '    - {python: "3.12", platform: aarch64-manylinux_2_28}\n'
+        '    - {python: "3.11", platform: x86_64-pc-windows-msvc}\n',
+    )
+    assert [str(e) for e in config.policy.environments] == [
+        "3.12 aarch64-manylinux_2_28",
+        "3.11 x86_64-pc-windows-msvc",
+    ]
+    with pytest.raises(UserError) as caught:
+        load(tmp_path, 'policy:\n  environments:\n    - {python: "3.12", platform: solaris}\n')
+    assert "config.yaml:3: policy.environments[0].platform: unknown platform 'solaris'" in str(
+        caught.value
+    )
