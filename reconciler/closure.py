@@ -1,9 +1,13 @@
 """Dependency closure: every dependency of an admitted release, judged by the same policy.
 
-A real resolver (resolvelib, the library behind pip's) picks one version per project for the
-whole set, over the candidates the policy admits (maturity, advisories, yanks, exceptions).
-Markers are evaluated for every target environment (`policy.environments`): a dependency is
-needed when its marker holds in any of them; extras only where a requirement names them.
+A real resolver (resolvelib, the library behind pip's) picks one version per project for each
+target (`policy.environments`), over the candidates the policy admits (maturity, advisories,
+yanks, exceptions) that the target can install: Requires-Python (PEP 503
+`data-requires-python`) holds for its Python, and it has a wheel the target installs (or, for
+a project with no wheel for the target at all, an sdist). Markers are evaluated for that target;
+extras only where a requirement names them. The registry holds the union: per project, every
+version some target needs. Each version is judged once, for all targets; a target whose
+newest-first choice is the same as an earlier target's takes that resolution as it is.
 
 Pure: upstream pages and core metadata come in as data. Whatever is missing is collected while
 resolving and raised once as `NeedData`, so the caller fetches a whole frontier per round.
@@ -76,15 +80,17 @@ class Candidate:
 
 
 Item = Union[Need, Candidate]  # noqa: UP007 - resolvelib's type parameters want one name
+Judged = Union[list[policy.Verdict], Blocked]  # noqa: UP007
 
 
 @dataclass(frozen=True)
 class Closure:
     """What the resolution admitted, and what it could not satisfy."""
 
-    admitted: dict[str, policy.Admitted]  # by project name
+    admitted: dict[tuple[str, Version], policy.Admitted]  # every version some target needs
+    targets: dict[tuple[str, Version], tuple[TargetEnvironment, ...]]  # which need each
     required_by: dict[str, tuple[str, ...]]  # project -> releases that need it
-    blocked: dict[str, Blocked]  # listed requirement name -> why
+    blocked: dict[str, Blocked]  # listed requirement name -> why (on every target)
     kept: frozenset[tuple[str, Version]] = frozenset()  # what a blocked requirement's held
     # version still needs: kept in the registry, not pruned
     warnings: tuple[str, ...] = ()
@@ -110,7 +116,7 @@ class Facts:
     context: policy.PolicyContext
     held: Mapping[str, Collection[Version]]
     distrusted: Mapping[tuple[str, Version], str]
-    environments: Sequence[TargetEnvironment]
+    target: TargetEnvironment
     # The plan's fetch budget is spent: what was not fetched is unavailable, never "no
     # dependencies", and the requirements that needed it are blocked.
     exhausted: bool = False
@@ -119,32 +125,74 @@ class Facts:
 class Provider(AbstractProvider[Need, Candidate, str]):
     """The resolver's view of upstream through the policy, recording what data is missing."""
 
-    def __init__(self, listed: Mapping[str, Requirement], facts: Facts) -> None:
+    def __init__(
+        self, listed: Mapping[str, Requirement], facts: Facts, judged: dict[Requirement, Judged]
+    ) -> None:
         self.listed = listed
         self.facts = facts
-        self.environments = [e.markers() for e in facts.environments]
+        self.markers = facts.target.markers()
         self.missing_projects: set[str] = set()
         self.missing_files: set[UpstreamFile] = set()
         self.unread: set[str] = set()  # releases whose dependencies could not be read
         self.unfetched: set[str] = set()  # projects left out because the budget was spent
         self.unfetched_now: set[str] = set()  # the same, in the resolution under way
-        self._judged: dict[str, list[policy.Verdict] | Blocked] = {}
+        self._judged = judged  # shared by every target's provider: each version judged once
+        self._binary: dict[str, bool] = {}
+
+    def with_listed(self, listed: Mapping[str, Requirement]) -> Provider:
+        """A provider for other listed requirements, on the same target and judgements."""
+        return Provider(listed, self.facts, self._judged)
 
     def requirement_for(self, name: str) -> Requirement:
         """The listed requirement governing a project, or a bare one for a dependency."""
         return self.listed.get(name) or dependency_requirement(name)
 
-    def judged(self, name: str) -> list[policy.Verdict] | Blocked:
-        """Every candidate of a project judged by policy (cached)."""
-        if name not in self._judged:
-            self._judged[name] = policy.judge_candidates(
-                self.requirement_for(name),
+    def judged(self, name: str) -> Judged:
+        """Every candidate of a project judged by policy (cached across targets)."""
+        requirement = self.requirement_for(name)
+        if requirement not in self._judged:
+            self._judged[requirement] = policy.judge_candidates(
+                requirement,
                 self.facts.projects.get(name),
                 self.facts.context,
                 self.facts.held.get(name, ()),
                 {v: why for (n, v), why in self.facts.distrusted.items() if n == name},
             )
-        return self._judged[name]
+        return self._judged[requirement]
+
+    def installable(self, name: str, verdict: policy.Verdict) -> bool:
+        """Whether the target installs this release: a file whose Requires-Python holds for
+        it, a wheel when any admitted release of the project has one for it (pip, told
+        `--only-binary`, and uv pick those), else an sdist."""
+        return bool(self.target_files(name, verdict))
+
+    def target_files(self, name: str, verdict: policy.Verdict) -> list[UpstreamFile]:
+        """The files of a release the target would install, most preferred first."""
+        target = self.facts.target
+        usable = [f for f in verdict.files if target.allows(f.requires_python)]
+        ranked = sorted(
+            (rank, f.filename, f)
+            for f in usable
+            if (rank := target.wheel_rank(f.filename)) is not None
+        )
+        if ranked:
+            return [f for _, _, f in ranked]
+        if self._has_binary(name):
+            return []
+        return [f for f in usable if not f.filename.endswith(".whl")]
+
+    def _has_binary(self, name: str) -> bool:
+        """Whether some admitted release of the project has a wheel for the target."""
+        if name not in self._binary:
+            judged = self.judged(name)
+            target = self.facts.target
+            self._binary[name] = isinstance(judged, list) and any(
+                target.wheel_rank(f.filename) is not None and target.allows(f.requires_python)
+                for verdict in judged
+                if verdict.problem is None
+                for f in verdict.files
+            )
+        return self._binary[name]
 
     def identify(self, requirement_or_candidate: Item) -> str:
         """A project's identity in the resolution."""
@@ -182,6 +230,7 @@ class Provider(AbstractProvider[Need, Candidate, str]):
             for verdict in judged
             if verdict.problem is None
             and verdict.version not in excluded
+            and self.installable(name, verdict)
             and all(n.specifier.contains(verdict.version, prereleases=True) for n in needs)
         ]
         if self.facts.exhausted:  # unknown dependencies are not "none": leave those out
@@ -268,7 +317,7 @@ class Provider(AbstractProvider[Need, Candidate, str]):
         self.unfetched_now.add(name)
 
     def _applies(self, requirement: PackagingRequirement, extras: frozenset[str]) -> bool:
-        """Whether a Requires-Dist line belongs to this candidate in some target environment.
+        """Whether a Requires-Dist line belongs to this candidate on the target.
 
         The base release takes the lines whose marker holds without an extra; a candidate
         with extras takes only the lines its extras switch on.
@@ -280,9 +329,7 @@ class Provider(AbstractProvider[Need, Candidate, str]):
             return False
         try:
             return any(
-                marker.evaluate({**environment, "extra": extra})
-                for environment in self.environments
-                for extra in extras or {""}
+                marker.evaluate({**self.markers, "extra": extra}) for extra in extras or {""}
             )
         except (UndefinedComparison, UndefinedEnvironmentName):
             return True  # a marker we cannot judge: mirror the dependency rather than miss it
@@ -309,17 +356,47 @@ def resolve(
     environments: Sequence[TargetEnvironment],
     exhausted: bool = False,
 ) -> Closure:
-    """Resolve the listed requirements and their whole dependency closure.
+    """Resolve the listed requirements and their whole dependency closure, per target.
 
-    Each requirement is first resolved on its own, so one that cannot be satisfied is blocked
-    with the chain that leads there; the rest are then resolved together, in groups that share
-    projects, and a requirement whose closure conflicts with the others' is blocked in turn.
-    Raises NeedData when pages or metadata are missing (after collecting all this pass saw).
+    Raises NeedData when pages or metadata are missing, after every target has said what it
+    misses (one frontier per fetch round, whatever the number of targets).
     """
-    facts = Facts(
-        projects, metadata, unreadable, context, held, distrusted, environments, exhausted
-    )
-    provider = Provider({r.name: r for r in listed}, facts)
+    judged: dict[Requirement, Judged] = {}
+    outcomes: list[tuple[TargetEnvironment, _TargetClosure]] = []
+    missing = NeedData(frozenset(), frozenset())
+    for target in environments:
+        applicable = [r for r in listed if r.applies_to([target])]
+        facts = Facts(projects, metadata, unreadable, context, held, distrusted, target, exhausted)
+        provider = Provider({r.name: r for r in applicable}, facts, judged)
+        try:
+            earlier = (_reuse(provider, applicable, o) for _, o in reversed(outcomes))
+            outcome = next((o for o in earlier if o is not None), None)
+            outcomes.append((target, outcome or _resolve_target(provider, applicable)))
+        except NeedData as need:
+            missing = NeedData(missing.projects | need.projects, missing.files | need.files)
+    if missing.projects or missing.files:
+        raise missing
+    return _united(listed, outcomes)
+
+
+@dataclass(frozen=True)
+class _TargetClosure:
+    """One target's resolution."""
+
+    listed: frozenset[str]  # the listed requirements that apply to the target
+    admitted: dict[str, policy.Admitted]  # by project name
+    required_by: dict[str, set[str]]  # project -> releases that need it
+    blocked: dict[str, Blocked]
+    kept: frozenset[tuple[str, Version]]
+    unread: frozenset[str]  # releases whose dependencies could not be read
+    unfetched: frozenset[str]  # projects left out: the fetch budget was spent
+
+
+def _resolve_target(provider: Provider, listed: Sequence[Requirement]) -> _TargetClosure:
+    """Resolve for the provider's target. Each requirement is first resolved on its own, so
+    one that cannot be satisfied is blocked with the chain that leads there; the rest are
+    then resolved together, in groups that share projects, and a requirement whose closure
+    conflicts with the others' is blocked in turn."""
     blocked: dict[str, Blocked] = {}
     reach: dict[str, set[str]] = {}  # requirement -> the projects its own closure touches
     for requirement in listed:
@@ -343,26 +420,135 @@ def resolve(
         for key, candidate in result.mapping.items()
         if key == candidate.name  # a release with extras: its base is under the plain name
     }
-    kept = _kept_for_blocked(provider, blocked, held)
+    kept = _kept_for_blocked(provider, blocked, provider.facts.held)
     _raise_if_missing(provider)
-    warnings = tuple(
+    return _TargetClosure(
+        frozenset(r.name for r in listed),
+        admitted,
+        _required_by(results),
+        blocked,
+        kept,
+        frozenset(provider.unread),
+        frozenset(provider.unfetched),
+    )
+
+
+def _reuse(
+    provider: Provider, listed: Sequence[Requirement], earlier: _TargetClosure
+) -> _TargetClosure | None:
+    """An earlier target's resolution when it is this target's too, else None.
+
+    It is when, walking the listed requirements' dependencies under this target's markers,
+    every project reached is pinned there to a release this target installs, and that
+    release is the newest this target installs that meets every requirement on it: the
+    resolver, which tries the newest first, has nothing to revise. Most targets share most
+    of a graph, so a many-target plan resolves a few times, not once per target.
+    """
+    if earlier.blocked or earlier.unfetched or earlier.listed != {r.name for r in listed}:
+        return None
+    needs: dict[str, list[Need]] = {}
+    parents: dict[str, set[str]] = {}
+    frontier = [
+        Need(r.name, r.specifier, frozenset(canonicalize_name(e) for e in r.extras), r.text)
+        for r in listed
+    ]
+    walked: set[tuple[str, frozenset[str]]] = set()
+    while frontier:
+        need = frontier.pop()
+        pinned = earlier.admitted.get(need.name)
+        if pinned is None or not need.specifier.contains(pinned.version, prereleases=True):
+            return None
+        needs.setdefault(need.name, []).append(need)
+        if (need.name, need.extras) in walked:
+            continue
+        walked.add((need.name, need.extras))
+        verdict = _verdict(provider, need.name, pinned.version)
+        if verdict is None or not provider.installable(need.name, verdict):
+            return None
+        candidate = Candidate(need.name, pinned.version, need.extras, verdict)
+        for dependency in provider.get_dependencies(candidate):
+            if dependency.name != need.name:
+                parents.setdefault(dependency.name, set()).add(f"{need.name} {pinned.version}")
+            frontier.append(dependency)
+        if provider.missing_projects or provider.missing_files or provider.unread:
+            return None  # a full resolution says what is missing, and why
+    for name, on_it in needs.items():
+        newest = next(
+            (
+                v.version
+                for v in _verdicts(provider, name)
+                if v.problem is None
+                and provider.installable(name, v)
+                and all(n.specifier.contains(v.version, prereleases=True) for n in on_it)
+            ),
+            None,
+        )
+        if newest != earlier.admitted[name].version:
+            return None
+    return replace(
+        earlier,
+        admitted={name: earlier.admitted[name] for name in needs},
+        required_by=parents,
+    )
+
+
+def _verdicts(provider: Provider, name: str) -> list[policy.Verdict]:
+    judged = provider.judged(name)
+    return judged if isinstance(judged, list) else []
+
+
+def _verdict(provider: Provider, name: str, version: Version) -> policy.Verdict | None:
+    return next((v for v in _verdicts(provider, name) if v.version == version), None)
+
+
+def _united(
+    listed: Sequence[Requirement], outcomes: Sequence[tuple[TargetEnvironment, _TargetClosure]]
+) -> Closure:
+    """Every target's resolution in one: per project, each version some target needs; a
+    requirement blocked where it applies on every target is blocked, one blocked on some
+    targets only is said in a warning (what the other targets get is held)."""
+    admitted: dict[tuple[str, Version], policy.Admitted] = {}
+    targets: dict[tuple[str, Version], list[TargetEnvironment]] = {}
+    required_by: dict[str, set[str]] = {}
+    blocked_on: dict[str, list[tuple[TargetEnvironment, Blocked]]] = {}
+    for target, outcome in outcomes:
+        for name, decision in outcome.admitted.items():
+            admitted.setdefault((name, decision.version), decision)
+            targets.setdefault((name, decision.version), []).append(target)
+        for name, releases in outcome.required_by.items():
+            required_by.setdefault(name, set()).update(releases)
+        for name, why in outcome.blocked.items():
+            blocked_on.setdefault(name, []).append((target, why))
+    blocked: dict[str, Blocked] = {}
+    warnings: list[str] = []
+    for requirement in listed:
+        where = blocked_on.get(requirement.name, [])
+        applies = [t for t, o in outcomes if requirement.name in o.listed]
+        if where and len(where) == len(applies):
+            blocked[requirement.name] = where[0][1]
+        elif where:
+            named = ", ".join(str(t) for t, _ in where)
+            warnings.append(f"{requirement.text} is blocked on {named}: {where[0][1].detail}")
+    names = {name for name, _ in admitted}
+    unread = sorted({r for _, o in outcomes for r in o.unread if r.split(" ")[0] in names})
+    warnings.extend(
         f"the dependencies of {release} could not be read (an sdist only, or no readable "
         "metadata); list them in requirements.txt"
-        for release in sorted(provider.unread)
-        if release.split(" ")[0] in admitted
+        for release in unread
     )
-    if provider.unfetched:
-        warnings += (
+    unfetched = sorted({p for _, o in outcomes for p in o.unfetched})
+    if unfetched:
+        warnings.append(
             "the dependency closure did not settle within the plan's fetch budget: "
-            f"{', '.join(sorted(provider.unfetched))} could not be read in time; what needs "
-            "them is blocked",
+            f"{', '.join(unfetched)} could not be read in time; what needs them is blocked"
         )
     return Closure(
         admitted=admitted,
-        required_by=_required_by(results),
+        targets={key: tuple(found) for key, found in targets.items()},
+        required_by={name: tuple(sorted(releases)) for name, releases in required_by.items()},
         blocked=blocked,
-        kept=kept,
-        warnings=warnings,
+        kept=frozenset().union(*(o.kept for _, o in outcomes)),
+        warnings=tuple(dict.fromkeys(warnings)),
     )
 
 
@@ -381,7 +567,7 @@ def _admitted(
     return policy.admit(provider.requirement_for(candidate.name), candidate.verdict, verdicts)
 
 
-def _required_by(results: Iterable[Result[Need, Candidate, str]]) -> dict[str, tuple[str, ...]]:
+def _required_by(results: Iterable[Result[Need, Candidate, str]]) -> dict[str, set[str]]:
     """Each project and the releases (`name version`) whose dependencies pulled it in."""
     parents: dict[str, set[str]] = {}
     for result in results:
@@ -392,7 +578,7 @@ def _required_by(results: Iterable[Result[Need, Candidate, str]]) -> dict[str, t
                     parents.setdefault(candidate.name, set()).add(
                         f"{pulled_by.name} {pulled_by.version}"
                     )
-    return {name: tuple(sorted(releases)) for name, releases in parents.items()}
+    return parents
 
 
 def _kept_for_blocked(
@@ -404,7 +590,7 @@ def _kept_for_blocked(
     for name in blocked:
         for version in held.get(name, ()):
             pinned = replace(provider.requirement_for(name), specifier=SpecifierSet(f"=={version}"))
-            keeper = Provider({**provider.listed, name: pinned}, provider.facts)
+            keeper = provider.with_listed({**provider.listed, name: pinned})
             outcome = _attempt(keeper, [pinned])
             provider.missing_projects |= keeper.missing_projects
             provider.missing_files |= keeper.missing_files

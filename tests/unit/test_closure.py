@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from packaging.version import Version
 
 from reconciler import closure, policy
 from reconciler.metadata import CoreMetadata
-from reconciler.model import DependencyMode, UpstreamProject
+from reconciler.model import DependencyMode, UpstreamFile, UpstreamProject
 from reconciler.targets import TargetEnvironment, parse_platform
 from tests.conftest import (
     FROZEN_NOW,
@@ -43,6 +45,10 @@ def resolve(projects, metadata, environments=None):  # type: ignore[no-untyped-d
     )
 
 
+def names(resolved: closure.Closure) -> set[str]:
+    return {name for name, _ in resolved.admitted}
+
+
 def test_missing_pages_and_metadata_are_asked_for_a_frontier_at_a_time() -> None:
     app = project("app")
     with pytest.raises(closure.NeedData) as first:
@@ -59,9 +65,9 @@ def test_markers_count_for_the_target_environments_only() -> None:
     requires = CoreMetadata(('backport; python_version < "3.10"',))
     metadata = {sha(app): requires, sha(old): CoreMetadata(())}
     default = resolve({"app": app, "backport": old}, metadata)
-    assert set(default.admitted) == {"app"}  # no default target is older than 3.10
+    assert names(default) == {"app"}  # no default target is older than 3.10
     for_39 = resolve({"app": app, "backport": old}, metadata, LINUX_39)
-    assert set(for_39.admitted) == {"app", "backport"}
+    assert names(for_39) == {"app", "backport"}
     assert for_39.required_by == {"backport": ("app 1.0",)}
 
 
@@ -80,7 +86,7 @@ def test_a_marker_that_cannot_be_judged_keeps_the_dependency_instead_of_failing(
         sha(app): CoreMetadata(('dep; platform_version ~= "1"',)),
         sha(dep): CoreMetadata(()),
     }
-    assert set(resolve({"app": app, "dep": dep}, metadata).admitted) == {"app", "dep"}
+    assert names(resolve({"app": app, "dep": dep}, metadata)) == {"app", "dep"}
 
 
 def test_a_blocked_requirement_keeps_what_its_held_version_needs() -> None:
@@ -115,7 +121,11 @@ def test_a_dependency_is_explained_only_by_versions_its_dependents_would_take() 
         make_file("lib", "1.27.0", days_ago(2)),
     )
     metadata = {sha(app): CoreMetadata(("lib<1.28",)), lib.files[0].sha256 or "": CoreMetadata(())}
-    admitted = resolve({"app": app, "lib": lib}, metadata).admitted["lib"]
+    (admitted,) = [
+        d
+        for (n, _), d in resolve({"app": app, "lib": lib}, metadata).admitted.items()
+        if n == "lib"
+    ]
     assert admitted.version == Version("1.26.20")
     assert [n.split(":")[0] for n in admitted.notes] == ["1.27.0"]  # 2.x is outside <1.28
     assert [(w.version, w.eligible_at) for w in admitted.waiting] == [("1.27.0", days_ago(2 - 14))]
@@ -135,3 +145,83 @@ def test_a_dependency_failing_alike_under_several_releases_is_explained_once() -
         "app 1.0, 0.9, 0.8 → b>=2: 2.0: 2 days old, eligible 2026-12-06 12:00 UTC "
         "(policy.min_age_days: 14)"
     )
+
+
+def no_dependencies(found: UpstreamProject) -> dict[str, CoreMetadata]:
+    return {f.sha256 or "": CoreMetadata(()) for f in found.files}
+
+
+def held_for(resolved: closure.Closure, name: str) -> dict[str, list[str]]:
+    """Each version of a project held, and the targets that need it."""
+    return {
+        str(version): [str(t) for t in targets]
+        for (project, version), targets in resolved.targets.items()
+        if project == name
+    }
+
+
+def on(*targets: tuple[str, str]) -> tuple[TargetEnvironment, ...]:
+    return tuple(TargetEnvironment(python, parse_platform(name)) for python, name in targets)  # type: ignore[arg-type]
+
+
+def test_a_release_needing_a_newer_python_is_held_beside_the_one_older_targets_install() -> None:
+    """numpy's case: 2.5 needs Python >=3.12; 3.10 and 3.11 get 2.4, 3.12 and later 2.5."""
+    old = make_file("numpy", "2.4.6", days_ago(60))
+    new = replace(make_file("numpy", "2.5.4", days_ago(30)), requires_python=">=3.12")
+    numpy = make_project("numpy", old, new)
+    app = project("app")
+    metadata = {
+        sha(app): CoreMetadata(("numpy",)),
+        **{f.sha256 or "": CoreMetadata(()) for f in numpy.files},
+    }
+    targets = on(("3.11", "linux"), ("3.12", "linux"), ("3.13", "windows"))
+    resolved = resolve({"app": app, "numpy": numpy}, metadata, targets)
+    assert held_for(resolved, "numpy") == {
+        "2.4.6": ["3.11 linux"],
+        "2.5.4": ["3.12 linux", "3.13 windows"],
+    }
+
+
+def test_a_dependency_behind_a_windows_marker_is_held_for_windows_targets_only() -> None:
+    app, colorama = project("app"), project("colorama")
+    metadata = {
+        sha(app): CoreMetadata(('colorama; sys_platform == "win32"',)),
+        sha(colorama): CoreMetadata(()),
+    }
+    targets = on(("3.12", "linux"), ("3.12", "windows"), ("3.12", "macos"))
+    resolved = resolve({"app": app, "colorama": colorama}, metadata, targets)
+    assert [str(t) for t in resolved.targets[("colorama", Version("1.0"))]] == ["3.12 windows"]
+    assert len(resolved.targets[("app", Version("1.0"))]) == 3
+    linux_only = resolve({"app": app, "colorama": colorama}, metadata, targets[:1])
+    assert names(linux_only) == {"app"}
+
+
+def test_a_target_without_a_wheel_of_the_newest_release_takes_the_newest_it_has_one_for() -> None:
+    def wheel(version: str, platform: str) -> UpstreamFile:
+        name = f"fast-{version}-cp312-cp312-{platform}.whl"
+        return replace(
+            make_file("fast", version, days_ago(60)),
+            filename=name,
+            url=f"https://files.example/{name}",
+        )
+
+    fast = make_project(
+        "fast",
+        wheel("1.0", "manylinux_2_17_x86_64"),
+        wheel("1.0", "win_amd64"),
+        wheel("2.0", "manylinux_2_17_x86_64"),  # no Windows wheel yet
+        make_file("fast", "2.0", days_ago(60), kind="sdist"),
+    )
+    app = project("app")
+    metadata = {
+        sha(app): CoreMetadata(("fast",)),
+        **{f.sha256 or "": CoreMetadata(()) for f in fast.files},
+    }
+    targets = on(("3.12", "linux"), ("3.12", "windows"))
+    resolved = resolve({"app": app, "fast": fast}, metadata, targets)
+    assert {
+        str(v): [str(t) for t in found] for (n, v), found in resolved.targets.items() if n == "fast"
+    } == {
+        "2.0": ["3.12 linux"],
+        "1.0": ["3.12 windows"],
+    }
