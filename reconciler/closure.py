@@ -37,6 +37,7 @@ from reconciler.model import (
     SourceLocation,
     UpstreamFile,
     UpstreamProject,
+    WheelChoice,
 )
 from reconciler.targets import TargetEnvironment
 
@@ -164,33 +165,21 @@ class Provider(AbstractProvider[Need, Candidate, str]):
         """Whether the target installs this release: a file whose Requires-Python holds for
         it, a wheel when any admitted release of the project has one for it (pip, told
         `--only-binary`, and uv pick those), else an sdist."""
-        return bool(self.target_files(name, verdict))
-
-    def target_files(self, name: str, verdict: policy.Verdict) -> list[UpstreamFile]:
-        """The files of a release the target would install, most preferred first."""
         target = self.facts.target
-        usable = [f for f in verdict.files if target.allows(f.requires_python)]
-        ranked = sorted(
-            (rank, f.filename, f)
-            for f in usable
-            if (rank := target.wheel_rank(f.filename)) is not None
+        if target_wheel(target, verdict.files) is not None:
+            return True
+        return not self._has_binary(name) and any(
+            not f.filename.endswith(".whl") and target.allows(f.requires_python)
+            for f in verdict.files
         )
-        if ranked:
-            return [f for _, _, f in ranked]
-        if self._has_binary(name):
-            return []
-        return [f for f in usable if not f.filename.endswith(".whl")]
 
     def _has_binary(self, name: str) -> bool:
         """Whether some admitted release of the project has a wheel for the target."""
         if name not in self._binary:
-            judged = self.judged(name)
-            target = self.facts.target
-            self._binary[name] = isinstance(judged, list) and any(
-                target.wheel_rank(f.filename) is not None and target.allows(f.requires_python)
-                for verdict in judged
-                if verdict.problem is None
-                for f in verdict.files
+            self._binary[name] = any(
+                target_wheel(self.facts.target, v.files) is not None
+                for v in _verdicts(self, name)
+                if v.problem is None
             )
         return self._binary[name]
 
@@ -335,6 +324,28 @@ class Provider(AbstractProvider[Need, Candidate, str]):
             return True  # a marker we cannot judge: mirror the dependency rather than miss it
 
 
+def target_wheel(target: TargetEnvironment, files: Iterable[UpstreamFile]) -> UpstreamFile | None:
+    """The wheel pip on the target takes of these: the one it ranks first among those whose
+    Requires-Python holds for it (PEP 503 `data-requires-python`)."""
+    ranked = sorted(
+        (rank, f.filename, f)
+        for f in files
+        if (rank := target.wheel_rank(f.filename)) is not None and target.allows(f.requires_python)
+    )
+    return ranked[0][2] if ranked else None
+
+
+def mirrored_files(
+    files: Sequence[UpstreamFile], targets: Iterable[TargetEnvironment], choice: WheelChoice
+) -> tuple[UpstreamFile, ...]:
+    """The files of a release to mirror for these targets: what is not a wheel (an sdist:
+    pip builds it where no wheel fits), and the wheel each target takes, or every wheel."""
+    if choice is WheelChoice.ALL:
+        return tuple(files)
+    wanted = {wheel.filename for t in targets if (wheel := target_wheel(t, files)) is not None}
+    return tuple(f for f in files if not f.filename.endswith(".whl") or f.filename in wanted)
+
+
 def _metadata_file(verdict: policy.Verdict) -> UpstreamFile | None:
     """The file whose core metadata stands for a release: a wheel, one with a PEP 658 file
     first; None for a release of sdists only."""
@@ -376,7 +387,7 @@ def resolve(
             missing = NeedData(missing.projects | need.projects, missing.files | need.files)
     if missing.projects or missing.files:
         raise missing
-    return _united(listed, outcomes)
+    return _united(listed, outcomes, context.config.policy.files.wheels)
 
 
 @dataclass(frozen=True)
@@ -502,11 +513,14 @@ def _verdict(provider: Provider, name: str, version: Version) -> policy.Verdict 
 
 
 def _united(
-    listed: Sequence[Requirement], outcomes: Sequence[tuple[TargetEnvironment, _TargetClosure]]
+    listed: Sequence[Requirement],
+    outcomes: Sequence[tuple[TargetEnvironment, _TargetClosure]],
+    choice: WheelChoice,
 ) -> Closure:
     """Every target's resolution in one: per project, each version some target needs; a
     requirement blocked where it applies on every target is blocked, one blocked on some
-    targets only is said in a warning (what the other targets get is held)."""
+    targets only is said in a warning (what the other targets get is held). Of each
+    version, the files those targets take are mirrored (`choice`)."""
     admitted: dict[tuple[str, Version], policy.Admitted] = {}
     targets: dict[tuple[str, Version], list[TargetEnvironment]] = {}
     required_by: dict[str, set[str]] = {}
@@ -543,7 +557,10 @@ def _united(
             f"{', '.join(unfetched)} could not be read in time; what needs them is blocked"
         )
     return Closure(
-        admitted=admitted,
+        admitted={
+            key: replace(decision, files=mirrored_files(decision.files, targets[key], choice))
+            for key, decision in admitted.items()
+        },
         targets={key: tuple(found) for key, found in targets.items()},
         required_by={name: tuple(sorted(releases)) for name, releases in required_by.items()},
         blocked=blocked,

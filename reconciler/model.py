@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from enum import Enum
+from fnmatch import fnmatchcase
 
 from packaging.markers import Marker, UndefinedComparison, UndefinedEnvironmentName
 from packaging.specifiers import SpecifierSet
@@ -141,28 +142,41 @@ class PolicyException:
         return self.expires is None or now.date() <= self.expires
 
 
+class WheelChoice(str, Enum):
+    """Which wheels of a release are mirrored (`files.wheels`)."""
+
+    TARGETS = "targets"  # the one each target installs: pip's first choice on it
+    ALL = "all"  # every wheel upstream has
+
+
 @dataclass(frozen=True)
 class FilesPolicy:
     """Which distribution files of a release are mirrored."""
 
     sdist: bool = True
-    wheel_tags: tuple[str, ...] | None = None  # None: every wheel
+    wheels: WheelChoice = WheelChoice.TARGETS
+    # Given: only wheels with a tag matching one of these are considered at all (`fnmatch`
+    # patterns of a platform tag, `manylinux*`, or of a whole tag, `cp312-*-*`).
+    wheel_patterns: tuple[str, ...] | None = None
 
     def keeps(self, filename: str) -> bool:
-        """Whether a file is mirrored: sdists by flag, wheels by any python/abi/platform tag."""
-        if filename.endswith(".whl"):
-            if self.wheel_tags is None:
-                return True
-            try:
-                _, _, _, tags = parse_wheel_filename(filename)
-            except InvalidWheelFilename:
-                return False
-            wanted = set(self.wheel_tags)
-            return any({t.interpreter, t.abi, t.platform} & wanted for t in tags)
-        return self.sdist
+        """Whether a file may be mirrored: sdists by flag, wheels by the patterns (which
+        wheels of those the targets need is the closure's choice)."""
+        if not filename.endswith(".whl"):
+            return self.sdist
+        if self.wheel_patterns is None:
+            return True
+        try:
+            _, _, _, tags = parse_wheel_filename(filename)
+        except InvalidWheelFilename:
+            return False
+        return any(
+            fnmatchcase(str(tag) if "-" in pattern else tag.platform, pattern)
+            for tag in tags
+            for pattern in self.wheel_patterns
+        )
 
 
-# Marker values per target platform (PEP 508 environment markers), for one typical machine.
 def _platform(name: str) -> Platform:
     found = parse_platform(name)
     assert found is not None, name

@@ -6,7 +6,7 @@ Pure: every input is data (upstream pages, advisories, the registry listing, `no
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -193,9 +193,22 @@ def _decide(
         )
         for name, requirement in requirements.items()
     }
+    targets = settings.environments
+    admitted = (
+        replace(
+            decision,
+            files=closure.mirrored_files(
+                decision.files,
+                [t for t in targets if decision.requirement.applies_to([t])],
+                settings.files.wheels,
+            ),
+        )
+        for decision in decided.values()
+        if isinstance(decision, policy.Admitted)
+    )
     return _Decisions(
         requirements,
-        _by_version(d for d in decided.values() if isinstance(d, policy.Admitted)),
+        _by_version(admitted),
         {name: d for name, d in decided.items() if isinstance(d, Blocked)},
     )
 

@@ -30,6 +30,7 @@ from reconciler.model import (
     SafetyConfig,
     ServiceName,
     UpstreamConfig,
+    WheelChoice,
     YankedPolicy,
 )
 from reconciler.targets import TargetEnvironment, parse_platform
@@ -324,14 +325,18 @@ def _files(reader: _Reader | None) -> FilesPolicy:
     if reader is None:
         return FilesPolicy()
     reader.check_keys({"sdist", "wheels"})
-    wheels = reader.mapping.get("wheels", "all")
-    if wheels == "all":
-        tags = None
-    elif isinstance(wheels, list) and all(isinstance(tag, str) for tag in wheels):
-        tags = tuple(wheels)
-    else:
-        raise reader.error("wheels", "expected 'all' or a list of tags")
-    return FilesPolicy(sdist=reader.get("sdist", bool, True), wheel_tags=tags)
+    wheels = reader.mapping.get("wheels", WheelChoice.TARGETS.value)
+    sdist = reader.get("sdist", bool, True)
+    if isinstance(wheels, list) and wheels and all(isinstance(tag, str) for tag in wheels):
+        return FilesPolicy(sdist, WheelChoice.TARGETS, tuple(wheels))
+    try:
+        return FilesPolicy(sdist, WheelChoice(wheels))
+    except ValueError:
+        raise reader.error(
+            "wheels",
+            "expected 'targets' (the wheel each target installs), 'all', or a list of tag "
+            f"patterns like [manylinux*, win_amd64, any]; got {_shown(wheels)}",
+        ) from None
 
 
 def _exception(reader: _Reader) -> PolicyException:

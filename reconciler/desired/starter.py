@@ -24,11 +24,13 @@ policy:
     #     reason: "not reachable in our use"
     #     expires: 2027-03-01
   dependencies: closure          # closure: dependencies are judged and mirrored too | listed
-  # environments:                # the targets (default: CPython 3.10-3.14 on linux, macos,
-  #   - {python: "3.12", platform: linux}   # windows); quote the version
+  # environments:                # the targets (default: CPython 3.10-3.14 on linux, macos and
+  #   - {python: "3.12", platform: linux}   # windows); platforms as uv's --python-platform
+  #   - {python: "3.12", platform: aarch64-manylinux_2_28}  # names them; quote the version
   files:
     sdist: true
-    wheels: all                  # or a list of tags to keep
+    wheels: targets              # the wheel each target installs | all | tag patterns, e.g.
+    #                            # [manylinux*, macosx*, win_amd64, any]: only those considered
 exceptions: []                   # admit one version despite maturity, yanks and advisories
 # exceptions:
 #   - package: foo

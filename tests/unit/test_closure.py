@@ -9,7 +9,7 @@ from packaging.version import Version
 
 from reconciler import closure, policy
 from reconciler.metadata import CoreMetadata
-from reconciler.model import DependencyMode, UpstreamFile, UpstreamProject
+from reconciler.model import DependencyMode, UpstreamFile, UpstreamProject, WheelChoice
 from reconciler.targets import TargetEnvironment, parse_platform
 from tests.conftest import (
     FROZEN_NOW,
@@ -225,3 +225,33 @@ def test_a_target_without_a_wheel_of_the_newest_release_takes_the_newest_it_has_
         "2.0": ["3.12 linux"],
         "1.0": ["3.12 windows"],
     }
+
+
+def test_each_target_gets_the_wheel_pip_would_pick_and_nothing_else_is_mirrored() -> None:
+    def wheel(tag: str) -> UpstreamFile:
+        name = f"numpy-2.4.6-{tag}.whl"
+        return replace(make_file("numpy", "2.4.6", days_ago(60)), filename=name, url=name)
+
+    files = [
+        wheel("cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64"),
+        wheel("cp312-cp312-manylinux_2_28_x86_64"),  # newer glibc than uv's `linux`
+        wheel("cp312-cp312-musllinux_1_2_x86_64"),
+        wheel("cp312-cp312-win_amd64"),
+        wheel("cp312-cp312-win32"),
+        wheel("cp313-cp313-win_amd64"),
+        wheel("cp312-cp312-macosx_14_0_arm64"),  # newer than macOS 13
+        wheel("cp312-cp312-macosx_11_0_arm64"),
+        make_file("numpy", "2.4.6", days_ago(60), kind="sdist"),
+    ]
+    targets = on(("3.12", "linux"), ("3.12", "windows"), ("3.12", "macos"))
+    kept = closure.mirrored_files(files, targets, WheelChoice.TARGETS)
+    assert [f.filename for f in kept] == [
+        "numpy-2.4.6-cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+        "numpy-2.4.6-cp312-cp312-win_amd64.whl",
+        "numpy-2.4.6-cp312-cp312-macosx_11_0_arm64.whl",
+        "numpy-2.4.6.tar.gz",
+    ]
+    on_glibc_228 = on(("3.12", "x86_64-manylinux_2_28"))
+    (best, _) = closure.mirrored_files(files, on_glibc_228, WheelChoice.TARGETS)
+    assert best.filename == "numpy-2.4.6-cp312-cp312-manylinux_2_28_x86_64.whl"
+    assert closure.mirrored_files(files, targets, WheelChoice.ALL) == tuple(files)

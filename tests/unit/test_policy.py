@@ -198,9 +198,13 @@ def test_files_policy_filters_sdists_and_wheel_tags() -> None:
     project = make_project("foo", wheel, sdist)
     no_sdist = make_config(files=FilesPolicy(sdist=False))
     assert decide("foo==1.0", project, no_sdist).files == (wheel,)  # type: ignore[union-attr]
-    only_linux = make_config(files=FilesPolicy(sdist=False, wheel_tags=("manylinux_2_17_x86_64",)))
+    only_linux = make_config(files=FilesPolicy(sdist=False, wheel_patterns=("manylinux*",)))
     decision = decide("foo==1.0", project, only_linux)
     assert isinstance(decision, Blocked) and decision.reason == "no-files"
+    pure = make_config(files=FilesPolicy(sdist=False, wheel_patterns=("manylinux*", "any")))
+    assert decide("foo==1.0", project, pure).files == (wheel,)  # type: ignore[union-attr]
+    cp3 = make_config(files=FilesPolicy(sdist=False, wheel_patterns=("py3-*-*",)))
+    assert decide("foo==1.0", project, cp3).files == (wheel,)  # type: ignore[union-attr]
 
 
 def test_not_found_and_quarantined_projects() -> None:

@@ -61,7 +61,7 @@ registry:
     assert config.policy.max_deletions == 3
     assert config.policy.ignore[0].expires == date(2027, 3, 1)
     assert config.policy.files.sdist is False
-    assert config.policy.files.wheel_tags == ("manylinux_2_17_x86_64", "any")
+    assert config.policy.files.wheel_patterns == ("manylinux_2_17_x86_64", "any")
     assert config.exceptions[0].package == "foo-bar"
     assert config.exceptions[0].version == Version("1.2.3")
     assert config.exceptions[0].expires == date(2026, 12, 31)
