@@ -76,7 +76,16 @@ def apply(
     try:
         with cancel.armed(), registry.staging() as staging:
             _Apply(
-                registry, actual.held(), progress, result, clock, cancel, pool, upstream, staging
+                registry,
+                actual.held(),
+                actual,
+                progress,
+                result,
+                clock,
+                cancel,
+                pool,
+                upstream,
+                staging,
             ).run(plan.actions)
     finally:
         # Cancelled: downloads still waiting on the network are abandoned, not waited for.
@@ -100,6 +109,7 @@ class _Apply:
 
     registry: Registry
     held: dict[tuple[str, str], str]
+    actual: ActualState  # as the apply began: the quarantine log's records
     progress: ApplyProgress
     result: ApplyResult
     clock: Clock
@@ -265,7 +275,7 @@ class _Apply:
             at=self.clock(),
             cause=action.cause,
             files=tuple((f.filename, f.sha256) for f in action.files),
-        )
+        ).after(self.actual.quarantine_record(action.name, action.version))
 
     def _fail(self, handle: FileProgress, message: str) -> None:
         self.result.errors.append(message)

@@ -47,6 +47,8 @@ DEPENDENCY = SourceLocation("(dependency)", 0)
 MAX_ROUNDS = 20000
 # Metadata files of older versions asked for with a missing one, for backtracking.
 PREFETCH = 8
+# Releases an explanation names before it says how many more there are.
+_NAMED_RELEASES = 5
 
 
 class NeedData(Exception):  # noqa: N818 - a signal to the caller, not an error
@@ -786,12 +788,15 @@ def _explain_all(provider: Provider, needs: Sequence[Need]) -> str:
 
 
 def _releases(releases: list[str]) -> str:
-    """`app 1.0, 0.9` for releases (each `name version`) of one project."""
+    """`app 1.0, 0.9` for releases (each `name version`) of one project; the first few, and
+    how many more."""
     unique = list(dict.fromkeys(releases))
     names = {release.rpartition(" ")[0] for release in unique}
+    shown = unique[:_NAMED_RELEASES]
+    more = f" and {len(unique) - len(shown)} more" if len(unique) > len(shown) else ""
     if len(unique) > 1 and len(names) == 1:
-        return f"{names.pop()} " + ", ".join(r.rpartition(" ")[2] for r in unique)
-    return ", ".join(unique)
+        return f"{names.pop()} " + ", ".join(r.rpartition(" ")[2] for r in shown) + more
+    return ", ".join(shown) + more
 
 
 def _explain(provider: Provider, need: Need) -> str:

@@ -38,7 +38,7 @@ MAX_METADATA = 4 * 1024 * 1024
 MAX_WHEEL = 512 * 1024 * 1024
 # The most a wheel is read in one go: its central directory (tens of thousands of members
 # take a few MiB) or its METADATA member.
-MAX_READ = 32 * 1024 * 1024
+MAX_READ = 8 * 1024 * 1024
 READ_SECONDS = 300.0
 
 
@@ -55,9 +55,10 @@ class MetadataUnavailable(UpstreamError):
     metadata is broken or absurd."""
 
 
-class FileGone(MetadataUnavailable):
-    """Upstream lists a file but answers 404 or 410 for it: unreadable this time, and not
-    remembered as unreadable (it may come back)."""
+class FileGone(UpstreamError):
+    """Upstream answers 404 or 410 for a file it lists. For a PEP 658 file the wheel is read
+    instead; for the wheel itself it stops the plan like any outage (a caching proxy answers
+    404 while its own upstream is down), rather than admit a release unread."""
 
 
 # A file upstream lists but does not serve.
@@ -140,7 +141,7 @@ class MetadataReader:
             try:
                 raw = self._from_wheel(upstream_file)
             except MetadataUnavailable as unavailable:
-                if refused is not None and not isinstance(unavailable, FileGone):
+                if refused is not None:
                     cachefile.store(refused, str(unavailable).encode())
                 raise
         if raw is None:
@@ -305,8 +306,8 @@ class RangeFile(io.RawIOBase):
 
 
 def _check_status(response: requests.Response, url: str, expected: int) -> None:
-    """An answer other than `expected` is an outage (the plan stops), unless the file is not
-    there at all: then it is unreadable, and only what needs it is blocked."""
+    """An answer other than `expected` is an outage: the plan stops (FileGone when the file
+    is not there at all)."""
     if response.status_code == expected:
         return
     response.close()

@@ -404,6 +404,21 @@ class QuarantineRecord:
     cause: Cause | None = None
     files: tuple[tuple[str, str], ...] = ()  # (filename, sha256) of what was removed
 
+    def after(self, earlier: QuarantineRecord | None) -> QuarantineRecord:
+        """This record, keeping what an earlier one of the version knew: a quarantine cut
+        short and done again removes fewer files, and the bytes first taken (upstream
+        changed) must never be forgotten."""
+        if earlier is None:
+            return self
+        taken = dict(earlier.files)
+        files = {**dict(self.files), **taken}
+        changed = Cause.UPSTREAM_CHANGED in (self.cause, earlier.cause)
+        return replace(
+            self,
+            cause=Cause.UPSTREAM_CHANGED if changed else self.cause,
+            files=tuple(sorted(files.items())),
+        )
+
 
 @dataclass(frozen=True)
 class ActualState:

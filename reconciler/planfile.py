@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -93,9 +93,9 @@ def authorised_actions(
     be in `again`'s action of the same kind, project, version and quarantine flag, with the
     same bytes from the same place and the same index metadata, or be done already (a resumed
     apply); the first that is neither is named. Only `again`'s copies are carried out, and
-    only their saved files: nothing else a plan file says (reasons, causes, quarantine records)
-    reaches the registry, since a plan file is an input like any other. (`again` may do
-    more: that waits for the next plan.)
+    only their saved files (a quarantine whole): nothing else a plan file says (reasons,
+    causes, quarantine records) reaches the registry, since a plan file is an input like any
+    other. (`again` may do more: that waits for the next plan.)
     """
     expected: dict[tuple[object, ...], tuple[Action, PlannedFile]] = {
         (*_identity(action), planned.filename): (action, planned)
@@ -103,7 +103,7 @@ def authorised_actions(
         for planned in action.files
     }
     held = actual.held()
-    chosen: dict[int, list[PlannedFile]] = {}
+    chosen: dict[int, dict[str, PlannedFile]] = {}
     done = 0
     for action in plan.actions:
         if not action.files:
@@ -111,13 +111,15 @@ def authorised_actions(
         for saved in action.files:
             match = expected.get((*_identity(action), saved.filename))
             if match is not None and _as_upstream_says(match[1]) == _as_upstream_says(saved):
-                chosen.setdefault(id(match[0]), []).append(match[1])
+                chosen.setdefault(id(match[0]), {})[saved.filename] = match[1]
             elif _done(action, saved, held):
                 done += 1
             else:
                 raise _refused(action, "it is not what the policy does now")
     authorised = tuple(
-        replace(action, files=tuple(chosen[id(action)]))
+        # A quarantine goes whole, whatever files the plan names: deleting less would leave
+        # a version half served and unrecorded.
+        action if action.quarantine else replace(action, files=tuple(chosen[id(action)].values()))
         for action in again.actions
         if id(action) in chosen
     )
@@ -376,7 +378,7 @@ def _parse_time(text: object) -> datetime:
     moment = datetime.fromisoformat(_text(text).replace("Z", "+00:00"))
     if moment.utcoffset() is None:
         raise ValueError(f"time without a zone: {text!r:.40}")
-    return moment
+    return moment.astimezone(timezone.utc)  # dates (expiries) are UTC days
 
 
 def _parse_optional_time(text: object) -> datetime | None:

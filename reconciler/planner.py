@@ -387,18 +387,19 @@ def _upstream_changed(
     stays refused after the quarantine (the log keeps the bytes taken) until an exception for
     the version says a person reviewed the new bytes.
     """
-    taken: dict[tuple[str, str], list[tuple[str, str]]] = {}
-    for (name, _), files in mirrored.items():
-        for registry_file in files.values():
-            # Only the recorded hash says what was taken; without one, a difference may as
-            # well be a hand edit of the registry (repaired by re-uploading instead).
-            if registry_file.recorded_sha256:
-                taken.setdefault((name, registry_file.version), []).append(
-                    (registry_file.filename, registry_file.recorded_sha256)
-                )
+    taken: dict[tuple[str, str], dict[str, str]] = {}
     for record in actual.quarantined:
         if record.cause is Cause.UPSTREAM_CHANGED:
-            taken.setdefault((record.name, record.version), []).extend(record.files)
+            taken.setdefault((record.name, version_key(record.version)), {}).update(record.files)
+    for (name, key), files in mirrored.items():
+        for registry_file in files.values():
+            # Only the recorded hash says what was taken; without one, a difference may as
+            # well be a hand edit of the registry (repaired by re-uploading instead). What
+            # the mirror placed last stands over an older record (a restore cut short).
+            if registry_file.recorded_sha256:
+                taken.setdefault((name, key), {})[registry_file.filename] = (
+                    registry_file.recorded_sha256
+                )
     changed: dict[tuple[str, Version], str] = {}
     for (name, spelling), hashes in taken.items():
         project, version = projects.get(name), parse_version(spelling)
@@ -407,7 +408,7 @@ def _upstream_changed(
         upstream: dict[str, set[str]] = {}
         for upstream_file in project.files:
             upstream.setdefault(upstream_file.filename, set()).add(upstream_file.sha256 or "")
-        for filename, took in hashes:
+        for filename, took in hashes.items():
             # A name listed twice counts as changed: which bytes a client gets is not known.
             if (now := upstream.get(filename, {took})) != {took}:
                 changed[(name, version)] = (

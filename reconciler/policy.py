@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from packaging.version import Version
 
@@ -60,7 +60,7 @@ class PolicyContext:
         """The instant exceptions and ignore entries must still be in force at: the later of
         `now` and the wall clock, so that a past `--now` (or an edited plan's instant) never
         revives one that has lapsed."""
-        return max(self.now, self.wall_clock or self.now)
+        return max(self.now, self.wall_clock or self.now).astimezone(timezone.utc)
 
     @property
     def min_age(self) -> timedelta:

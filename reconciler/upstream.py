@@ -47,7 +47,7 @@ PAGE_SECONDS = 300.0
 MAX_TEXT = 1000
 # A download may take this long, plus its size at this rate (bytes per second).
 DOWNLOAD_SECONDS = 600.0
-MIN_DOWNLOAD_RATE = 512 * 1024
+MIN_DOWNLOAD_RATE = 256 * 1024
 
 
 class UpstreamIndex:
@@ -251,8 +251,8 @@ def _to_project(name: str, page: ProjectPage) -> UpstreamProject:
                 else package.upload_time,
                 yanked=package.is_yanked,
                 yanked_reason=_bounded(package.yanked_reason),
-                size=package.size,
-                requires_python=package.requires_python,
+                size=package.size if type(package.size) is int and package.size >= 0 else None,
+                requires_python=package.requires_python or None,  # "" says nothing
                 # PEP 658/714: the core metadata is served beside the file, with its digest.
                 has_metadata=bool(package.has_metadata),
                 metadata_sha256=_sha256(package.metadata_digests or {}),

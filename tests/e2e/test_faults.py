@@ -17,7 +17,9 @@ import json
 import re
 import shutil
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,6 +33,7 @@ from reconciler.registry import DirectoryRegistry
 from reconciler.registry.fileops import FileOps
 from reconciler.registry.survey import survey
 from tests.conftest import FROZEN_NOW, Workspace, days_ago, fast_retries, frozen_clock
+from tests.servers.upstream import FakeFile
 
 
 class Killed(BaseException):  # noqa: N818 - stands for SIGKILL: no handler catches it
@@ -246,3 +249,74 @@ def test_an_apply_stopped_at_any_step_is_repaired_by_the_next(
         check_consistent(workspace.registry)
         assert quarantined(workspace.registry) == log, where
         assert not Mirror(workspace, FileOps()).plan_and_apply(apply=False).has_changes, where
+
+
+def quarantine_log(root: Path) -> dict[str, Any]:
+    path = root / ".mirror" / "quarantine.json"
+    document: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+    return document
+
+
+@pytest.mark.parametrize("changed", [".whl", ".tar.gz"])
+@pytest.mark.parametrize("resume", [False, True], ids=["plan-again", "resume-saved-plan"])
+def test_an_upstream_changed_quarantine_stopped_at_any_step_keeps_refusing_the_new_bytes(
+    workspace: Workspace, changed: str, resume: bool
+) -> None:
+    """A quarantine cut short and done again removes fewer files: the record must still hold
+    the bytes first taken of every file, so the new bytes are never uploaded."""
+    workspace.upstream.add_release("foo", "1.0", days_ago(60), sdist=True)
+    workspace.requirements("foo==1.0\n")
+    Mirror(workspace, FileOps()).plan_and_apply()
+    files = workspace.upstream.projects["foo"].files
+    (original,) = [f for f in files if f.filename.endswith(changed)]
+    workspace.upstream.add_file("foo", FakeFile(original.filename, original.upload_time, b"new"))
+    pristine = workspace.root / "pristine"
+    shutil.copytree(workspace.registry, pristine)
+    counting = Faulty()
+    Mirror(workspace, counting).plan_and_apply()
+    (record,) = quarantine_log(workspace.registry).values()
+    assert record["cause"] == "upstream-changed" and len(record["files"]) == 2
+
+    for at in range(1, counting.steps + 1):
+        shutil.rmtree(workspace.registry)
+        shutil.copytree(pristine, workspace.registry)
+        saved = Mirror(workspace, FileOps()).plan() if resume else None
+        faulty = Mirror(workspace, Faulty(at))
+        try:
+            faulty.apply_saved(saved) if saved else faulty.plan_and_apply()
+        except Killed:
+            pass
+        if saved:
+            Mirror(workspace, FileOps()).apply_saved(saved)
+        Mirror(workspace, FileOps()).plan_and_apply()
+        (kept,) = quarantine_log(workspace.registry).values()
+        assert sorted(kept["files"]) == sorted(record["files"]), f"kill at step {at}"
+        assert not Mirror(workspace, FileOps()).plan().actions, f"kill at step {at}"
+        assert served(workspace.registry) == set(), f"kill at step {at}"
+
+
+def test_a_saved_plan_naming_part_of_a_quarantine_carries_out_all_of_it(
+    workspace: Workspace,
+) -> None:
+    """An edited plan that drops the unchanged file from an upstream-changed quarantine:
+    deleting less would leave the version half served and unrecorded, then restored with
+    the new bytes."""
+    workspace.upstream.add_release("foo", "1.0", days_ago(60), sdist=True)
+    workspace.requirements("foo==1.0\n")
+    Mirror(workspace, FileOps()).plan_and_apply()
+    files = workspace.upstream.projects["foo"].files
+    (wheel,) = [f for f in files if f.filename.endswith(".whl")]
+    workspace.upstream.add_file("foo", FakeFile(wheel.filename, wheel.upload_time, b"new"))
+    plan = Mirror(workspace, FileOps()).plan()
+    (quarantine,) = plan.actions
+    edited = replace(
+        plan,
+        actions=(
+            replace(
+                quarantine, files=tuple(f for f in quarantine.files if f.filename == wheel.filename)
+            ),
+        ),
+    )
+    result = Mirror(workspace, FileOps()).apply_saved(edited)
+    assert result.deleted == 2 and served(workspace.registry) == set()
+    assert not Mirror(workspace, FileOps()).plan_and_apply().actions  # the new bytes stay out

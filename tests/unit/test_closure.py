@@ -255,3 +255,12 @@ def test_each_target_gets_the_wheel_pip_would_pick_and_nothing_else_is_mirrored(
     (best, _) = closure.mirrored_files(files, on_glibc_228, WheelChoice.TARGETS)
     assert best.filename == "numpy-2.4.6-cp312-cp312-manylinux_2_28_x86_64.whl"
     assert closure.mirrored_files(files, targets, WheelChoice.ALL) == tuple(files)
+
+
+def test_an_explanation_names_a_few_releases_and_counts_the_rest() -> None:
+    versions = [f"1.{minor}" for minor in range(8, 0, -1)]
+    app = make_project("app", *(make_file("app", v, days_ago(100)) for v in versions))
+    dependency = make_project("b", make_file("b", "2.0", days_ago(2)))
+    metadata = {f.sha256 or "": CoreMetadata(("b>=2",)) for f in app.files}
+    blocked = resolve({"app": app, "b": dependency}, metadata).blocked["app"]
+    assert blocked.detail.startswith("app 1.8, 1.7, 1.6, 1.5, 1.4 and 3 more → b>=2: 2.0: ")

@@ -162,14 +162,14 @@ def test_an_advertised_metadata_file_that_is_not_there_gives_way_to_the_wheel(
     assert upstream.statuses[404] == 1
 
 
-def test_a_listed_wheel_the_server_does_not_have_is_unreadable_for_now(
-    upstream: FakeUpstream, tmp_path: Path
-) -> None:
+def test_a_listed_wheel_the_server_does_not_have_stops_the_plan(upstream: FakeUpstream) -> None:
+    """Fail closed: a caching proxy answers 404 while its own upstream is down, and a release
+    must not be admitted without its dependencies read."""
     upstream.serve_metadata = False
     upstream.add_release("req", "1.0", days_ago(30), requires=REQUIRES)
     wheel = files(upstream, "req")["req-1.0-py3-none-any.whl"]
     upstream.remove_version("req", "1.0")
-    reader = MetadataReader(make_session(None, 2), tmp_path)
-    assert reader.read_many([wheel]) == {}  # its release is blocked, not the plan
-    upstream.add_release("req", "1.0", days_ago(30), requires=REQUIRES)
-    assert reader.read(wheel).requires_dist == REQUIRES  # not remembered as unreadable
+    reader = MetadataReader(make_session(None, 2), None)
+    with pytest.raises(UpstreamError, match="answered 404") as failed:
+        reader.read_many([wheel])
+    assert not isinstance(failed.value, MetadataUnavailable)

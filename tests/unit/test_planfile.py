@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import timezone
 from pathlib import Path
 from typing import Any
 
@@ -126,3 +127,13 @@ def test_a_plan_file_with_fields_of_the_wrong_type_is_a_user_error(
     path.write_text(json.dumps(document))
     with pytest.raises(UserError, match="malformed plan file"):
         planfile.read_plan(path)
+
+
+def test_times_in_a_plan_file_are_read_as_utc(tmp_path: Path) -> None:
+    """Expiry days are UTC days: an instant written with another offset must not move them."""
+    document = json.loads(planfile.to_json(make_plan()))
+    document["evaluated_at"] = "2026-11-23T13:04:00-23:00"
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(document))
+    evaluated = planfile.read_plan(path).evaluated_at
+    assert evaluated.tzinfo == timezone.utc and evaluated.isoformat() == "2026-11-24T12:04:00+00:00"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import date, timedelta, timezone
 
 from packaging.version import Version
 
@@ -321,3 +321,10 @@ def test_an_upload_time_in_the_far_future_is_immature_not_an_overflow() -> None:
     assert isinstance(decision, Blocked) and decision.reason == "immature"
     assert "uploaded on 9999-12-31, in the future" in decision.detail
     assert decision.eligible_at is None
+
+
+def test_grants_lapse_by_the_utc_day_whatever_the_offset_of_now() -> None:
+    lapsed = PolicyException("foo", Version("1.0"), "hotfix", date(2026, 11, 23))
+    west = FROZEN_NOW.astimezone(timezone(timedelta(hours=-23)))  # still the 23rd there
+    context = policy.PolicyContext(make_config(exceptions=(lapsed,)), west)
+    assert context.exception_for("foo", Version("1.0")) is None

@@ -59,6 +59,22 @@ def test_json_page_is_preferred_and_parsed() -> None:
     assert only.yanked and only.yanked_reason == "broken"
 
 
+def test_empty_or_absurd_page_values_say_nothing() -> None:
+    """An empty Requires-Python and a size that is not a count are absent, as the registry's
+    own page writes them: a mirrored page then matches upstream's, plan after plan."""
+    entry = {**JSON_PAGE["files"][0], "requires-python": "", "size": -1}  # type: ignore[dict-item]
+    with requests_mock.Mocker() as mock:
+        mock.get(
+            f"{INDEX}/foo/",
+            json={**JSON_PAGE, "files": [entry]},
+            headers={"Content-Type": "application/vnd.pypi.simple.v1+json"},
+        )
+        project = index().project("foo")
+    assert project is not None
+    (only,) = project.files
+    assert only.requires_python is None and only.size is None
+
+
 def test_html_fallback_has_no_upload_time() -> None:
     html = (
         f'<a href="https://files.example/foo-1.0.tar.gz#sha256={SHA}" '
