@@ -538,8 +538,8 @@ def _united(
     blocked: dict[str, Blocked] = {}
     warnings: list[str] = []
     for requirement in listed:
-        where = blocked_on.get(requirement.name, [])
-        applies = [t for t, o in outcomes if requirement.name in o.listed]
+        applies = [t for t, _ in outcomes if requirement.applies_to([t])]
+        where = [(t, why) for t, why in blocked_on.get(requirement.name, []) if t in applies]
         if where and len(where) == len(applies):
             blocked[requirement.name] = where[0][1]
         elif where:

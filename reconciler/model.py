@@ -46,6 +46,9 @@ class Requirement:
     extras: frozenset[str] = frozenset()
     marker: str | None = None
     hashes: frozenset[str] = frozenset()
+    # The targets (`str(target)`) this line serves, when lines of one project are split by
+    # their markers between targets; None: wherever its marker holds.
+    targets: frozenset[str] | None = None
 
     @property
     def pinned_version(self) -> Version | None:
@@ -56,7 +59,10 @@ class Requirement:
         return None
 
     def applies_to(self, environments: Iterable[TargetEnvironment]) -> bool:
-        """Whether the line's marker (PEP 508) holds for some target; no marker: always."""
+        """Whether the line serves some of these targets: its marker (PEP 508) holds for one
+        (no marker: always), or it is one of the targets it was split to."""
+        if self.targets is not None:
+            return any(str(e) in self.targets for e in environments)
         if self.marker is None:
             return True
         marker = Marker(self.marker)

@@ -72,7 +72,9 @@ def versions_to_audit(
     """(name, version) pairs to check for advisories, in one batch: every candidate a
     requirement could select, and everything the registry holds (the audit)."""
     context = policy.PolicyContext(desired.config, now)
-    listed = {r.name: r for r in desired.requirements}
+    listed: dict[str, list[Requirement]] = {}
+    for requirement in desired.requirements:  # lines split by markers: several per project
+        listed.setdefault(requirement.name, []).append(requirement)
     # With the closure, every project fetched may be a dependency: its candidates too.
     names = (
         projects.keys()
@@ -82,9 +84,8 @@ def versions_to_audit(
     pairs = [
         (name, str(version))
         for name in sorted(names)
-        for version in policy.versions_to_audit(
-            listed.get(name) or closure.dependency_requirement(name), projects.get(name), context
-        )
+        for requirement in listed.get(name) or [closure.dependency_requirement(name)]
+        for version in policy.versions_to_audit(requirement, projects.get(name), context)
     ]
     pairs.extend((f.name, f.version) for f in actual.files)
     return list(dict.fromkeys(pairs))
@@ -183,16 +184,16 @@ def _decide(
             resolved.kept,
             resolved.warnings,
         )
-    decided = {
-        name: policy.decide(
+    decided = [
+        policy.decide(
             requirement,
-            inputs.projects.get(name),
+            inputs.projects.get(requirement.name),
             context,
-            held=held.get(name, ()),
-            distrusted={v: why for (n, v), why in distrusted.items() if n == name},
+            held=held.get(requirement.name, ()),
+            distrusted={v: why for (n, v), why in distrusted.items() if n == requirement.name},
         )
-        for name, requirement in requirements.items()
-    }
+        for requirement in listed
+    ]
     targets = settings.environments
     admitted = (
         replace(
@@ -203,13 +204,13 @@ def _decide(
                 settings.files.wheels,
             ),
         )
-        for decision in decided.values()
+        for decision in decided
         if isinstance(decision, policy.Admitted)
     )
     return _Decisions(
         requirements,
         _by_version(admitted),
-        {name: d for name, d in decided.items() if isinstance(d, Blocked)},
+        {d.name: d for d in decided if isinstance(d, Blocked)},
     )
 
 

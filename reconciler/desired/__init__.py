@@ -6,7 +6,7 @@ import hashlib
 from pathlib import Path
 
 from reconciler.desired.config import load_config
-from reconciler.desired.requirements import merge_duplicates, read_requirements
+from reconciler.desired.requirements import merge_per_target, read_requirements
 from reconciler.errors import UserError
 from reconciler.model import DesiredState
 
@@ -28,7 +28,7 @@ def load_desired_state(directory: Path) -> DesiredState:
     lines = read_requirements(root / "requirements.txt", root, files)
     # Markers first: a line for none of the targets neither counts nor conflicts.
     environments = config.policy.environments
-    requirements = merge_duplicates([r for r in lines if r.applies_to(environments)])
+    requirements = merge_per_target([r for r in lines if r.applies_to(environments)], environments)
     digest = hashlib.sha256()
     for path in sorted([*files, config_path] if config_path.exists() else files):
         digest.update(str(path.relative_to(root)).encode() + b"\0")

@@ -8,6 +8,8 @@ the desired-state directory.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from packaging.specifiers import SpecifierSet
@@ -16,6 +18,7 @@ from pip_requirements_parser import RequirementsFile
 
 from reconciler.errors import UserError
 from reconciler.model import Requirement, SourceLocation
+from reconciler.targets import TargetEnvironment
 
 # The longest line read: a requirement with a few dozen `--hash` options stays far below.
 MAX_LINE = 16 * 1024
@@ -170,43 +173,59 @@ def _to_requirement(install_req: object, display: str) -> Requirement:
     )
 
 
-def merge_duplicates(requirements: list[Requirement]) -> tuple[Requirement, ...]:
-    """One requirement per project: identical repeats fold, conflicting lines are refused.
+def merge_per_target(
+    lines: Sequence[Requirement], environments: Sequence[TargetEnvironment]
+) -> tuple[Requirement, ...]:
+    """One requirement per project and target: the lines of a project that serve the same
+    targets combine as pip combines them; lines whose markers split a project between
+    targets (`numpy==2.4.6; python_version < "3.12"` beside `numpy==2.5.4; python_version >=
+    "3.12"`) stay apart, each for its targets. Two lines that serve one target and that no
+    version satisfies together are refused, both named."""
+    by_name: dict[str, list[Requirement]] = {}
+    for line in lines:
+        by_name.setdefault(line.name, []).append(line)
+    merged: list[Requirement] = []
+    for group in by_name.values():
+        served: dict[tuple[int, ...], list[TargetEnvironment]] = {}
+        for target in environments:
+            serving = tuple(i for i, line in enumerate(group) if line.applies_to([target]))
+            if serving:
+                served.setdefault(serving, []).append(target)
+        for serving, targets in served.items():
+            combined = _combined([group[i] for i in serving], targets[0])
+            if len(served) > 1:
+                combined = replace(combined, targets=frozenset(map(str, targets)))
+            merged.append(combined)
+    return tuple(merged)
 
-    Repeated lines combine as pip combines them: specifiers intersect, and the line applies
-    where either line's marker holds. Two lines conflict when one pins a version the other
-    excludes (two pins of different versions included); both are named.
-    """
-    merged: dict[str, Requirement] = {}
-    for requirement in requirements:
-        earlier = merged.get(requirement.name)
-        if earlier is None:
-            merged[requirement.name] = requirement
-            continue
-        _refuse_conflict(earlier, requirement)
-        merged[requirement.name] = Requirement(
-            name=earlier.name,
-            specifier=earlier.specifier & requirement.specifier,
-            text=f"{earlier.text}, {requirement.text}"
-            if earlier.text != requirement.text
-            else earlier.text,
-            source=earlier.source,
-            extras=earlier.extras | requirement.extras,
-            marker=_either(earlier.marker, requirement.marker),
-            hashes=earlier.hashes | requirement.hashes,
+
+def _combined(lines: Sequence[Requirement], target: TargetEnvironment) -> Requirement:
+    """Lines of one project that serve one target, as pip combines them: specifiers
+    intersect, the marker holds where either line's does."""
+    combined = lines[0]
+    for line in lines[1:]:
+        _refuse_conflict(combined, line, target)
+        combined = Requirement(
+            name=combined.name,
+            specifier=combined.specifier & line.specifier,
+            text=f"{combined.text}, {line.text}" if combined.text != line.text else combined.text,
+            source=combined.source,
+            extras=combined.extras | line.extras,
+            marker=_either(combined.marker, line.marker),
+            hashes=combined.hashes | line.hashes,
         )
-    return tuple(merged.values())
+    return combined
 
 
-def _refuse_conflict(earlier: Requirement, later: Requirement) -> None:
+def _refuse_conflict(earlier: Requirement, later: Requirement, target: TargetEnvironment) -> None:
     """Refuse two lines of one project when a pin of one is outside the other's specifier."""
     for pinned, other in ((earlier, later), (later, earlier)):
         version = pinned.pinned_version
         if version is not None and not other.specifier.contains(version, prereleases=True):
             raise UserError(
                 f"conflicting requirements for {later.name}: {earlier.text} (at "
-                f"{earlier.source}) and {later.text}; no version satisfies both (one version "
-                "serves every target of policy.environments)",
+                f"{earlier.source}) and {later.text}; no version satisfies both, and both "
+                f"serve {target} (split them by markers to serve different targets)",
                 path=later.source.path,
                 line=later.source.line,
             )

@@ -178,3 +178,34 @@ def run_on_terminal(
     os.close(primary)
     text = _ANSI.sub("", seen.decode(errors="replace"))
     return code, text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+@contextmanager
+def served(desired: Path) -> Iterator[str]:
+    """`mirror serve --port 0` for a desired state, as a real process; yields its /simple/
+    URL."""
+    process = subprocess.Popen(
+        mirror_command("serve", "--port", "0", "--desired-state", str(desired)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=clean_env(),
+    )
+    try:
+        assert process.stdout is not None
+        match = re.search(r"http://\S+/simple/", process.stdout.readline())
+        assert match, "mirror serve did not say where it listens"
+        yield match.group(0)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def uv(*args: str, cache: Path) -> subprocess.CompletedProcess[str]:
+    """uv (the dev extra installs it beside this Python) with no configuration of this
+    machine's, only what the test names."""
+    env = {k: v for k, v in clean_env().items() if not k.startswith("UV_")}
+    env.update(UV_NO_CONFIG="1", UV_CACHE_DIR=str(cache), UV_PYTHON_DOWNLOADS="never")
+    binary = Path(sys.executable).with_name("uv")
+    command = [str(binary) if binary.exists() else "uv", *args]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)

@@ -4,50 +4,30 @@ with uv's `--exclude-newer` choosing by the upstream upload times the mirror kep
 from __future__ import annotations
 
 import hashlib
-import re
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import requests
 
 from reconciler.serve import JSON_TYPE
 from tests.conftest import Workspace, days_ago
-from tests.e2e.helpers import clean_env, installed_version, mirror_command, pip_install
+from tests.e2e.helpers import (
+    clean_env,
+    installed_version,
+    mirror_command,
+    pip_install,
+    served,
+    uv,
+)
 
 PIP_ACCEPT = f"{JSON_TYPE}, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01"
 
 
-@contextmanager
-def served(workspace: Workspace) -> Iterator[str]:
-    """`mirror serve --port 0` as a real process; yields its /simple/ URL."""
-    process = subprocess.Popen(
-        mirror_command("serve", "--port", "0", "--desired-state", str(workspace.desired)),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=clean_env(),
-    )
-    try:
-        assert process.stdout is not None
-        match = re.search(r"http://\S+/simple/", process.stdout.readline())
-        assert match, "mirror serve did not say where it listens"
-        yield match.group(0)
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
 def uv_install(index_url: str, target: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """`uv pip install --index-url INDEX` into `target`, with no other index or config."""
-    env = {k: v for k, v in clean_env().items() if not k.startswith("UV_")}
-    env.update(UV_NO_CONFIG="1", UV_CACHE_DIR=str(target.parent / "uv-cache"))
-    uv = Path(sys.executable).with_name("uv")
-    command = [str(uv) if uv.exists() else "uv", "pip", "install", "--index-url", index_url]
-    command += ["--python", sys.executable, "--target", str(target), *args]
-    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    command = ["pip", "install", "--index-url", index_url, "--python", sys.executable]
+    return uv(*command, "--target", str(target), *args, cache=target.parent / "uv-cache")
 
 
 def mirror_two_versions(workspace: Workspace) -> None:
@@ -63,7 +43,7 @@ def mirror_two_versions(workspace: Workspace) -> None:
 
 def test_serve_negotiates_pages_and_hides_its_state(workspace: Workspace) -> None:
     mirror_two_versions(workspace)
-    with served(workspace) as url:
+    with served(workspace.desired) as url:
         page = requests.get(f"{url}foo-bar/", headers={"Accept": PIP_ACCEPT}, timeout=5)
         assert page.headers["Content-Type"] == JSON_TYPE and page.headers["Vary"] == "Accept"
         files = page.json()["files"]
@@ -105,7 +85,7 @@ def test_pip_and_uv_install_from_serve_and_uv_exclude_newer_uses_upload_times(
     workspace: Workspace,
 ) -> None:
     mirror_two_versions(workspace)
-    with served(workspace) as url:
+    with served(workspace.desired) as url:
         newest = workspace.root / "uv-newest"
         result = uv_install(url, newest, "foo-bar")
         assert result.returncode == 0, result.stderr

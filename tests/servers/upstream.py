@@ -321,14 +321,16 @@ class FakeUpstream(FakeServer):
         wheel: bool = True,
         sdist: bool = False,
         requires: tuple[str, ...] = (),
+        wheel_tags: tuple[str, ...] = ("py3-none-any",),
         **options: Any,
     ) -> list[FakeFile]:
-        """A release with a real, installable wheel (and sdist on request); `requires` are its
-        Requires-Dist lines. The wheel's metadata is also offered as a PEP 658 file."""
+        """A release with real, installable wheels, one per tag (and an sdist on request);
+        `requires` are its Requires-Dist lines. Each wheel's metadata is also offered as a
+        PEP 658 file."""
         added = []
         metadata = make_metadata(project, version, requires)
-        if wheel:
-            filename, content = make_wheel(project, version, requires)
+        for tag in wheel_tags if wheel else ():
+            filename, content = make_wheel(project, version, requires, tag)
             added.append(
                 self.add_file(
                     project, FakeFile(filename, uploaded, content, metadata=metadata, **options)

@@ -25,16 +25,20 @@ def make_metadata(project: str, version: str, requires: tuple[str, ...] = ()) ->
     return ("\n".join(lines) + "\n").encode()
 
 
-def make_wheel(project: str, version: str, requires: tuple[str, ...] = ()) -> tuple[str, bytes]:
-    """A pure-Python `py3-none-any` wheel whose module records its version."""
+def make_wheel(
+    project: str, version: str, requires: tuple[str, ...] = (), tag: str = "py3-none-any"
+) -> tuple[str, bytes]:
+    """A wheel whose module records its version: pure Python (`py3-none-any`), or labelled
+    with a platform `tag` (`cp312-cp312-win_amd64`) for resolvers to choose by."""
     module = _module(project)
     dist_info = f"{module}-{version}.dist-info"
+    pure = "true" if tag.endswith("-none-any") else "false"
     files = {
         f"{module}/__init__.py": f'__version__ = "{version}"\n'.encode(),
         f"{dist_info}/METADATA": make_metadata(project, version, requires),
         f"{dist_info}/WHEEL": (
-            b"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
-        ),
+            f"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: {pure}\nTag: {tag}\n"
+        ).encode(),
     }
     record_lines = []
     for name, data in files.items():
@@ -47,7 +51,7 @@ def make_wheel(project: str, version: str, requires: tuple[str, ...] = ()) -> tu
         for name, data in files.items():
             info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
             archive.writestr(info, data)
-    return f"{module}-{version}-py3-none-any.whl", buffer.getvalue()
+    return f"{module}-{version}-{tag}.whl", buffer.getvalue()
 
 
 def make_sdist(project: str, version: str, requires: tuple[str, ...] = ()) -> tuple[str, bytes]:
