@@ -209,3 +209,9 @@ def uv(*args: str, cache: Path) -> subprocess.CompletedProcess[str]:
     binary = Path(sys.executable).with_name("uv")
     command = [str(binary) if binary.exists() else "uv", *args]
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+
+
+def uv_install(index_url: str, target: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`uv pip install --index-url INDEX` into `target`, with no other index or config."""
+    command = ["pip", "install", "--index-url", index_url, "--python", sys.executable]
+    return uv(*command, "--target", str(target), *args, cache=target.parent / "uv-cache")

@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Workspace, days_ago
-from tests.e2e.helpers import installed_version, pip_install
-from tests.e2e.test_serve import served, uv_install
+from tests.e2e.helpers import installed_version, pip_install, served, uv_install
 
 REQUIREMENTS = "web>=1\ncli\nclient[socks]\nfresh-app\n"
 
@@ -93,7 +92,7 @@ def test_after_apply_each_requirement_installs_from_the_mirror_alone(
         assert result.returncode == 0, result.stderr
         assert installed_version(target, module) == version
     assert installed_version(workspace.root / "site-web", "core") == "1.8"
-    with served(workspace) as url:
+    with served(workspace.desired) as url:
         target = workspace.root / "uv-web"
         result = uv_install(url, target, "web", "cli", "client[socks]")
         assert result.returncode == 0, result.stderr

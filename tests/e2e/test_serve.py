@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
-import sys
 from pathlib import Path
 
 import requests
@@ -18,16 +17,10 @@ from tests.e2e.helpers import (
     mirror_command,
     pip_install,
     served,
-    uv,
+    uv_install,
 )
 
 PIP_ACCEPT = f"{JSON_TYPE}, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01"
-
-
-def uv_install(index_url: str, target: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """`uv pip install --index-url INDEX` into `target`, with no other index or config."""
-    command = ["pip", "install", "--index-url", index_url, "--python", sys.executable]
-    return uv(*command, "--target", str(target), *args, cache=target.parent / "uv-cache")
 
 
 def mirror_two_versions(workspace: Workspace) -> None:
