@@ -177,15 +177,21 @@ class TargetEnvironment:
         ]
         return {tag: rank for rank, tag in reversed(list(enumerate(supported)))}
 
+    @cached_property
+    def _wheel_ranks(self) -> dict[str, int | None]:
+        return {}  # by file name: a plan asks about each wheel once per release judged
+
     def wheel_rank(self, filename: str) -> int | None:
         """How much this target prefers a wheel (0 is best, as pip orders tags), or None
         when it cannot install it at all (or the name is not a wheel's)."""
-        try:
-            _, _, _, wheel_tags = parse_wheel_filename(filename)
-        except InvalidWheelFilename:
-            return None
-        ranks = [self._tag_ranks[tag] for tag in wheel_tags if tag in self._tag_ranks]
-        return min(ranks) if ranks else None
+        if filename not in self._wheel_ranks:
+            try:
+                _, _, _, wheel_tags = parse_wheel_filename(filename)
+            except InvalidWheelFilename:
+                wheel_tags = frozenset()
+            ranks = [self._tag_ranks[tag] for tag in wheel_tags if tag in self._tag_ranks]
+            self._wheel_ranks[filename] = min(ranks) if ranks else None
+        return self._wheel_ranks[filename]
 
     def allows(self, requires_python: str | None) -> bool:
         """Whether this target's Python meets a Requires-Python (PEP 345); one that cannot
