@@ -32,6 +32,7 @@ from reconciler import policy
 from reconciler.metadata import CoreMetadata
 from reconciler.model import (
     Blocked,
+    Coverage,
     Problem,
     Requirement,
     SourceLocation,
@@ -97,6 +98,7 @@ class Closure:
     kept: frozenset[tuple[str, Version]] = frozenset()  # what a blocked requirement's held
     # version still needs: kept in the registry, not pruned
     warnings: tuple[str, ...] = ()
+    coverage: tuple[Coverage, ...] = ()
 
 
 def dependency_requirement(name: str) -> Requirement:
@@ -568,6 +570,10 @@ def _united(
         blocked=blocked,
         kept=frozenset().union(*(o.kept for _, o in outcomes)),
         warnings=tuple(dict.fromkeys(warnings)),
+        coverage=tuple(
+            Coverage(str(target), len(outcome.listed), tuple(sorted(outcome.blocked)))
+            for target, outcome in outcomes
+        ),
     )
 
 

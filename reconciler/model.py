@@ -577,6 +577,17 @@ class Action:
     advisories: tuple[str, ...] = ()
     cause: Cause | None = None  # None only in plans saved before causes were recorded
     required_by: tuple[str, ...] = ()  # for a dependency: the releases that need it
+    targets: tuple[str, ...] = ()  # for an upload: the targets that install this version
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """One target the plan judged for: how many listed requirements apply to it, and which
+    of those are blocked there."""
+
+    target: str  # `3.12 linux`
+    requirements: int
+    blocked: tuple[str, ...] = ()  # requirement names
 
 
 @dataclass(frozen=True)
@@ -606,6 +617,9 @@ class Plan:
     advisories: tuple[Advisory, ...] = ()  # every advisory an action or a blocked entry names
     waiting: tuple[Waiting, ...] = ()  # newer versions admitted requirements wait for
     repairs: tuple[str, ...] = ()  # where the registry's pages and files disagree
+    coverage: tuple[Coverage, ...] = ()  # per target judged: what installs there
+    download_bytes: int = 0  # what the uploads fetch (sizes upstream gives)
+    held_bytes: int | None = None  # what the registry holds after the apply, where known
 
     def advisory(self, advisory_id: str) -> Advisory | None:
         """The details of an advisory the plan names."""

@@ -21,6 +21,7 @@ from reconciler.model import (
     AdvisorySource,
     Blocked,
     Cause,
+    Coverage,
     DesiredState,
     Plan,
     PlannedFile,
@@ -174,6 +175,12 @@ def to_json(plan: Plan) -> str:
             for w in plan.waiting
         ],
         "repairs": list(plan.repairs),
+        "coverage": [
+            {"target": c.target, "requirements": c.requirements, "blocked": list(c.blocked)}
+            for c in plan.coverage
+        ],
+        "download_bytes": plan.download_bytes,
+        "held_bytes": plan.held_bytes,
     }
     return json.dumps(document, indent=2) + "\n"
 
@@ -266,6 +273,12 @@ def read_plan(path: Path) -> Plan:
                 for w in document.get("waiting", [])
             ),
             repairs=_texts(document.get("repairs", [])),
+            coverage=tuple(
+                Coverage(_text(c["target"]), _count(c["requirements"]), _texts(c["blocked"]))
+                for c in document.get("coverage", [])
+            ),
+            download_bytes=_count(document.get("download_bytes", 0)),
+            held_bytes=_optional_count(document.get("held_bytes")),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise UserError(f"malformed plan file ({error!r})", path=path) from None
@@ -284,6 +297,8 @@ def action_json(action: Action) -> dict[str, Any]:
         data["cause"] = action.cause.value
     if action.required_by:
         data["required_by"] = list(action.required_by)
+    if action.targets:
+        data["targets"] = list(action.targets)
     if action.quarantine:
         data["quarantine"] = True
         data["advisories"] = list(action.advisories)
@@ -337,6 +352,7 @@ def _read_action(data: dict[str, Any]) -> Action:
         advisories=_texts(data.get("advisories", [])),
         cause=Cause(data["cause"]) if data.get("cause") else None,
         required_by=_texts(data.get("required_by", [])),
+        targets=_texts(data.get("targets", [])),
     )
 
 
@@ -360,6 +376,10 @@ def _count(value: object) -> int:
     if type(value) is not int or value < 0:
         raise TypeError(f"expected a count, not {value!r:.40}")
     return value
+
+
+def _optional_count(value: object) -> int | None:
+    return None if value is None else _count(value)
 
 
 def _digest(value: object) -> str:

@@ -22,6 +22,7 @@ from reconciler.model import (
     AdvisorySource,
     Blocked,
     Cause,
+    Coverage,
     DependencyMode,
     DesiredState,
     Plan,
@@ -116,8 +117,7 @@ def plan(inputs: PlanInputs) -> Plan:
     uploads = [
         action
         for decision in sorted(decisions.admitted.values(), key=lambda d: d.requirement.name)
-        if (action := _upload(decision, mirrored, actual, leaving, decisions.required_by))
-        is not None
+        if (action := _upload(decision, mirrored, actual, leaving, decisions)) is not None
     ]
     actions = (*quarantines, *uploads, *(a for a in deletes if not a.quarantine))
     blocked = tuple(sorted(decisions.blocked.values(), key=lambda b: b.name))
@@ -133,6 +133,11 @@ def plan(inputs: PlanInputs) -> Plan:
         registry_generation=actual.generation,
         advisories=_named_advisories(inputs.advisories, actions, blocked),
         repairs=actual.repairs,
+        coverage=decisions.coverage,
+        download_bytes=sum(
+            f.size or 0 for a in uploads for f in a.files if f.before_sha256 != f.sha256
+        ),
+        held_bytes=_held_after(actual, actions),
         waiting=tuple(
             sorted(
                 (w for d in decisions.admitted.values() for w in d.waiting),
@@ -142,6 +147,22 @@ def plan(inputs: PlanInputs) -> Plan:
     )
 
 
+def _held_after(actual: ActualState, actions: Iterable[Action]) -> int | None:
+    """The bytes the registry holds once the actions are done; None where it does not say
+    the size of what it holds."""
+    sizes: dict[tuple[str, str], int | None] = {(f.name, f.filename): f.size for f in actual.files}
+    for action in actions:
+        for planned in action.files:
+            key = (action.name, planned.filename)
+            if action.kind is ActionKind.DELETE:
+                sizes.pop(key, None)
+            else:
+                sizes[key] = planned.size
+    if any(size is None for size in sizes.values()):
+        return None
+    return sum(size or 0 for size in sizes.values())
+
+
 @dataclass(frozen=True)
 class _Decisions:
     """What the policy decided for the desired state, before it meets the registry."""
@@ -149,6 +170,8 @@ class _Decisions:
     requirements: Mapping[str, Requirement]  # the applicable ones, by name
     admitted: Mapping[tuple[str, str], policy.Admitted]  # by (name, version_key)
     blocked: Mapping[str, Blocked]  # by name
+    targets: Mapping[tuple[str, str], tuple[str, ...]]  # which targets install each admitted
+    coverage: tuple[Coverage, ...]
     required_by: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     kept: frozenset[tuple[str, Version]] = frozenset()  # what a blocked requirement still needs
     warnings: tuple[str, ...] = ()
@@ -160,7 +183,8 @@ def _decide(
     held: Mapping[str, list[Version]],
     distrusted: Mapping[tuple[str, Version], str],
 ) -> _Decisions:
-    """The version admitted for each requirement (and, with the closure, each dependency)."""
+    """The versions admitted for the requirements (and, with the closure, each dependency),
+    and the targets each is for."""
     settings = inputs.desired.config.policy
     listed = inputs.desired.requirements
     requirements = {r.name: r for r in listed}
@@ -180,10 +204,24 @@ def _decide(
             requirements,
             _by_version(resolved.admitted.values()),
             resolved.blocked,
+            {_key(k): tuple(map(str, t)) for k, t in resolved.targets.items()},
+            resolved.coverage,
             resolved.required_by,
             resolved.kept,
             resolved.warnings,
         )
+    return _decide_listed(inputs, context, held, distrusted)
+
+
+def _decide_listed(
+    inputs: PlanInputs,
+    context: policy.PolicyContext,
+    held: Mapping[str, list[Version]],
+    distrusted: Mapping[tuple[str, Version], str],
+) -> _Decisions:
+    """`dependencies: listed`: each line on its own, for every target it applies to."""
+    settings = inputs.desired.config.policy
+    listed = inputs.desired.requirements
     decided = [
         policy.decide(
             requirement,
@@ -194,28 +232,32 @@ def _decide(
         )
         for requirement in listed
     ]
-    targets = settings.environments
-    admitted = (
-        replace(
-            decision,
-            files=closure.mirrored_files(
-                decision.files,
-                [t for t in targets if decision.requirement.applies_to([t])],
-                settings.files.wheels,
-            ),
-        )
-        for decision in decided
-        if isinstance(decision, policy.Admitted)
-    )
+    admitted: list[policy.Admitted] = []
+    targets: dict[tuple[str, str], tuple[str, ...]] = {}
+    for decision in decided:
+        if isinstance(decision, policy.Admitted):
+            served = [t for t in settings.environments if decision.requirement.applies_to([t])]
+            files = closure.mirrored_files(decision.files, served, settings.files.wheels)
+            admitted.append(replace(decision, files=files))
+            targets[_key((decision.requirement.name, decision.version))] = tuple(map(str, served))
+    blocked = {d.name: d for d in decided if isinstance(d, Blocked)}
+    coverage = []
+    for target in settings.environments:
+        serving = [r for r in listed if r.applies_to([target])]
+        stopped = sorted({r.name for r in serving if r.name in blocked})
+        coverage.append(Coverage(str(target), len(serving), tuple(stopped)))
     return _Decisions(
-        requirements,
-        _by_version(admitted),
-        {d.name: d for d in decided if isinstance(d, Blocked)},
+        {r.name: r for r in listed}, _by_version(admitted), blocked, targets, tuple(coverage)
     )
+
+
+def _key(release: tuple[str, Version]) -> tuple[str, str]:
+    """(name, version_key) of a release: one key however the version is spelled."""
+    return release[0], version_key(str(release[1]))
 
 
 def _by_version(admitted: Iterable[policy.Admitted]) -> dict[tuple[str, str], policy.Admitted]:
-    return {(d.requirement.name, version_key(str(d.version))): d for d in admitted}
+    return {_key((d.requirement.name, d.version)): d for d in admitted}
 
 
 def _held_versions(
@@ -487,13 +529,14 @@ def _upload(
     mirrored: Mapping[tuple[str, str], dict[str, RegistryFile]],
     actual: ActualState,
     leaving: set[tuple[str, str]],
-    required_by: Mapping[str, tuple[str, ...]],
+    decisions: _Decisions,
 ) -> Action | None:
     """The upload action for an admitted version, or None when the registry has it all.
 
     `leaving` names the versions this plan quarantines, so a replacement says what it replaces.
     """
     name, version = decision.requirement.name, str(decision.version)
+    required_by = decisions.required_by
     present = mirrored.get((name, version_key(version)), {})
     changes = _FileChanges.of(decision, present, actual.keeps_index_metadata)
     touched = changes.files
@@ -517,6 +560,7 @@ def _upload(
         files,
         cause=cause,
         required_by=required_by.get(name, ()),
+        targets=decisions.targets.get((name, version_key(version)), ()),
     )
 
 

@@ -10,9 +10,9 @@ from reconciler.report.text import (
     action_line,
     advisory_line,
     blocked_line,
+    footer_lines,
     headline,
     sources_line,
-    waiting_line,
 )
 
 
@@ -30,8 +30,8 @@ class MarkdownFormat(PlanFormat):
     def render(self, plan: Plan) -> str:
         """Markdown text."""
         lines = ["### Mirror plan", "", f"**{headline(plan)}**", ""]
-        if (waiting := waiting_line(plan)) is not None:
-            lines += [cell(waiting), ""]
+        for line in footer_lines(plan):
+            lines += [cell(line), ""]
         lines += self._section(
             f"Repair ({len(plan.repairs)})",
             "| registry out of line |",

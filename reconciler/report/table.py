@@ -22,9 +22,9 @@ from reconciler.report.text import (
     advisory_line,
     blocked_line,
     change_heading,
+    footer_lines,
     headline,
     sources_line,
-    waiting_line,
 )
 
 # Below this many columns a five-column table splits words: wrapped lines instead.
@@ -62,7 +62,7 @@ class TableFormat(PlanFormat):
             console.print(table)
         for warning in plan.warnings:
             console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
-        for line in (headline(plan), waiting_line(plan), _sources(plan)):
+        for line in (headline(plan), *footer_lines(plan), _sources(plan)):
             if line:
                 console.print(escape(line), highlight=False)
         return buffer.getvalue()
@@ -140,7 +140,7 @@ def _plain_lines(plan: Plan) -> Iterator[tuple[str, str]]:
     for warning in plan.warnings:
         yield f"warning: {warning}", _INDENT
     yield headline(plan), ""
-    for line in (waiting_line(plan), _sources(plan)):
+    for line in (*footer_lines(plan), _sources(plan)):
         if line:
             yield line, _INDENT
 

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from reconciler.model import Action, ActionKind, Advisory, AdvisorySource, Blocked, Plan
+from reconciler.model import (
+    Action,
+    ActionKind,
+    Advisory,
+    AdvisorySource,
+    Blocked,
+    Coverage,
+    Plan,
+)
 
 
 def summary_line(plan: Plan) -> str:
@@ -42,6 +50,61 @@ def waiting_line(plan: Plan) -> str | None:
     return "Waiting to mature: " + ", ".join(
         f"{w.name} {w.version} ({w.eligible_at:%Y-%m-%d})" for w in plan.waiting
     )
+
+
+def footer_lines(plan: Plan) -> list[str]:
+    """What follows a plan's headline: sizes, targets, what waits to mature."""
+    lines = (sizes_line(plan), targets_line(plan), waiting_line(plan))
+    return [line for line in lines if line is not None]
+
+
+def targets_line(plan: Plan) -> str | None:
+    """`Targets: 15 (CPython 3.10, ... on linux, macos, windows); every requirement installs on
+    each.`, or which requirements are blocked on which targets."""
+    if not plan.coverage:
+        return None
+    head = f"Targets: {len(plan.coverage)} ({_targets(plan.coverage)})"
+    where: dict[tuple[str, ...], list[str]] = {}
+    for coverage in plan.coverage:
+        if coverage.blocked:
+            where.setdefault(coverage.blocked, []).append(coverage.target)
+    if not where:
+        return f"{head}; every requirement installs on each."
+    said = "; ".join(
+        f"{', '.join(names)} blocked on {', '.join(targets)}" for names, targets in where.items()
+    )
+    return f"{head}; {said}."
+
+
+def _targets(coverage: Sequence[Coverage]) -> str:
+    """`CPython 3.10, 3.11 on linux, windows` when the targets are every such pair."""
+    pairs = [c.target.split(" ", 1) for c in coverage]
+    pythons = list(dict.fromkeys(python for python, _ in pairs))
+    platforms = list(dict.fromkeys(platform for _, platform in pairs))
+    if len(pairs) == len(pythons) * len(platforms):
+        return f"CPython {', '.join(pythons)} on {', '.join(platforms)}"
+    return ", ".join(c.target for c in coverage)
+
+
+def sizes_line(plan: Plan) -> str | None:
+    """`Downloads 12.3 MB; the registry holds 456.7 MB after.`"""
+    said = []
+    if plan.download_bytes:
+        said.append(f"Downloads {_size(plan.download_bytes)}")
+    if plan.held_bytes is not None:
+        said.append(f"the registry holds {_size(plan.held_bytes)} after")
+    if not said:
+        return None
+    text = "; ".join(said)
+    return f"{text[0].upper()}{text[1:]}."
+
+
+def _size(count: int) -> str:
+    """Bytes as people read them (decimal units, as PyPI shows sizes)."""
+    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}"
+    return f"{count} bytes"
 
 
 def change_heading(action: Action) -> str:

@@ -117,3 +117,45 @@ def test_lines_split_by_markers_are_each_mirrored_for_their_targets(workspace: W
     assert refused.exit_code == 1
     assert "requirements.txt:2: conflicting requirements for numlike" in refused.stderr
     assert "both serve 3.11 linux" in refused.stderr
+
+
+def test_the_plan_says_which_targets_it_judged_and_what_each_version_is_for(
+    workspace: Workspace,
+) -> None:
+    realistic(workspace)
+    document = json.loads(workspace.mirror("plan", "--format", "json").stdout)
+    assert [c["target"] for c in document["coverage"]] == [str(t) for t in DEFAULT_ENVIRONMENTS]
+    assert all(c["requirements"] == 1 and c["blocked"] == [] for c in document["coverage"])
+    targets = {(a["name"], a["version"]): a["targets"] for a in document["actions"]}
+    assert targets[("numlike", "2.4.6")] == [
+        f"{v} {p}" for v in ("3.10", "3.11") for p in ("linux", "macos", "windows")
+    ]
+    assert targets[("winonly", "1.0")] == [f"{v} windows" for v in PYTHONS]
+    uploaded = [f for a in document["actions"] for f in a["files"]]
+    assert document["download_bytes"] == sum(f["size"] for f in uploaded) > 0
+    assert document["held_bytes"] == document["download_bytes"]
+    table = workspace.mirror("plan").stdout
+    assert "Targets: 15 (CPython 3.10, 3.11, 3.12, 3.13, 3.14 on linux, macos, windows); " in table
+    assert "every requirement installs on each." in table
+    assert f"Downloads {document['download_bytes'] / 1000:.1f} kB" in table
+
+
+def test_a_requirement_no_release_of_which_fits_some_targets_is_blocked_there_only(
+    workspace: Workspace,
+) -> None:
+    realistic(workspace)
+    workspace.requirements("numlike==2.5.4\n")
+    planned = workspace.mirror("plan", "--format", "json")
+    document = json.loads(planned.stdout)
+    old = [f"3.1{v} {p}" for v in (0, 1) for p in ("linux", "macos", "windows")]
+    assert {c["target"]: c["blocked"] for c in document["coverage"] if c["blocked"]} == {
+        target: ["numlike"] for target in old
+    }
+    assert document["blocked"] == []  # the other targets install it: held for them
+    (warning,) = [w for w in document["warnings"] if "numlike==2.5.4 is blocked on" in w]
+    assert warning.startswith(f"numlike==2.5.4 is blocked on {', '.join(old)}: ")
+    table = workspace.mirror("plan").stdout
+    assert f"numlike blocked on {', '.join(old)}." in table
+
+
+PYTHONS = ("3.10", "3.11", "3.12", "3.13", "3.14")
