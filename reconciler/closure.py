@@ -44,6 +44,8 @@ from reconciler.targets import TargetEnvironment
 
 # Where a requirement comes from when no line lists it: a release's Requires-Dist.
 DEPENDENCY = SourceLocation("(dependency)", 0)
+# Where a requirement comes from when an sdist's build needs it (PEP 518).
+BUILD = SourceLocation("(build requirement)", 0)
 # Resolution rounds before giving up (pip uses 200000; our graphs are far smaller).
 MAX_ROUNDS = 20000
 # Metadata files of older versions asked for with a missing one, for backtracking.
@@ -55,10 +57,19 @@ _NAMED_RELEASES = 5
 class NeedData(Exception):  # noqa: N818 - a signal to the caller, not an error
     """Pages and metadata the resolution needs before it can finish."""
 
-    def __init__(self, projects: frozenset[str], files: frozenset[UpstreamFile]) -> None:
-        super().__init__(f"{len(projects)} projects and {len(files)} metadata files needed")
+    def __init__(
+        self,
+        projects: frozenset[str],
+        files: frozenset[UpstreamFile],
+        sdists: frozenset[UpstreamFile] = frozenset(),
+    ) -> None:
+        super().__init__(
+            f"{len(projects)} projects, {len(files)} metadata files and {len(sdists)} sdists' "
+            "build requirements needed"
+        )
         self.projects = projects
         self.files = files
+        self.sdists = sdists  # whose build requirements a target installing them needs
 
 
 @dataclass(frozen=True)
@@ -122,6 +133,7 @@ class Facts:
     held: Mapping[str, Collection[Version]]
     distrusted: Mapping[tuple[str, Version], str]
     target: TargetEnvironment
+    build: Mapping[str, tuple[str, ...] | str]  # sdist sha256 -> build requirements, or why not
     # The plan's fetch budget is spent: what was not fetched is unavailable, never "no
     # dependencies", and the requirements that needed it are blocked.
     exhausted: bool = False
@@ -138,6 +150,7 @@ class Provider(AbstractProvider[Need, Candidate, str]):
         self.markers = facts.target.markers()
         self.missing_projects: set[str] = set()
         self.missing_files: set[UpstreamFile] = set()
+        self.missing_sdists: set[UpstreamFile] = set()
         self.unread: set[str] = set()  # releases whose dependencies could not be read
         self.unfetched: set[str] = set()  # projects left out because the budget was spent
         self.unfetched_now: set[str] = set()  # the same, in the resolution under way
@@ -369,9 +382,11 @@ def resolve(
     held: Mapping[str, Collection[Version]],
     distrusted: Mapping[tuple[str, Version], str],
     environments: Sequence[TargetEnvironment],
+    build: Mapping[str, tuple[str, ...] | str],
     exhausted: bool = False,
 ) -> Closure:
-    """Resolve the listed requirements and their whole dependency closure, per target.
+    """Resolve the listed requirements and their whole dependency closure, per target, with
+    what building the sdists a target installs needs (`build`: by sdist sha256).
 
     Raises NeedData when pages or metadata are missing, after every target has said what it
     misses (one frontier per fetch round, whatever the number of targets).
@@ -381,15 +396,22 @@ def resolve(
     missing = NeedData(frozenset(), frozenset())
     for target in environments:
         applicable = [r for r in listed if r.applies_to([target])]
-        facts = Facts(projects, metadata, unreadable, context, held, distrusted, target, exhausted)
+        facts = Facts(
+            projects, metadata, unreadable, context, held, distrusted, target, build, exhausted
+        )
         provider = Provider({r.name: r for r in applicable}, facts, judged)
         try:
             earlier = (_reuse(provider, applicable, o) for _, o in reversed(outcomes))
             outcome = next((o for o in earlier if o is not None), None)
-            outcomes.append((target, outcome or _resolve_target(provider, applicable)))
+            outcome = _with_builds(provider, outcome or _resolve_target(provider, applicable))
+            outcomes.append((target, outcome))
         except NeedData as need:
-            missing = NeedData(missing.projects | need.projects, missing.files | need.files)
-    if missing.projects or missing.files:
+            missing = NeedData(
+                missing.projects | need.projects,
+                missing.files | need.files,
+                missing.sdists | need.sdists,
+            )
+    if missing.projects or missing.files or missing.sdists:
         raise missing
     return _united(listed, outcomes, context.config.policy.files.wheels)
 
@@ -405,6 +427,88 @@ class _TargetClosure:
     kept: frozenset[tuple[str, Version]]
     unread: frozenset[str]  # releases whose dependencies could not be read
     unfetched: frozenset[str]  # projects left out: the fetch budget was spent
+    builds: dict[tuple[str, Version], policy.Admitted] = field(default_factory=dict)
+    unbuildable: dict[str, str] = field(default_factory=dict)  # release -> why not
+
+
+def _with_builds(provider: Provider, outcome: _TargetClosure) -> _TargetClosure:
+    """The target's closure with what building its sdists needs (PEP 518).
+
+    Each release the target installs from its sdist has its build requirements resolved as
+    an environment of their own, as pip's isolated build does, on the same policy; what that
+    needs is mirrored too (a build may need another version of a project than the runtime).
+    A release that cannot be built is said, naming why.
+    """
+    target = provider.facts.target
+    builds: dict[tuple[str, Version], policy.Admitted] = {}
+    required_by = {name: set(releases) for name, releases in outcome.required_by.items()}
+    unbuildable: dict[str, str] = {}
+    pending, seen = list(outcome.admitted.values()), set()
+    while pending:
+        decision = pending.pop()
+        release = f"{decision.requirement.name} {decision.version}"
+        sdist = _built_from(target, decision.files)
+        if sdist is None or release in seen:
+            continue
+        seen.add(release)
+        found = provider.facts.build.get(sdist.sha256 or "")
+        if found is None and provider.facts.exhausted:
+            found = "its build requirements were not read within the plan's fetch budget"
+        if found is None:
+            provider.missing_sdists.add(sdist)
+            continue
+        if isinstance(found, str):
+            unbuildable[release] = found
+            continue
+        needs = _build_requirements(found, provider.markers)
+        builder = provider.with_listed({r.name: r for r in needs})
+        result = _attempt(builder, needs)
+        provider.missing_projects |= builder.missing_projects
+        provider.missing_files |= builder.missing_files
+        if isinstance(result, (Blocked, Conflict)):
+            unbuildable[release] = result.detail if isinstance(result, Blocked) else result.why
+            continue
+        for name, releases in _required_by([result]).items():
+            required_by.setdefault(name, set()).update(releases)
+        for need in needs:
+            required_by.setdefault(need.name, set()).add(f"{release} (to build it)")
+        for key, candidate in result.mapping.items():
+            if key == candidate.name:
+                admitted = _admitted(builder, result, key, candidate)
+                builds[(candidate.name, candidate.version)] = admitted
+                pending.append(admitted)
+    _raise_if_missing(provider)
+    return replace(outcome, builds=builds, required_by=required_by, unbuildable=unbuildable)
+
+
+def _built_from(target: TargetEnvironment, files: Sequence[UpstreamFile]) -> UpstreamFile | None:
+    """The sdist a target builds a release from: when no wheel of it fits the target."""
+    if target_wheel(target, files) is not None:
+        return None
+    return next(
+        (f for f in files if not f.filename.endswith(".whl") and target.allows(f.requires_python)),
+        None,
+    )
+
+
+def _build_requirements(lines: Sequence[str], markers: Mapping[str, str]) -> list[Requirement]:
+    """Build requirements (PEP 508 lines, checked when read) whose markers hold in the build
+    environment: the target's own."""
+    found = []
+    for line in lines:
+        parsed = PackagingRequirement(line)
+        if parsed.marker is not None and not parsed.marker.evaluate({**markers, "extra": ""}):
+            continue
+        found.append(
+            Requirement(
+                name=canonicalize_name(parsed.name),
+                specifier=parsed.specifier,
+                text=line,
+                source=BUILD,
+                extras=frozenset(canonicalize_name(e) for e in parsed.extras),
+            )
+        )
+    return found
 
 
 def _resolve_target(provider: Provider, listed: Sequence[Requirement]) -> _TargetClosure:
@@ -529,16 +633,21 @@ def _united(
     targets: dict[tuple[str, Version], list[TargetEnvironment]] = {}
     required_by: dict[str, set[str]] = {}
     blocked_on: dict[str, list[tuple[TargetEnvironment, Blocked]]] = {}
+    warnings: list[str] = []
+    unbuildable: dict[tuple[str, str], list[str]] = {}
     for target, outcome in outcomes:
-        for name, decision in outcome.admitted.items():
-            admitted.setdefault((name, decision.version), decision)
-            targets.setdefault((name, decision.version), []).append(target)
-        for name, releases in outcome.required_by.items():
-            required_by.setdefault(name, set()).update(releases)
+        releases = [((n, d.version), d) for n, d in outcome.admitted.items()]
+        for key, decision in [*releases, *outcome.builds.items()]:
+            admitted.setdefault(key, decision)
+            if target not in targets.setdefault(key, []):
+                targets[key].append(target)
+        for release, reason in outcome.unbuildable.items():
+            unbuildable.setdefault((release, reason), []).append(str(target))
+        for name, releases_of in outcome.required_by.items():
+            required_by.setdefault(name, set()).update(releases_of)
         for name, why in outcome.blocked.items():
             blocked_on.setdefault(name, []).append((target, why))
     blocked: dict[str, Blocked] = {}
-    warnings: list[str] = []
     for requirement in listed:
         applies = [t for t, _ in outcomes if requirement.applies_to([t])]
         where = [(t, why) for t, why in blocked_on.get(requirement.name, []) if t in applies]
@@ -547,6 +656,10 @@ def _united(
         elif where:
             named = ", ".join(str(t) for t, _ in where)
             warnings.append(f"{requirement.text} is blocked on {named}: {where[0][1].detail}")
+    warnings.extend(
+        f"{release} cannot be built on {', '.join(on)} (no wheel of it fits there): {why}"
+        for (release, why), on in unbuildable.items()
+    )
     names = {name for name, _ in admitted}
     unread = sorted({r for _, o in outcomes for r in o.unread if r.split(" ")[0] in names})
     warnings.extend(
@@ -825,5 +938,9 @@ def _explain(provider: Provider, need: Need) -> str:
 
 
 def _raise_if_missing(provider: Provider) -> None:
-    if provider.missing_projects or provider.missing_files:
-        raise NeedData(frozenset(provider.missing_projects), frozenset(provider.missing_files))
+    if provider.missing_projects or provider.missing_files or provider.missing_sdists:
+        raise NeedData(
+            frozenset(provider.missing_projects),
+            frozenset(provider.missing_files),
+            frozenset(provider.missing_sdists),
+        )

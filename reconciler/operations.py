@@ -45,8 +45,9 @@ def make_plan(
     """Fetch what the plan needs (pages concurrently, advisories batched) and plan.
 
     With the dependency closure the planner asks for more (pages of dependencies, their core
-    metadata) while resolving: each round fetches the whole frontier it named, concurrently,
-    and audits the new candidates in one batch per service.
+    metadata, the build requirements of sdists a target builds) while resolving: each round
+    fetches the whole frontier it named, concurrently, and audits the new candidates in one
+    batch per service.
     """
     created_at = clock()
     projects = upstream.projects(planner.projects_to_fetch(desired, actual))
@@ -54,6 +55,7 @@ def make_plan(
     audit.query(planner.versions_to_audit(desired, projects, actual, now))
     metadata: dict[str, CoreMetadata] = {}
     unreadable: set[str] = set()
+    build: dict[str, tuple[str, ...] | str] = {}
     for round_number in range(MAX_FETCH_ROUNDS + 1):
         exhausted = round_number == MAX_FETCH_ROUNDS
         inputs = planner.PlanInputs(
@@ -68,6 +70,7 @@ def make_plan(
             audited=frozenset(audit.audited),
             metadata=metadata,
             unreadable=frozenset(unreadable),
+            build=build,
             # Budget spent: what is still missing blocks the requirements that need it,
             # and everything else (quarantines first) is planned as usual.
             exhausted=exhausted,
@@ -82,6 +85,7 @@ def make_plan(
             read = upstream.core_metadata(need.files)
             metadata.update(read)
             unreadable |= {f.sha256 for f in need.files if f.sha256 and f.sha256 not in read}
+            build.update(upstream.build_requirements(need.sdists))
     raise UpstreamError(f"the dependency closure did not settle in {MAX_FETCH_ROUNDS} rounds")
 
 

@@ -56,6 +56,8 @@ class PlanInputs:
     audited: frozenset[policy.PackageKey] | None = None  # the pairs the services were asked
     metadata: Mapping[str, CoreMetadata] = field(default_factory=dict)  # by file sha256
     unreadable: frozenset[str] = frozenset()  # files whose metadata could not be read
+    # sdist sha256 -> its build requirements (PEP 518), or why they could not be read
+    build: Mapping[str, tuple[str, ...] | str] = field(default_factory=dict)
     exhausted: bool = False  # the fetch budget is spent: what is missing is unavailable
 
 
@@ -198,6 +200,7 @@ def _decide(
             held,
             distrusted,
             settings.environments,
+            inputs.build,
             inputs.exhausted,
         )
         return _Decisions(
@@ -589,9 +592,11 @@ def _arrival_reason(
         return Cause.REPLACEMENT, f"{text}: in place of quarantined {', '.join(replaced)}"
     if others:
         return Cause.NEW_VERSION, f"new version for {text} (registry has {', '.join(others)})"
+    parents = ", ".join(required_by.get(name, ())) or "a requirement"
     if decision.requirement.source == closure.DEPENDENCY:
-        parents = ", ".join(required_by.get(name, ())) or "a requirement"
         return Cause.NEW_DEPENDENCY, f"new dependency of {parents}"
+    if decision.requirement.source == closure.BUILD:  # PEP 518: pip fetches it to build
+        return Cause.NEW_DEPENDENCY, f"new build requirement of {parents}"
     return Cause.NEW_REQUIREMENT, f"new requirement {text}"
 
 

@@ -15,6 +15,7 @@ import requests
 import urllib3
 
 from reconciler import jsondata
+from reconciler.buildreqs import BuildRequirementsReader
 from reconciler.cancel import Cancellation
 from reconciler.concurrency import map_concurrently
 from reconciler.errors import UpstreamError
@@ -73,6 +74,7 @@ class UpstreamIndex:
         self.workers = workers
         self.timeout = timeout
         self.metadata = MetadataReader(self.download_session, metadata_cache, workers, timeout)
+        self.builds = BuildRequirementsReader(self.download_session, metadata_cache, timeout)
 
     def projects(self, names: Iterable[str]) -> dict[str, UpstreamProject | None]:
         """Each project's page by canonical name; None where upstream has no such project."""
@@ -85,6 +87,12 @@ class UpstreamIndex:
         """The core metadata of files (PEP 658, else the wheel itself) by sha256; files whose
         metadata cannot be read (an sdist) are left out."""
         return self.metadata.read_many(files)
+
+    def build_requirements(
+        self, sdists: Iterable[UpstreamFile]
+    ) -> dict[str, tuple[str, ...] | str]:
+        """The PEP 518 build requirements of sdists by sha256 (or why they cannot be read)."""
+        return self.builds.read_many(sdists)
 
     def project(self, name: str) -> UpstreamProject | None:
         """One project's page (PEP 691 JSON preferred); None on 404.

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 
 from reconciler.model import DEFAULT_ENVIRONMENTS
 from tests.conftest import Workspace, days_ago
-from tests.e2e.helpers import served, uv
+from tests.e2e.helpers import installed_version, pip_install, served, uv
+from tests.servers.wheels import TINY_BACKEND
 
 PLATFORM_TAGS = {
     "linux": "manylinux_2_17_x86_64.manylinux2014_x86_64",
@@ -159,3 +161,27 @@ def test_a_requirement_no_release_of_which_fits_some_targets_is_blocked_there_on
 
 
 PYTHONS = ("3.10", "3.11", "3.12", "3.13", "3.14")
+
+
+def test_an_sdist_is_built_with_a_backend_from_the_mirror_alone(workspace: Workspace) -> None:
+    """A target with no wheel of a release builds its sdist: pip fetches the build backend
+    from the same index (PEP 518), so the mirror holds that too, judged by the same policy."""
+    upstream = workspace.upstream
+    upstream.add_release("tinybuild", "1.0", days_ago(90), source=TINY_BACKEND)
+    pyproject = '[build-system]\nrequires = ["tinybuild>=1"]\nbuild-backend = "tinybuild"\n'
+    upstream.add_release(
+        "needsbuild", "1.0", days_ago(90), wheel=False, sdist=True, pyproject=pyproject
+    )
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    workspace.config(policy=f'  environments:\n    - {{python: "{here}", platform: linux}}\n')
+    workspace.requirements("needsbuild\n")
+
+    document = json.loads(workspace.mirror("plan", "--format", "json").stdout)
+    reasons = {a["name"]: a["reason"] for a in document["actions"]}
+    assert reasons["tinybuild"] == "new build requirement of needsbuild 1.0 (to build it)"
+    assert workspace.mirror("apply", "--auto-approve").exit_code == 0
+
+    target = workspace.root / "site"
+    result = pip_install(f"file://{workspace.registry}/simple", target, "needsbuild")
+    assert result.returncode == 0, result.stderr
+    assert installed_version(target, "needsbuild") == "1.0"

@@ -322,22 +322,24 @@ class FakeUpstream(FakeServer):
         sdist: bool = False,
         requires: tuple[str, ...] = (),
         wheel_tags: tuple[str, ...] = ("py3-none-any",),
+        pyproject: str | None = None,
+        source: bytes | None = None,
         **options: Any,
     ) -> list[FakeFile]:
-        """A release with real, installable wheels, one per tag (and an sdist on request);
-        `requires` are its Requires-Dist lines. Each wheel's metadata is also offered as a
-        PEP 658 file."""
+        """A release with real, installable wheels, one per tag (and an sdist on request, with
+        a `pyproject` to build it by); `requires` are its Requires-Dist lines, `source` its
+        module's code. Each wheel's metadata is also offered as a PEP 658 file."""
         added = []
         metadata = make_metadata(project, version, requires)
         for tag in wheel_tags if wheel else ():
-            filename, content = make_wheel(project, version, requires, tag)
+            filename, content = make_wheel(project, version, requires, tag, source)
             added.append(
                 self.add_file(
                     project, FakeFile(filename, uploaded, content, metadata=metadata, **options)
                 )
             )
         if sdist:
-            filename, content = make_sdist(project, version, requires)
+            filename, content = make_sdist(project, version, requires, pyproject)
             added.append(self.add_file(project, FakeFile(filename, uploaded, content, **options)))
         return added
 

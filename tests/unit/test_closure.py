@@ -31,7 +31,7 @@ def sha(p: UpstreamProject) -> str:
     return p.files[0].sha256 or ""
 
 
-def resolve(projects, metadata, environments=None):  # type: ignore[no-untyped-def]
+def resolve(projects, metadata, environments=None, build=None):  # type: ignore[no-untyped-def]
     context = policy.PolicyContext(make_config(dependencies=DependencyMode.CLOSURE), FROZEN_NOW)
     return closure.resolve(
         [make_requirement("app")],
@@ -42,6 +42,7 @@ def resolve(projects, metadata, environments=None):  # type: ignore[no-untyped-d
         {},
         {},
         environments or make_config().policy.environments,
+        build or {},
     )
 
 
@@ -106,6 +107,7 @@ def test_a_blocked_requirement_keeps_what_its_held_version_needs() -> None:
         {"app": [Version("1.0")]},
         {},
         make_config().policy.environments,
+        {},
     )
     assert "app" in resolved.blocked
     assert ("dep", Version("1.0")) in resolved.kept

@@ -1,0 +1,172 @@
+"""The build requirements of an sdist (PEP 518): what pip fetches to build it on a target.
+
+pip builds an sdist in an isolated environment whose packages come from the same index: the
+`[build-system] requires` of its `pyproject.toml`, or setuptools when it has none (pip's
+fallback for a project without one). A target that installs a release from its sdist needs
+those mirrored too. The sdist is downloaded (bounded in size and time, verified against the
+index's sha256), its `pyproject.toml` read (bounded) and the answer cached by the sdist's
+sha256: a file's bytes never change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import tarfile
+import tempfile
+import zipfile
+from collections.abc import Iterable
+from pathlib import Path, PurePosixPath
+
+import requests
+from packaging.requirements import InvalidRequirement, Requirement
+
+from reconciler import cachefile
+from reconciler.concurrency import map_concurrently
+from reconciler.errors import UpstreamError
+from reconciler.http import BodyError, body_chunks, redact
+from reconciler.model import UpstreamFile
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # the same parser, before it joined the standard library
+    import tomli as tomllib
+
+# pip's build requirements for a project without a [build-system] table.
+FALLBACK = ("setuptools>=40.8.0",)
+# The largest sdist downloaded to read its pyproject.toml, and that file's largest size.
+MAX_SDIST = 256 * 1024 * 1024
+MAX_PYPROJECT = 1024 * 1024
+# The most build requirements believed (real projects name a handful).
+MAX_BUILD_REQUIRES = 100
+READ_SECONDS = 600.0
+
+
+class BuildInfoUnavailable(UpstreamError):
+    """An sdist whose build requirements cannot be read: not an archive, no single top
+    directory, a pyproject.toml that is not TOML or absurd."""
+
+
+class BuildRequirementsReader:
+    """Reads sdists' build requirements concurrently over one session, cached on disk."""
+
+    def __init__(
+        self, session: requests.Session, cache_dir: Path | None, timeout: float = 30.0
+    ) -> None:
+        self.session = session
+        self.cache_dir = cache_dir
+        self.timeout = timeout
+
+    def read_many(self, sdists: Iterable[UpstreamFile]) -> dict[str, tuple[str, ...] | str]:
+        """By sdist sha256: its build requirements, or why they cannot be read. An outage
+        (UpstreamError) stops the plan, as every upstream outage does."""
+        unique = {f.sha256: f for f in sdists if f.sha256}
+        read = map_concurrently(self._read_or_why, unique.values(), 8)
+        return dict(zip(unique, read, strict=True))
+
+    def _read_or_why(self, sdist: UpstreamFile) -> tuple[str, ...] | str:
+        try:
+            return self.read(sdist)
+        except BuildInfoUnavailable as unavailable:
+            return str(unavailable)
+
+    def read(self, sdist: UpstreamFile) -> tuple[str, ...]:
+        """One sdist's build requirements: from the cache, else from the sdist itself."""
+        cached = self.cache_dir / "build" / f"{sdist.sha256}.json" if self.cache_dir else None
+        if cached is not None and cached.is_file():
+            return tuple(json.loads(cached.read_bytes()))
+        with tempfile.TemporaryDirectory() as directory:
+            local = Path(directory) / sdist.filename
+            self._download(sdist, local)
+            found = build_requires(local, sdist.filename)
+        if cached is not None:
+            cachefile.store(cached, json.dumps(list(found)).encode())
+        return found
+
+    def _download(self, sdist: UpstreamFile, local: Path) -> None:
+        """The sdist's bytes, verified against the index's sha256 before they are read."""
+        url = sdist.url.split("#", 1)[0]
+        digest = hashlib.sha256()
+        try:
+            with self.session.get(url, stream=True, timeout=self.timeout) as response:
+                if response.status_code != 200:
+                    raise UpstreamError(f"{redact(url)} answered {response.status_code}")
+                with local.open("wb") as stream:
+                    for chunk in body_chunks(response, MAX_SDIST, READ_SECONDS):
+                        stream.write(chunk)
+                        digest.update(chunk)
+        except requests.RequestException as error:
+            raise UpstreamError(f"{redact(url)} could not be fetched: {error}") from None
+        except BodyError as error:
+            raise BuildInfoUnavailable(f"{sdist.filename}: {error}") from None
+        if digest.hexdigest() != sdist.sha256:
+            raise BuildInfoUnavailable(f"{sdist.filename}: its bytes do not match its sha256")
+
+
+def build_requires(path: Path, filename: str) -> tuple[str, ...]:
+    """`[build-system] requires` of the sdist at `path` (a .tar.gz or .zip with one top
+    directory), or FALLBACK when it has no pyproject.toml or no such table."""
+    raw = _pyproject(path, filename)
+    if raw is None:
+        return FALLBACK
+    try:
+        document = tomllib.loads(raw.decode())
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise BuildInfoUnavailable(f"{filename}: pyproject.toml: {error}") from None
+    table = document.get("build-system")
+    if not isinstance(table, dict) or "requires" not in table:
+        return FALLBACK
+    requires = table["requires"]
+    if not isinstance(requires, list) or not all(isinstance(r, str) for r in requires):
+        raise BuildInfoUnavailable(f"{filename}: build-system.requires is not a list of strings")
+    if len(requires) > MAX_BUILD_REQUIRES:
+        raise BuildInfoUnavailable(f"{filename}: {len(requires)} build requirements: not believed")
+    return tuple(_checked(line, filename) for line in requires)
+
+
+def _checked(line: str, filename: str) -> str:
+    """A build requirement as written, once it parses (PEP 508)."""
+    try:
+        Requirement(line)
+    except InvalidRequirement as error:
+        raise BuildInfoUnavailable(f"{filename}: build requirement {line!r}: {error}") from None
+    return line
+
+
+def _pyproject(path: Path, filename: str) -> bytes | None:
+    """The top directory's pyproject.toml, read up to MAX_PYPROJECT; None when absent."""
+    try:
+        if filename.endswith(".zip"):
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+                member = _top_level(names, filename)
+                if member is None:
+                    return None
+                with archive.open(member) as stream:
+                    return _bounded(stream.read(MAX_PYPROJECT + 1), filename)
+        with tarfile.open(path, "r:*") as archive:
+            member = _top_level(archive.getnames(), filename)
+            if member is None:
+                return None
+            extracted = archive.extractfile(member)
+            if extracted is None:  # a link or a directory under that name
+                raise BuildInfoUnavailable(f"{filename}: pyproject.toml is not a file")
+            return _bounded(extracted.read(MAX_PYPROJECT + 1), filename)
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as error:
+        raise BuildInfoUnavailable(f"{filename}: not a readable archive: {error}") from None
+
+
+def _top_level(names: list[str], filename: str) -> str | None:
+    """`<top>/pyproject.toml` of an sdist whose members share one top directory."""
+    tops = {PurePosixPath(n).parts[0] for n in names if PurePosixPath(n).parts}
+    if len(tops) != 1:
+        raise BuildInfoUnavailable(f"{filename}: not a single top directory")
+    wanted = f"{tops.pop()}/pyproject.toml"
+    return wanted if wanted in names else None
+
+
+def _bounded(raw: bytes, filename: str) -> bytes:
+    if len(raw) > MAX_PYPROJECT:
+        raise BuildInfoUnavailable(f"{filename}: pyproject.toml larger than {MAX_PYPROJECT} bytes")
+    return raw
