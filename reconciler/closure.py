@@ -15,6 +15,7 @@ resolving and raised once as `NeedData`, so the caller fetches a whole frontier 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Union
@@ -156,6 +157,7 @@ class Provider(AbstractProvider[Need, Candidate, str]):
         self.unfetched_now: set[str] = set()  # the same, in the resolution under way
         self._judged = judged  # shared by every target's provider: each version judged once
         self._binary: dict[str, bool] = {}
+        self._installable: dict[tuple[str, Version], bool] = {}
 
     def with_listed(self, listed: Mapping[str, Requirement]) -> Provider:
         """A provider for other listed requirements, on the same target and judgements."""
@@ -182,13 +184,17 @@ class Provider(AbstractProvider[Need, Candidate, str]):
         """Whether the target installs this release: a file whose Requires-Python holds for
         it, a wheel when any admitted release of the project has one for it (pip, told
         `--only-binary`, and uv pick those), else an sdist."""
-        target = self.facts.target
-        if target_wheel(target, verdict.files) is not None:
-            return True
-        return not self._has_binary(name) and any(
-            not f.filename.endswith(".whl") and target.allows(f.requires_python)
-            for f in verdict.files
-        )
+        key = (name, verdict.version)
+        if key not in self._installable:
+            target = self.facts.target
+            self._installable[key] = target_wheel(target, verdict.files) is not None or (
+                not self._has_binary(name)
+                and any(
+                    not f.filename.endswith(".whl") and target.allows(f.requires_python)
+                    for f in verdict.files
+                )
+            )
+        return self._installable[key]
 
     def _has_binary(self, name: str) -> bool:
         """Whether some admitted release of the project has a wheel for the target."""
@@ -260,9 +266,8 @@ class Provider(AbstractProvider[Need, Candidate, str]):
             )
         core = self._core_metadata(candidate)
         for line in core.requires_dist if core else ():
-            try:
-                parsed = PackagingRequirement(line)
-            except InvalidRequirement:
+            parsed = _parsed(line)
+            if parsed is None:
                 continue
             if self._applies(parsed, candidate.extras):
                 if canonicalize_name(parsed.name) not in self.facts.projects:
@@ -363,6 +368,16 @@ def mirrored_files(
     return tuple(f for f in files if not f.filename.endswith(".whl") or f.filename in wanted)
 
 
+@functools.lru_cache(maxsize=65536)
+def _parsed(line: str) -> PackagingRequirement | None:
+    """A Requires-Dist line parsed once per plan, whatever the number of targets and rounds
+    (None when it does not parse: such a line is no requirement)."""
+    try:
+        return PackagingRequirement(line)
+    except InvalidRequirement:
+        return None
+
+
 def _metadata_file(verdict: policy.Verdict) -> UpstreamFile | None:
     """The file whose core metadata stands for a release: a wheel, one with a PEP 658 file
     first; None for a release of sdists only."""
@@ -384,36 +399,41 @@ def resolve(
     environments: Sequence[TargetEnvironment],
     build: Mapping[str, tuple[str, ...] | str],
     exhausted: bool = False,
+    memo: Memo | None = None,
 ) -> Closure:
     """Resolve the listed requirements and their whole dependency closure, per target, with
     what building the sdists a target installs needs (`build`: by sdist sha256).
 
-    Raises NeedData when pages or metadata are missing, after every target has said what it
-    misses (one frontier per fetch round, whatever the number of targets).
+    Raises NeedData when pages, metadata or build requirements are missing.
     """
-    judged: dict[Requirement, Judged] = {}
+    memo = memo if memo is not None else Memo()
     outcomes: list[tuple[TargetEnvironment, _TargetClosure]] = []
-    missing = NeedData(frozenset(), frozenset())
     for target in environments:
         applicable = [r for r in listed if r.applies_to([target])]
-        facts = Facts(
-            projects, metadata, unreadable, context, held, distrusted, target, build, exhausted
-        )
-        provider = Provider({r.name: r for r in applicable}, facts, judged)
-        try:
+        outcome = memo.outcomes.get(target)
+        if outcome is None:
+            facts = Facts(
+                projects, metadata, unreadable, context, held, distrusted, target, build, exhausted
+            )
+            provider = Provider({r.name: r for r in applicable}, facts, memo.judged)
             earlier = (_reuse(provider, applicable, o) for _, o in reversed(outcomes))
             outcome = next((o for o in earlier if o is not None), None)
+            # NeedData from the first target that misses something: most of what one target
+            # needs, the others need too, and a round's fetch is cheaper than every target
+            # resolving again (a target needing more asks in a later round).
             outcome = _with_builds(provider, outcome or _resolve_target(provider, applicable))
-            outcomes.append((target, outcome))
-        except NeedData as need:
-            missing = NeedData(
-                missing.projects | need.projects,
-                missing.files | need.files,
-                missing.sdists | need.sdists,
-            )
-    if missing.projects or missing.files or missing.sdists:
-        raise missing
+            memo.outcomes[target] = outcome
+        outcomes.append((target, outcome))
     return _united(listed, outcomes, context.config.policy.files.wheels)
+
+
+@dataclass
+class Memo:
+    """What one plan's rounds keep: a round adds pages and metadata of projects nothing
+    resolved so far used, so a version judged, or a target resolved, stays so."""
+
+    judged: dict[Requirement, Judged] = field(default_factory=dict)
+    outcomes: dict[TargetEnvironment, _TargetClosure] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -515,7 +535,14 @@ def _resolve_target(provider: Provider, listed: Sequence[Requirement]) -> _Targe
     """Resolve for the provider's target. Each requirement is first resolved on its own, so
     one that cannot be satisfied is blocked with the chain that leads there; the rest are
     then resolved together, in groups that share projects, and a requirement whose closure
-    conflicts with the others' is blocked in turn."""
+    conflicts with the others' is blocked in turn.
+
+    While data is missing, one resolution of them all names it (a fetch round's frontier)
+    at a fraction of the cost of one per requirement.
+    """
+    if len(listed) > 1:
+        _attempt(provider, listed)
+        _raise_if_missing(provider)
     blocked: dict[str, Blocked] = {}
     reach: dict[str, set[str]] = {}  # requirement -> the projects its own closure touches
     for requirement in listed:

@@ -56,6 +56,7 @@ def make_plan(
     metadata: dict[str, CoreMetadata] = {}
     unreadable: set[str] = set()
     build: dict[str, tuple[str, ...] | str] = {}
+    memo = closure.Memo()
     for round_number in range(MAX_FETCH_ROUNDS + 1):
         exhausted = round_number == MAX_FETCH_ROUNDS
         inputs = planner.PlanInputs(
@@ -71,6 +72,7 @@ def make_plan(
             metadata=metadata,
             unreadable=frozenset(unreadable),
             build=build,
+            memo=memo,
             # Budget spent: what is still missing blocks the requirements that need it,
             # and everything else (quarantines first) is planned as usual.
             exhausted=exhausted,

@@ -59,6 +59,7 @@ class PlanInputs:
     # sdist sha256 -> its build requirements (PEP 518), or why they could not be read
     build: Mapping[str, tuple[str, ...] | str] = field(default_factory=dict)
     exhausted: bool = False  # the fetch budget is spent: what is missing is unavailable
+    memo: closure.Memo | None = None  # what earlier rounds of this plan resolved
 
 
 def projects_to_fetch(desired: DesiredState, actual: ActualState) -> set[str]:
@@ -202,6 +203,7 @@ def _decide(
             settings.environments,
             inputs.build,
             inputs.exhausted,
+            inputs.memo,
         )
         return _Decisions(
             requirements,

@@ -193,12 +193,21 @@ class TargetEnvironment:
             self._wheel_ranks[filename] = min(ranks) if ranks else None
         return self._wheel_ranks[filename]
 
+    @cached_property
+    def _allowed(self) -> dict[str, bool]:
+        return {}  # by Requires-Python text: a project's releases repeat a few of them
+
     def allows(self, requires_python: str | None) -> bool:
         """Whether this target's Python meets a Requires-Python (PEP 345); one that cannot
         be read allows it, as pip does."""
         if not requires_python:
             return True
-        try:
-            return SpecifierSet(requires_python).contains(f"{self.python}.0", prereleases=True)
-        except InvalidSpecifier:
-            return True
+        if requires_python not in self._allowed:
+            try:
+                specifier = SpecifierSet(requires_python)
+            except InvalidSpecifier:
+                self._allowed[requires_python] = True
+            else:
+                version = f"{self.python}.0"
+                self._allowed[requires_python] = specifier.contains(version, prereleases=True)
+        return self._allowed[requires_python]
