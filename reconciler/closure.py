@@ -143,9 +143,7 @@ class Facts:
 class Provider(AbstractProvider[Need, Candidate, str]):
     """The resolver's view of upstream through the policy, recording what data is missing."""
 
-    def __init__(
-        self, listed: Mapping[str, Requirement], facts: Facts, judged: dict[Requirement, Judged]
-    ) -> None:
+    def __init__(self, listed: Mapping[str, Requirement], facts: Facts, memo: Memo) -> None:
         self.listed = listed
         self.facts = facts
         self.markers = facts.target.markers()
@@ -155,13 +153,11 @@ class Provider(AbstractProvider[Need, Candidate, str]):
         self.unread: set[str] = set()  # releases whose dependencies could not be read
         self.unfetched: set[str] = set()  # projects left out because the budget was spent
         self.unfetched_now: set[str] = set()  # the same, in the resolution under way
-        self._judged = judged  # shared by every target's provider: each version judged once
-        self._binary: dict[str, bool] = {}
-        self._installable: dict[tuple[str, Version], bool] = {}
+        self.memo = memo  # shared by every target's provider: each version judged once
 
     def with_listed(self, listed: Mapping[str, Requirement]) -> Provider:
         """A provider for other listed requirements, on the same target and judgements."""
-        return Provider(listed, self.facts, self._judged)
+        return Provider(listed, self.facts, self.memo)
 
     def requirement_for(self, name: str) -> Requirement:
         """The listed requirement governing a project, or a bare one for a dependency."""
@@ -170,41 +166,28 @@ class Provider(AbstractProvider[Need, Candidate, str]):
     def judged(self, name: str) -> Judged:
         """Every candidate of a project judged by policy (cached across targets)."""
         requirement = self.requirement_for(name)
-        if requirement not in self._judged:
-            self._judged[requirement] = policy.judge_candidates(
+        if requirement not in self.memo.judged:
+            self.memo.judged[requirement] = policy.judge_candidates(
                 requirement,
                 self.facts.projects.get(name),
                 self.facts.context,
                 self.facts.held.get(name, ()),
                 {v: why for (n, v), why in self.facts.distrusted.items() if n == name},
             )
-        return self._judged[requirement]
+        return self.memo.judged[requirement]
 
-    def installable(self, name: str, verdict: policy.Verdict) -> bool:
-        """Whether the target installs this release: a file whose Requires-Python holds for
-        it, a wheel when any admitted release of the project has one for it (pip, told
-        `--only-binary`, and uv pick those), else an sdist."""
-        key = (name, verdict.version)
-        if key not in self._installable:
-            target = self.facts.target
-            self._installable[key] = target_wheel(target, verdict.files) is not None or (
-                not self._has_binary(name)
-                and any(
-                    not f.filename.endswith(".whl") and target.allows(f.requires_python)
-                    for f in verdict.files
-                )
-            )
-        return self._installable[key]
-
-    def _has_binary(self, name: str) -> bool:
-        """Whether some admitted release of the project has a wheel for the target."""
-        if name not in self._binary:
-            self._binary[name] = any(
-                target_wheel(self.facts.target, v.files) is not None
-                for v in _verdicts(self, name)
-                if v.problem is None
-            )
-        return self._binary[name]
+    def admissible(self, name: str) -> list[policy.Verdict]:
+        """The releases of a project that the policy admits and the target installs, newest
+        first (cached): a file whose Requires-Python holds for it, a wheel when any admitted
+        release has one for it (pip told `--only-binary`, and uv, pick those), else an sdist."""
+        target = self.facts.target
+        key = (target, self.requirement_for(name))
+        if key not in self.memo.admissible:
+            admitted = [v for v in _verdicts(self, name) if v.problem is None]
+            binary = any(_wheel_fits(target, v.files) for v in admitted)
+            fits = _wheel_fits if binary else _sdist_fits
+            self.memo.admissible[key] = [v for v in admitted if fits(target, v.files)]
+        return self.memo.admissible[key]
 
     def identify(self, requirement_or_candidate: Item) -> str:
         """A project's identity in the resolution."""
@@ -233,16 +216,11 @@ class Provider(AbstractProvider[Need, Candidate, str]):
         if name not in self.facts.projects:
             self._missing_project(name)
             return []
-        judged = self.judged(name)
-        if isinstance(judged, Blocked):
-            return []
         excluded = {c.version for c in incompatibilities[identifier]}
         matches = [
             Candidate(name, verdict.version, extras, verdict, needs[0].chain)
-            for verdict in judged
-            if verdict.problem is None
-            and verdict.version not in excluded
-            and self.installable(name, verdict)
+            for verdict in self.admissible(name)
+            if verdict.version not in excluded
             and all(n.specifier.contains(verdict.version, prereleases=True) for n in needs)
         ]
         if self.facts.exhausted:  # unknown dependencies are not "none": leave those out
@@ -357,6 +335,17 @@ def target_wheel(target: TargetEnvironment, files: Iterable[UpstreamFile]) -> Up
     return ranked[0][2] if ranked else None
 
 
+def _wheel_fits(target: TargetEnvironment, files: Iterable[UpstreamFile]) -> bool:
+    return any(
+        target.wheel_rank(f.filename) is not None and target.allows(f.requires_python)
+        for f in files
+    )
+
+
+def _sdist_fits(target: TargetEnvironment, files: Iterable[UpstreamFile]) -> bool:
+    return any(not f.filename.endswith(".whl") and target.allows(f.requires_python) for f in files)
+
+
 def mirrored_files(
     files: Sequence[UpstreamFile], targets: Iterable[TargetEnvironment], choice: WheelChoice
 ) -> tuple[UpstreamFile, ...]:
@@ -415,7 +404,7 @@ def resolve(
             facts = Facts(
                 projects, metadata, unreadable, context, held, distrusted, target, build, exhausted
             )
-            provider = Provider({r.name: r for r in applicable}, facts, memo.judged)
+            provider = Provider({r.name: r for r in applicable}, facts, memo)
             earlier = (_reuse(provider, applicable, o) for _, o in reversed(outcomes))
             outcome = next((o for o in earlier if o is not None), None)
             # NeedData from the first target that misses something: most of what one target
@@ -433,6 +422,9 @@ class Memo:
     resolved so far used, so a version judged, or a target resolved, stays so."""
 
     judged: dict[Requirement, Judged] = field(default_factory=dict)
+    admissible: dict[tuple[TargetEnvironment, Requirement], list[policy.Verdict]] = field(
+        default_factory=dict
+    )
     outcomes: dict[TargetEnvironment, _TargetClosure] = field(default_factory=dict)
 
 
@@ -532,17 +524,16 @@ def _build_requirements(lines: Sequence[str], markers: Mapping[str, str]) -> lis
 
 
 def _resolve_target(provider: Provider, listed: Sequence[Requirement]) -> _TargetClosure:
-    """Resolve for the provider's target. Each requirement is first resolved on its own, so
-    one that cannot be satisfied is blocked with the chain that leads there; the rest are
-    then resolved together, in groups that share projects, and a requirement whose closure
-    conflicts with the others' is blocked in turn.
-
-    While data is missing, one resolution of them all names it (a fetch round's frontier)
-    at a fraction of the cost of one per requirement.
-    """
-    if len(listed) > 1:
-        _attempt(provider, listed)
-        _raise_if_missing(provider)
+    """Resolve for the provider's target: all requirements together, as pip would. When
+    they cannot be (or data is missing), each requirement is resolved on its own, so one that
+    cannot be satisfied is blocked with the chain that leads there; the rest are then
+    resolved together, in groups that share projects, and a requirement whose closure
+    conflicts with the others' is blocked in turn. (While data is missing, the one
+    resolution of them all names it: a fetch round's frontier.)"""
+    together = _attempt(provider, listed) if listed else None
+    _raise_if_missing(provider)
+    if isinstance(together, Result):
+        return _target_closure(provider, listed, [together], {})
     blocked: dict[str, Blocked] = {}
     reach: dict[str, set[str]] = {}  # requirement -> the projects its own closure touches
     for requirement in listed:
@@ -559,7 +550,18 @@ def _resolve_target(provider: Provider, listed: Sequence[Requirement]) -> _Targe
         else:
             reach[requirement.name] = {c.name for c in outcome.mapping.values()}
     _raise_if_missing(provider)
-    results = _resolve_in_groups(provider, listed, reach, blocked)
+    return _target_closure(
+        provider, listed, _resolve_in_groups(provider, listed, reach, blocked), blocked
+    )
+
+
+def _target_closure(
+    provider: Provider,
+    listed: Sequence[Requirement],
+    results: Sequence[Result[Need, Candidate, str]],
+    blocked: dict[str, Blocked],
+) -> _TargetClosure:
+    """A target's resolution from the resolver's results."""
     admitted = {
         candidate.name: _admitted(provider, result, key, candidate)
         for result in results
@@ -608,8 +610,10 @@ def _reuse(
         if (need.name, need.extras) in walked:
             continue
         walked.add((need.name, need.extras))
-        verdict = _verdict(provider, need.name, pinned.version)
-        if verdict is None or not provider.installable(need.name, verdict):
+        verdict = next(
+            (v for v in provider.admissible(need.name) if v.version == pinned.version), None
+        )
+        if verdict is None:
             return None
         candidate = Candidate(need.name, pinned.version, need.extras, verdict)
         for dependency in provider.get_dependencies(candidate):
@@ -622,10 +626,8 @@ def _reuse(
         newest = next(
             (
                 v.version
-                for v in _verdicts(provider, name)
-                if v.problem is None
-                and provider.installable(name, v)
-                and all(n.specifier.contains(v.version, prereleases=True) for n in on_it)
+                for v in provider.admissible(name)
+                if all(n.specifier.contains(v.version, prereleases=True) for n in on_it)
             ),
             None,
         )
@@ -641,10 +643,6 @@ def _reuse(
 def _verdicts(provider: Provider, name: str) -> list[policy.Verdict]:
     judged = provider.judged(name)
     return judged if isinstance(judged, list) else []
-
-
-def _verdict(provider: Provider, name: str, version: Version) -> policy.Verdict | None:
-    return next((v for v in _verdicts(provider, name) if v.version == version), None)
 
 
 def _united(
