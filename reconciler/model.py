@@ -189,12 +189,14 @@ def _platform(name: str) -> Platform:
     return found
 
 
-# The CPython versions supported upstream in late 2026, on the three common platforms (uv's
-# `linux`, `macos` and `windows`: x86_64 glibc 2.17, arm64 macOS 13, x86_64 Windows).
+# The CPython versions supported upstream in late 2026, on the three common platforms: Linux
+# x86_64 with glibc 2.28 (manylinux_2_28: RHEL 8, Debian 10, Ubuntu 20.04 and later; numpy,
+# pandas and cryptography publish only such wheels for new Pythons, where uv's `linux`, glibc
+# 2.17, would leave Python 3.14 to build numpy from source), macOS arm64 13, Windows x86_64.
 DEFAULT_ENVIRONMENTS = tuple(
     TargetEnvironment(python, _platform(platform))
     for python in ("3.10", "3.11", "3.12", "3.13", "3.14")
-    for platform in ("linux", "macos", "windows")
+    for platform in ("x86_64-manylinux_2_28", "macos", "windows")
 )
 
 

@@ -24,9 +24,10 @@ policy:
     #     reason: "not reachable in our use"
     #     expires: 2027-03-01
   dependencies: closure          # closure: dependencies are judged and mirrored too | listed
-  # environments:                # the targets (default: CPython 3.10-3.14 on linux, macos and
-  #   - {python: "3.12", platform: linux}   # windows); platforms as uv's --python-platform
-  #   - {python: "3.12", platform: aarch64-manylinux_2_28}  # names them; quote the version
+  # environments:                # the targets (default: CPython 3.10-3.14 on
+  #   - {python: "3.12", platform: x86_64-manylinux_2_28}  # x86_64-manylinux_2_28, macos,
+  #   - {python: "3.12", platform: aarch64-apple-darwin}   # windows); platforms as uv's
+  #                              # --python-platform names them; quote the version
   files:
     sdist: true
     wheels: targets              # the wheel each target installs | all | tag patterns, e.g.

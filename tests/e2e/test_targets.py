@@ -19,7 +19,7 @@ from tests.e2e.helpers import installed_version, pip_install, served, uv
 from tests.servers.wheels import TINY_BACKEND
 
 PLATFORM_TAGS = {
-    "linux": "manylinux_2_17_x86_64.manylinux2014_x86_64",
+    "x86_64-manylinux_2_28": "manylinux_2_17_x86_64.manylinux2014_x86_64",
     "macos": "macosx_11_0_arm64",
     "windows": "win_amd64",
 }
@@ -72,7 +72,7 @@ def realistic(workspace: Workspace) -> None:
         "2.0",
         days_ago(30),
         sdist=True,
-        wheel_tags=("cp310-abi3-" + PLATFORM_TAGS["linux"],),
+        wheel_tags=("cp310-abi3-" + PLATFORM_TAGS["x86_64-manylinux_2_28"],),
     )
     workspace.requirements("app\n")
 
@@ -99,7 +99,9 @@ def test_every_default_target_compiles_from_the_mirror_alone(workspace: Workspac
             assert result.returncode == 0, f"{target}: {result.stderr}"
             found = pins(result.stdout)
             assert found["numlike"] == ("2.4.6" if python in ("3.10", "3.11") else "2.5.4"), target
-            assert found["fast"] == ("2.0" if platform == "linux" else "1.0"), target
+            assert found["fast"] == ("2.0" if platform == "x86_64-manylinux_2_28" else "1.0"), (
+                target
+            )
             assert ("winonly" in found) is (platform == "windows"), target
             assert ("backport" in found) is (python == "3.10"), target
 
@@ -118,7 +120,7 @@ def test_lines_split_by_markers_are_each_mirrored_for_their_targets(workspace: W
     refused = workspace.mirror("plan")
     assert refused.exit_code == 1
     assert "requirements.txt:2: conflicting requirements for numlike" in refused.stderr
-    assert "both serve 3.11 linux" in refused.stderr
+    assert "both serve 3.11 x86_64-manylinux_2_28" in refused.stderr
 
 
 def test_the_plan_says_which_targets_it_judged_and_what_each_version_is_for(
@@ -130,14 +132,15 @@ def test_the_plan_says_which_targets_it_judged_and_what_each_version_is_for(
     assert all(c["requirements"] == 1 and c["blocked"] == [] for c in document["coverage"])
     targets = {(a["name"], a["version"]): a["targets"] for a in document["actions"]}
     assert targets[("numlike", "2.4.6")] == [
-        f"{v} {p}" for v in ("3.10", "3.11") for p in ("linux", "macos", "windows")
+        f"{v} {p}" for v in ("3.10", "3.11") for p in ("x86_64-manylinux_2_28", "macos", "windows")
     ]
     assert targets[("winonly", "1.0")] == [f"{v} windows" for v in PYTHONS]
     uploaded = [f for a in document["actions"] for f in a["files"]]
     assert document["download_bytes"] == sum(f["size"] for f in uploaded) > 0
     assert document["held_bytes"] == document["download_bytes"]
     table = workspace.mirror("plan").stdout
-    assert "Targets: 15 (CPython 3.10, 3.11, 3.12, 3.13, 3.14 on linux, macos, windows); " in table
+    pythons = "CPython 3.10, 3.11, 3.12, 3.13, 3.14"
+    assert f"Targets: 15 ({pythons} on x86_64-manylinux_2_28, macos, windows); " in table
     assert "every requirement installs on each." in table
     assert f"Downloads {document['download_bytes'] / 1000:.1f} kB" in table
 
@@ -149,7 +152,7 @@ def test_a_requirement_no_release_of_which_fits_some_targets_is_blocked_there_on
     workspace.requirements("numlike==2.5.4\n")
     planned = workspace.mirror("plan", "--format", "json")
     document = json.loads(planned.stdout)
-    old = [f"3.1{v} {p}" for v in (0, 1) for p in ("linux", "macos", "windows")]
+    old = [f"3.1{v} {p}" for v in (0, 1) for p in ("x86_64-manylinux_2_28", "macos", "windows")]
     assert {c["target"]: c["blocked"] for c in document["coverage"] if c["blocked"]} == {
         target: ["numlike"] for target in old
     }

@@ -90,7 +90,7 @@ def test_conflicting_lines_are_refused_naming_both(tmp_path: Path, first: str, s
     assert str(caught.value) == (
         f"desired-state/requirements.txt:3: conflicting requirements for requests: {first} "
         f"(at desired-state/requirements.txt:1) and {second}; no version satisfies both, and "
-        "both serve 3.10 linux (split them by markers to serve different targets)"
+        "both serve 3.10 x86_64-manylinux_2_28 (split them by markers to serve different targets)"
     )
 
 
@@ -108,11 +108,11 @@ def test_lines_split_by_markers_serve_their_own_targets(tmp_path: Path) -> None:
     assert newer.targets == {f"{v} {p}" for v in ("3.12", "3.13", "3.14") for p in PLATFORMS}
     assert requests.targets is None and str(requests.specifier) == "<3,>=2"
     pins = 'numpy==2.4.6 ; python_version < "3.12"\nnumpy==2.5.4 ; python_version >= "3.11"\n'
-    with pytest.raises(UserError, match="both serve 3.11 linux"):
+    with pytest.raises(UserError, match="both serve 3.11 x86_64-manylinux_2_28"):
         load_desired_state(desired(tmp_path / "overlap", pins))
 
 
-PLATFORMS = ("linux", "macos", "windows")
+PLATFORMS = ("x86_64-manylinux_2_28", "macos", "windows")
 
 
 def test_a_line_whose_marker_fits_no_target_is_left_out_before_it_can_conflict(
@@ -132,7 +132,10 @@ def test_a_line_whose_marker_fits_no_target_is_left_out_before_it_can_conflict(
     served = {
         (str(r.specifier), *{t.split()[1] for t in r.targets or ()}) for r in pins.requirements
     }
-    assert served == {("==1", "windows"), (">=1", "linux")}  # each serves its own targets
+    assert served == {
+        ("==1", "windows"),
+        (">=1", "x86_64-manylinux_2_28"),
+    }  # each serves its own targets
     same = 'foo==1 ; python_version >= "3.10"\nfoo>=1 ; sys_platform != "cygwin"\n'
     (merged,) = load_desired_state(desired(tmp_path / "same", same)).requirements
     assert merged.marker == '(python_version >= "3.10") or (sys_platform != "cygwin")'
