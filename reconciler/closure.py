@@ -45,6 +45,8 @@ from reconciler.targets import TargetEnvironment
 
 # Where a requirement comes from when no line lists it: a release's Requires-Dist.
 DEPENDENCY = SourceLocation("(dependency)", 0)
+# The name a release's Requires-Python is asked under: no project is called that.
+PYTHON = "(python)"
 # Where a requirement comes from when an sdist's build needs it (PEP 518).
 BUILD = SourceLocation("(build requirement)", 0)
 # Resolution rounds before giving up (pip uses 200000; our graphs are far smaller).
@@ -213,6 +215,8 @@ class Provider(AbstractProvider[Need, Candidate, str]):
         """Versions that pass policy and every specifier, newest first."""
         needs = list(requirements[identifier])
         name, extras = needs[0].name, frozenset().union(*(n.extras for n in needs))
+        if name == PYTHON:  # asked for only when a release's Requires-Python excludes the target
+            return []
         if name not in self.facts.projects:
             self._missing_project(name)
             return []
@@ -235,7 +239,8 @@ class Provider(AbstractProvider[Need, Candidate, str]):
         return requirement.specifier.contains(candidate.version, prereleases=True)
 
     def get_dependencies(self, candidate: Candidate) -> list[Need]:
-        """The candidate's Requires-Dist whose markers hold in some target environment."""
+        """The candidate's Requires-Dist whose markers hold on the target (and its
+        Requires-Python, when that excludes the target)."""
         chain = (*candidate.chain, f"{candidate.name} {candidate.version}")
         needs = []
         if candidate.extras:  # the extras' candidate depends on its own base release
@@ -243,6 +248,13 @@ class Provider(AbstractProvider[Need, Candidate, str]):
                 Need(candidate.name, SpecifierSet(f"=={candidate.version}"), frozenset(), "")
             )
         core = self._core_metadata(candidate)
+        target = self.facts.target
+        if core is not None and not target.allows(core.requires_python):
+            # The release's own metadata says it needs another Python (an index that does not
+            # serve data-requires-python): a requirement nothing satisfies, as pip's
+            # RequiresPythonRequirement, so the resolver takes an older release.
+            text = f"Requires-Python {core.requires_python} (the target has {target.python})"
+            needs.append(Need(PYTHON, SpecifierSet(), frozenset(), text, chain))
         for line in core.requires_dist if core else ():
             parsed = _parsed(line)
             if parsed is None:
@@ -946,6 +958,8 @@ def _releases(releases: list[str]) -> str:
 def _explain(provider: Provider, need: Need) -> str:
     """`urllib3<3,>=1.21.1: 2.5.0: 5 days old, eligible …` (the path to it is the caller's)."""
     path = need.text or need.name
+    if need.name == PYTHON:
+        return path
     if need.name in provider.unfetched:
         return f"{path}: not read within the plan's fetch budget (its page or metadata)"
     judged = provider.judged(need.name) if need.name in provider.facts.projects else None

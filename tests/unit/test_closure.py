@@ -266,3 +266,21 @@ def test_an_explanation_names_a_few_releases_and_counts_the_rest() -> None:
     metadata = {f.sha256 or "": CoreMetadata(("b>=2",)) for f in app.files}
     blocked = resolve({"app": app, "b": dependency}, metadata).blocked["app"]
     assert blocked.detail.startswith("app 1.8, 1.7, 1.6, 1.5, 1.4 and 3 more → b>=2: 2.0: ")
+
+
+def test_a_release_whose_own_metadata_needs_a_newer_python_gives_way_on_older_targets() -> None:
+    """An index that does not serve data-requires-python: the core metadata still says."""
+    app = project("app")
+    lib = make_project(
+        "lib", make_file("lib", "1.0", days_ago(90)), make_file("lib", "2.0", days_ago(60))
+    )
+    metadata = {
+        sha(app): CoreMetadata(("lib",)),
+        lib.files[0].sha256 or "": CoreMetadata(()),
+        lib.files[1].sha256 or "": CoreMetadata((), requires_python=">=3.12"),
+    }
+    resolved = resolve({"app": app, "lib": lib}, metadata, on(("3.11", "linux"), ("3.12", "linux")))
+    assert held_for(resolved, "lib") == {"1.0": ["3.11 linux"], "2.0": ["3.12 linux"]}
+    only_new = make_project("lib", make_file("lib", "2.0", days_ago(60)))
+    blocked = resolve({"app": app, "lib": only_new}, metadata, on(("3.11", "linux"))).blocked["app"]
+    assert "lib 2.0 → Requires-Python >=3.12 (the target has 3.11)" in blocked.detail
