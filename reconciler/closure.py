@@ -452,7 +452,6 @@ class _TargetClosure:
     unread: frozenset[str]  # releases whose dependencies could not be read
     unfetched: frozenset[str]  # projects left out: the fetch budget was spent
     builds: dict[tuple[str, Version], policy.Admitted] = field(default_factory=dict)
-    unbuildable: dict[str, str] = field(default_factory=dict)  # release -> why not
 
 
 def _with_builds(provider: Provider, outcome: _TargetClosure) -> _TargetClosure:
@@ -461,7 +460,8 @@ def _with_builds(provider: Provider, outcome: _TargetClosure) -> _TargetClosure:
     Each release the target installs from its sdist has its build requirements resolved as
     an environment of their own, as pip's isolated build does, on the same policy; what that
     needs is mirrored too (a build may need another version of a project than the runtime).
-    A release that cannot be built is said, naming why.
+    A release that cannot be built blocks, on this target, the listed requirements that
+    need it, naming why.
     """
     target = provider.facts.target
     builds: dict[tuple[str, Version], policy.Admitted] = {}
@@ -502,7 +502,36 @@ def _with_builds(provider: Provider, outcome: _TargetClosure) -> _TargetClosure:
                 builds[(candidate.name, candidate.version)] = admitted
                 pending.append(admitted)
     _raise_if_missing(provider)
-    return replace(outcome, builds=builds, required_by=required_by, unbuildable=unbuildable)
+    blocked = dict(outcome.blocked)
+    for release, why in unbuildable.items():
+        detail = f"{release} cannot be built on {target} (no wheel of it fits there): {why}"
+        for name in _listed_above(release.split(" ")[0], outcome.required_by, outcome.listed):
+            blocked.setdefault(
+                name,
+                Blocked(
+                    name=name,
+                    requirement=provider.requirement_for(name).text,
+                    reason=Problem.DEPENDENCY_UNSATISFIABLE,
+                    detail=detail,
+                ),
+            )
+    return replace(outcome, builds=builds, required_by=required_by, blocked=blocked)
+
+
+def _listed_above(
+    name: str, required_by: Mapping[str, Collection[str]], listed: Collection[str]
+) -> set[str]:
+    """The listed requirements whose closure reaches a project (itself, when listed)."""
+    found, seen, pending = set(), set(), [name]
+    while pending:
+        current = pending.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        if current in listed:
+            found.add(current)
+        pending.extend(release.split(" ")[0] for release in required_by.get(current, ()))
+    return found
 
 
 def _built_from(target: TargetEnvironment, files: Sequence[UpstreamFile]) -> UpstreamFile | None:
@@ -671,15 +700,12 @@ def _united(
     required_by: dict[str, set[str]] = {}
     blocked_on: dict[str, list[tuple[TargetEnvironment, Blocked]]] = {}
     warnings: list[str] = []
-    unbuildable: dict[tuple[str, str], list[str]] = {}
     for target, outcome in outcomes:
         releases = [((n, d.version), d) for n, d in outcome.admitted.items()]
         for key, decision in [*releases, *outcome.builds.items()]:
             admitted.setdefault(key, decision)
             if target not in targets.setdefault(key, []):
                 targets[key].append(target)
-        for release, reason in outcome.unbuildable.items():
-            unbuildable.setdefault((release, reason), []).append(str(target))
         for name, releases_of in outcome.required_by.items():
             required_by.setdefault(name, set()).update(releases_of)
         for name, why in outcome.blocked.items():
@@ -693,10 +719,6 @@ def _united(
         elif where:
             named = ", ".join(str(t) for t, _ in where)
             warnings.append(f"{requirement.text} is blocked on {named}: {where[0][1].detail}")
-    warnings.extend(
-        f"{release} cannot be built on {', '.join(on)} (no wheel of it fits there): {why}"
-        for (release, why), on in unbuildable.items()
-    )
     names = {name for name, _ in admitted}
     unread = sorted({r for _, o in outcomes for r in o.unread if r.split(" ")[0] in names})
     warnings.extend(

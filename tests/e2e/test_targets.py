@@ -188,3 +188,22 @@ def test_an_sdist_is_built_with_a_backend_from_the_mirror_alone(workspace: Works
     result = pip_install(f"file://{workspace.registry}/simple", target, "needsbuild")
     assert result.returncode == 0, result.stderr
     assert installed_version(target, "needsbuild") == "1.0"
+
+
+def test_an_sdist_that_cannot_be_built_from_the_mirror_blocks_what_needs_it(
+    workspace: Workspace,
+) -> None:
+    pyproject = '[build-system]\nrequires = ["nowhere-backend"]\nbuild-backend = "nowhere"\n'
+    workspace.upstream.add_release(
+        "needsbuild", "1.0", days_ago(90), wheel=False, sdist=True, pyproject=pyproject
+    )
+    workspace.upstream.add_release("app", "1.0", days_ago(90), requires=("needsbuild",))
+    workspace.config(policy='  environments:\n    - {python: "3.12", platform: linux}\n')
+    workspace.requirements("app\n")
+    document = json.loads(workspace.mirror("plan", "--format", "json").stdout)
+    (blocked,) = document["blocked"]
+    assert blocked["name"] == "app" and blocked["reason"] == "dependency-unsatisfiable"
+    assert blocked["detail"].startswith(
+        "needsbuild 1.0 cannot be built on 3.12 linux (no wheel of it fits there): "
+        "nowhere-backend: project not found on the upstream index"
+    )
