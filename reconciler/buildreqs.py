@@ -40,6 +40,9 @@ MAX_SDIST = 256 * 1024 * 1024
 MAX_PYPROJECT = 1024 * 1024
 # The most build requirements believed (real projects name a handful).
 MAX_BUILD_REQUIRES = 100
+# How far into an sdist's tar the search for pyproject.toml goes (it is near the front).
+MAX_MEMBERS = 100_000
+MAX_UNPACKED = 1024 * 1024 * 1024
 READ_SECONDS = 600.0
 
 
@@ -75,11 +78,19 @@ class BuildRequirementsReader:
         """One sdist's build requirements: from the cache, else from the sdist itself."""
         cached = self.cache_dir / "build" / f"{sdist.sha256}.json" if self.cache_dir else None
         if cached is not None and cached.is_file():
-            return tuple(json.loads(cached.read_bytes()))
+            kept = json.loads(cached.read_bytes())
+            if isinstance(kept, dict):  # a file's bytes never change: nor does why not
+                raise BuildInfoUnavailable(str(kept.get("unavailable")))
+            return tuple(str(line) for line in kept)
         with tempfile.TemporaryDirectory() as directory:
             local = Path(directory) / sdist.filename
             self._download(sdist, local)
-            found = build_requires(local, sdist.filename)
+            try:
+                found = build_requires(local, sdist.filename)
+            except BuildInfoUnavailable as unavailable:
+                if cached is not None:
+                    cachefile.store(cached, json.dumps({"unavailable": str(unavailable)}).encode())
+                raise
         if cached is not None:
             cachefile.store(cached, json.dumps(list(found)).encode())
         return found
@@ -105,15 +116,15 @@ class BuildRequirementsReader:
 
 
 def build_requires(path: Path, filename: str) -> tuple[str, ...]:
-    """`[build-system] requires` of the sdist at `path` (a .tar.gz or .zip with one top
-    directory), or FALLBACK when it has no pyproject.toml or no such table."""
+    """`[build-system] requires` of the sdist at `path` (a .tar.gz or .zip whose members sit
+    in one top directory), or FALLBACK when it has no pyproject.toml or no such table."""
     raw = _pyproject(path, filename)
     if raw is None:
         return FALLBACK
     try:
         document = tomllib.loads(raw.decode())
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
-        raise BuildInfoUnavailable(f"{filename}: pyproject.toml: {error}") from None
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError) as error:
+        raise BuildInfoUnavailable(f"{filename}: pyproject.toml: {error}"[:300]) from None
     table = document.get("build-system")
     if not isinstance(table, dict) or "requires" not in table:
         return FALLBACK
@@ -135,35 +146,49 @@ def _checked(line: str, filename: str) -> str:
 
 
 def _pyproject(path: Path, filename: str) -> bytes | None:
-    """The top directory's pyproject.toml, read up to MAX_PYPROJECT; None when absent."""
+    """The top directory's pyproject.toml (a regular file, read up to MAX_PYPROJECT); None
+    when there is none. A tar is read as a stream and left as soon as the file is found,
+    within MAX_MEMBERS members and MAX_UNPACKED bytes (a small gzip can inflate to GiBs)."""
     try:
         if filename.endswith(".zip"):
             with zipfile.ZipFile(path) as archive:
-                names = archive.namelist()
-                member = _top_level(names, filename)
-                if member is None:
-                    return None
-                with archive.open(member) as stream:
-                    return _bounded(stream.read(MAX_PYPROJECT + 1), filename)
-        with tarfile.open(path, "r:*") as archive:
-            member = _top_level(archive.getnames(), filename)
-            if member is None:
+                infos = archive.infolist()[:MAX_MEMBERS]
+                top = _top(infos[0].filename) if infos else None
+                for info in infos:
+                    if _is_pyproject(info.filename, top) and not info.is_dir():
+                        with archive.open(info) as stream:
+                            return _bounded(stream.read(MAX_PYPROJECT + 1), filename)
                 return None
-            extracted = archive.extractfile(member)
-            if extracted is None:  # a link or a directory under that name
-                raise BuildInfoUnavailable(f"{filename}: pyproject.toml is not a file")
-            return _bounded(extracted.read(MAX_PYPROJECT + 1), filename)
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as error:
-        raise BuildInfoUnavailable(f"{filename}: not a readable archive: {error}") from None
+        with tarfile.open(path, "r:*") as archive:
+            top = None
+            for count, member in enumerate(archive):
+                top = top or _top(member.name)
+                if count >= MAX_MEMBERS or archive.offset > MAX_UNPACKED:
+                    raise BuildInfoUnavailable(f"{filename}: too large to look into")
+                if _is_pyproject(member.name, top):
+                    extracted = archive.extractfile(member) if member.isfile() else None
+                    if extracted is None:  # a link, a directory: not what an sdist holds
+                        raise BuildInfoUnavailable(f"{filename}: pyproject.toml is not a file")
+                    return _bounded(extracted.read(MAX_PYPROJECT + 1), filename)
+            return None
+    except BuildInfoUnavailable:
+        raise
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, KeyError, ValueError) as error:
+        raise BuildInfoUnavailable(f"{filename}: not a readable archive: {error}"[:300]) from None
 
 
-def _top_level(names: list[str], filename: str) -> str | None:
-    """`<top>/pyproject.toml` of an sdist whose members share one top directory."""
-    tops = {PurePosixPath(n).parts[0] for n in names if PurePosixPath(n).parts}
-    if len(tops) != 1:
-        raise BuildInfoUnavailable(f"{filename}: not a single top directory")
-    wanted = f"{tops.pop()}/pyproject.toml"
-    return wanted if wanted in names else None
+def _parts(name: str) -> list[str]:
+    """A member's path, without `./` steps (tar writes `./pkg-1.0/...` too)."""
+    return [part for part in PurePosixPath(name).parts if part != "."]
+
+
+def _top(name: str) -> str | None:
+    parts = _parts(name)
+    return parts[0] if parts else None
+
+
+def _is_pyproject(name: str, top: str | None) -> bool:
+    return top is not None and _parts(name) == [top, "pyproject.toml"]
 
 
 def _bounded(raw: bytes, filename: str) -> bytes:

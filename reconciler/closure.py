@@ -179,16 +179,21 @@ class Provider(AbstractProvider[Need, Candidate, str]):
         return self.memo.judged[requirement]
 
     def admissible(self, name: str) -> list[policy.Verdict]:
-        """The releases of a project that the policy admits and the target installs, newest
-        first (cached): a file whose Requires-Python holds for it, a wheel when any admitted
-        release has one for it (pip told `--only-binary`, and uv, pick those), else an sdist."""
+        """The releases of a project that the policy admits and the target installs (a file
+        whose Requires-Python holds for it): those with a wheel for it newest first, then
+        those it would build from the sdist (as uv, and pip told `--prefer-binary`, order
+        them: a range takes a wheel, a pin of an sdist-only release still resolves)."""
         target = self.facts.target
         key = (target, self.requirement_for(name))
         if key not in self.memo.admissible:
-            admitted = [v for v in _verdicts(self, name) if v.problem is None]
-            binary = any(_wheel_fits(target, v.files) for v in admitted)
-            fits = _wheel_fits if binary else _sdist_fits
-            self.memo.admissible[key] = [v for v in admitted if fits(target, v.files)]
+            fitting = [
+                (v, _wheel_fits(target, v.files))
+                for v in _verdicts(self, name)
+                if v.problem is None
+            ]
+            self.memo.admissible[key] = [v for v, wheel in fitting if wheel] + [
+                v for v, wheel in fitting if not wheel and _sdist_fits(target, v.files)
+            ]
         return self.memo.admissible[key]
 
     def identify(self, requirement_or_candidate: Item) -> str:

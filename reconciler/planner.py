@@ -80,15 +80,17 @@ def versions_to_audit(
     for requirement in desired.requirements:  # lines split by markers: several per project
         listed.setdefault(requirement.name, []).append(requirement)
     # With the closure, every project fetched may be a dependency: its candidates too.
-    names = (
-        projects.keys()
-        if desired.config.policy.dependencies is DependencyMode.CLOSURE
-        else listed.keys()
-    )
+    closure_mode = desired.config.policy.dependencies is DependencyMode.CLOSURE
+    names = projects.keys() if closure_mode else listed.keys()
     pairs = [
         (name, str(version))
         for name in sorted(names)
-        for requirement in listed.get(name) or [closure.dependency_requirement(name)]
+        # A listed project may be a dependency (or build requirement) elsewhere, under any
+        # version: audit those candidates too, or they would look unchecked.
+        for requirement in [
+            *listed.get(name, []),
+            *([closure.dependency_requirement(name)] if closure_mode else []),
+        ]
         for version in policy.versions_to_audit(requirement, projects.get(name), context)
     ]
     pairs.extend((f.name, f.version) for f in actual.files)

@@ -207,3 +207,21 @@ def test_an_sdist_that_cannot_be_built_from_the_mirror_blocks_what_needs_it(
         "needsbuild 1.0 cannot be built on 3.12 linux (no wheel of it fits there): "
         "nowhere-backend: project not found on the upstream index"
     )
+
+
+def test_a_project_listed_for_one_target_is_audited_as_the_others_dependency(
+    workspace: Workspace,
+) -> None:
+    upstream = workspace.upstream
+    upstream.add_release("app", "1.0", days_ago(90), requires=("foo",))
+    upstream.add_release("foo", "1.0", days_ago(90))
+    upstream.add_release("foo", "2.0", days_ago(60))
+    workspace.config(
+        policy='  environments:\n    - {python: "3.12", platform: linux}\n'
+        '    - {python: "3.12", platform: windows}\n'
+    )
+    workspace.requirements('app\nfoo<2; sys_platform == "win32"\n')
+    document = json.loads(workspace.mirror("plan", "--format", "json").stdout)
+    held = {(a["name"], a["version"]): a["targets"] for a in document["actions"]}
+    assert held[("foo", "2.0")] == ["3.12 linux"] and held[("foo", "1.0")] == ["3.12 windows"]
+    assert not any("no record" in w for w in document["warnings"])

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from reconciler import buildreqs
 from reconciler.buildreqs import FALLBACK, BuildInfoUnavailable, build_requires
 from tests.servers.wheels import make_sdist
 
@@ -61,7 +62,7 @@ def tarball(members: dict[str, bytes]) -> bytes:
         ({"a/pyproject.toml": b"[build-system\n"}, "pyproject.toml"),
         ({"a/pyproject.toml": b"[build-system]\nrequires = 'setuptools'\n"}, "not a list"),
         ({"a/pyproject.toml": b"[build-system]\nrequires = ['not a req !!']\n"}, "not a req"),
-        ({"a/PKG-INFO": b"", "b/pyproject.toml": b""}, "single top directory"),
+        ({"a/pyproject.toml": b"x = " + b"[" * 100_000}, "pyproject.toml"),  # nesting
         ({"a/pyproject.toml": b"#" * (2 * 1024 * 1024)}, "larger than"),
     ],
 )
@@ -74,3 +75,22 @@ def test_what_is_not_an_sdists_build_table_is_unavailable_not_a_crash(
     garbage = write(tmp_path, "b-1.0.tar.gz", b"not an archive")
     with pytest.raises(BuildInfoUnavailable, match="not a readable archive"):
         build_requires(garbage, "b-1.0.tar.gz")
+
+
+def test_dot_slash_members_links_and_bombs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    dotted = write(
+        tmp_path, "a-1.0.tar.gz", tarball({"./a-1.0/pyproject.toml": PYPROJECT.encode()})
+    )
+    assert build_requires(dotted, "a-1.0.tar.gz")[0] == "hatchling>=1.20"
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        link = tarfile.TarInfo("b-1.0/pyproject.toml")
+        link.type, link.linkname = tarfile.SYMTYPE, "b-1.0/pyproject.toml"
+        archive.addfile(link)
+    linked = write(tmp_path, "b-1.0.tar.gz", buffer.getvalue())
+    with pytest.raises(BuildInfoUnavailable, match="not a file"):
+        build_requires(linked, "b-1.0.tar.gz")
+    monkeypatch.setattr(buildreqs, "MAX_UNPACKED", 1024 * 1024)
+    bomb = tarball({"c-1.0/data.bin": bytes(4 * 1024 * 1024), "c-1.0/pyproject.toml": b""})
+    with pytest.raises(BuildInfoUnavailable, match="too large"):
+        build_requires(write(tmp_path, "c-1.0.tar.gz", bomb), "c-1.0.tar.gz")

@@ -284,3 +284,26 @@ def test_a_release_whose_own_metadata_needs_a_newer_python_gives_way_on_older_ta
     only_new = make_project("lib", make_file("lib", "2.0", days_ago(60)))
     blocked = resolve({"app": app, "lib": only_new}, metadata, on(("3.11", "linux"))).blocked["app"]
     assert "lib 2.0 → Requires-Python >=3.12 (the target has 3.11)" in blocked.detail
+
+
+def test_a_pin_on_a_release_published_only_as_an_sdist_is_built_not_refused() -> None:
+    """pip and uv build lib 2.0 for `lib==2.0` though lib 1.0 has a wheel: so the mirror
+    holds lib 2.0's sdist and its build requirements."""
+    app = project("app")
+    lib = make_project(
+        "lib",
+        make_file("lib", "1.0", days_ago(90)),
+        make_file("lib", "2.0", days_ago(60), kind="sdist"),
+    )
+    tools = project("setuptools", "70.0")
+    metadata = {
+        sha(app): CoreMetadata(("lib==2.0",)),
+        **no_dependencies(lib),
+        **no_dependencies(tools),
+    }
+    build = {lib.files[1].sha256 or "": ("setuptools>=40.8.0",)}
+    projects = {"app": app, "lib": lib, "setuptools": tools}
+    resolved = resolve(projects, metadata, on(("3.12", "linux")), build)
+    assert not resolved.blocked
+    assert held_for(resolved, "lib") == {"2.0": ["3.12 linux"]}
+    assert held_for(resolved, "setuptools") == {"70.0": ["3.12 linux"]}
