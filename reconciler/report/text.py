@@ -87,12 +87,14 @@ def _targets(coverage: Sequence[Coverage]) -> str:
 
 
 def sizes_line(plan: Plan) -> str | None:
-    """`Downloads 12.3 MB; the registry holds 456.7 MB after.`"""
+    """`Downloads 12.3 MB; the registry holds 456.7 MB after.` (`holds 456.7 MB.` when the
+    plan changes nothing)"""
     said = []
     if plan.download_bytes:
         said.append(f"Downloads {_size(plan.download_bytes)}")
     if plan.held_bytes is not None:
-        said.append(f"the registry holds {_size(plan.held_bytes)} after")
+        after = " after" if plan.has_changes else ""
+        said.append(f"the registry holds {_size(plan.held_bytes)}{after}")
     if not said:
         return None
     text = "; ".join(said)
