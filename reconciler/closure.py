@@ -344,23 +344,35 @@ class Provider(AbstractProvider[Need, Candidate, str]):
 def target_wheel(target: TargetEnvironment, files: Iterable[UpstreamFile]) -> UpstreamFile | None:
     """The wheel pip on the target takes of these: the one it ranks first among those whose
     Requires-Python holds for it (PEP 503 `data-requires-python`)."""
-    ranked = sorted(
-        (rank, f.filename, f)
-        for f in files
-        if (rank := target.wheel_rank(f.filename)) is not None and target.allows(f.requires_python)
+    ranked = [(rank, f.filename, f) for rank, f in _fitting_wheels(target, files)]
+    return min(ranked)[2] if ranked else None
+
+
+def _fitting_wheels(
+    target: TargetEnvironment, files: Iterable[UpstreamFile]
+) -> Iterator[tuple[int, UpstreamFile]]:
+    """The wheels the target installs, with how much it prefers each (0 is best)."""
+    for f in files:
+        rank = target.wheel_rank(f.filename)
+        if rank is not None and target.allows(f.requires_python):
+            yield rank, f
+
+
+def _fitting_sdists(
+    target: TargetEnvironment, files: Iterable[UpstreamFile]
+) -> Iterator[UpstreamFile]:
+    """The files that are not wheels (sdists) whose Requires-Python holds for the target."""
+    return (
+        f for f in files if not f.filename.endswith(".whl") and target.allows(f.requires_python)
     )
-    return ranked[0][2] if ranked else None
 
 
 def _wheel_fits(target: TargetEnvironment, files: Iterable[UpstreamFile]) -> bool:
-    return any(
-        target.wheel_rank(f.filename) is not None and target.allows(f.requires_python)
-        for f in files
-    )
+    return next(_fitting_wheels(target, files), None) is not None
 
 
 def _sdist_fits(target: TargetEnvironment, files: Iterable[UpstreamFile]) -> bool:
-    return any(not f.filename.endswith(".whl") and target.allows(f.requires_python) for f in files)
+    return next(_fitting_sdists(target, files), None) is not None
 
 
 def mirrored_files(
@@ -541,12 +553,9 @@ def _listed_above(
 
 def _built_from(target: TargetEnvironment, files: Sequence[UpstreamFile]) -> UpstreamFile | None:
     """The sdist a target builds a release from: when no wheel of it fits the target."""
-    if target_wheel(target, files) is not None:
+    if _wheel_fits(target, files):
         return None
-    return next(
-        (f for f in files if not f.filename.endswith(".whl") and target.allows(f.requires_python)),
-        None,
-    )
+    return next(_fitting_sdists(target, files), None)
 
 
 def _build_requirements(lines: Sequence[str], markers: Mapping[str, str]) -> list[Requirement]:
