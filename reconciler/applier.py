@@ -77,7 +77,6 @@ def apply(
         with cancel.armed(), registry.staging() as staging:
             _Apply(
                 registry,
-                actual.held(),
                 actual,
                 progress,
                 result,
@@ -108,8 +107,7 @@ class _Apply:
     """One apply's state: what the registry holds, what was done, how to download."""
 
     registry: Registry
-    held: dict[tuple[str, str], str]
-    actual: ActualState  # as the apply began: the quarantine log's records
+    actual: ActualState  # as the apply began: the files held, the quarantine log's records
     progress: ApplyProgress
     result: ApplyResult
     clock: Clock
@@ -117,6 +115,10 @@ class _Apply:
     pool: ThreadPoolExecutor
     upstream: UpstreamIndex
     staging: Path
+    held: dict[tuple[str, str], str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.held = self.actual.held()
 
     def run(self, actions: tuple[Action, ...]) -> None:
         """Deletes in order; the uploads between two deletes together, downloads concurrent."""
