@@ -196,6 +196,18 @@ class Provider(AbstractProvider[Need, Candidate, str]):
             ]
         return self.memo.admissible[key]
 
+    def _meeting(self, name: str, specifiers: frozenset[SpecifierSet]) -> list[policy.Verdict]:
+        """The admissible releases that meet every specifier, newest first (each set of
+        specifiers checked once per target: the resolver asks again on every pin)."""
+        key = (self.facts.target, self.requirement_for(name), specifiers)
+        if key not in self.memo.meeting:
+            self.memo.meeting[key] = [
+                verdict
+                for verdict in self.admissible(name)
+                if all(s.contains(verdict.version, prereleases=True) for s in specifiers)
+            ]
+        return self.memo.meeting[key]
+
     def identify(self, requirement_or_candidate: Item) -> str:
         """A project's identity in the resolution."""
         return identifier(requirement_or_candidate.name, requirement_or_candidate.extras)
@@ -209,7 +221,7 @@ class Provider(AbstractProvider[Need, Candidate, str]):
         backtrack_causes: Sequence[Any],
     ) -> Any:
         """Pin the most constrained projects first (fewest candidates), as pip does."""
-        return sum(1 for _ in candidates[identifier])
+        return len(list(candidates[identifier]))  # counted in C: asked ~25 times per pin
 
     def find_matches(
         self,
@@ -228,9 +240,8 @@ class Provider(AbstractProvider[Need, Candidate, str]):
         excluded = {c.version for c in incompatibilities[identifier]}
         matches = [
             Candidate(name, verdict.version, extras, verdict, needs[0].chain)
-            for verdict in self.admissible(name)
+            for verdict in self._meeting(name, frozenset(n.specifier for n in needs))
             if verdict.version not in excluded
-            and all(n.specifier.contains(verdict.version, prereleases=True) for n in needs)
         ]
         if self.facts.exhausted:  # unknown dependencies are not "none": leave those out
             known = [c for c in matches if not self._unfetched_metadata(c.verdict)]
@@ -344,18 +355,17 @@ class Provider(AbstractProvider[Need, Candidate, str]):
 def target_wheel(target: TargetEnvironment, files: Iterable[UpstreamFile]) -> UpstreamFile | None:
     """The wheel pip on the target takes of these: the one it ranks first among those whose
     Requires-Python holds for it (PEP 503 `data-requires-python`)."""
-    ranked = [(rank, f.filename, f) for rank, f in _fitting_wheels(target, files)]
+    ranked = [
+        (target.wheel_rank(f.filename), f.filename, f) for f in _fitting_wheels(target, files)
+    ]
     return min(ranked)[2] if ranked else None
 
 
 def _fitting_wheels(
     target: TargetEnvironment, files: Iterable[UpstreamFile]
-) -> Iterator[tuple[int, UpstreamFile]]:
-    """The wheels the target installs, with how much it prefers each (0 is best)."""
-    for f in files:
-        rank = target.wheel_rank(f.filename)
-        if rank is not None and target.allows(f.requires_python):
-            yield rank, f
+) -> Iterator[UpstreamFile]:
+    """The wheels the target installs."""
+    return (f for f in files if target.installs(f.filename) and target.allows(f.requires_python))
 
 
 def _fitting_sdists(
@@ -454,6 +464,9 @@ class Memo:
     admissible: dict[tuple[TargetEnvironment, Requirement], list[policy.Verdict]] = field(
         default_factory=dict
     )
+    meeting: dict[
+        tuple[TargetEnvironment, Requirement, frozenset[SpecifierSet]], list[policy.Verdict]
+    ] = field(default_factory=dict)
     outcomes: dict[TargetEnvironment, _TargetClosure] = field(default_factory=dict)
 
 

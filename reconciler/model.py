@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from enum import Enum
 from fnmatch import fnmatchcase
+from functools import cached_property
 
 from packaging.markers import Marker, UndefinedComparison, UndefinedEnvironmentName
 from packaging.specifiers import SpecifierSet
@@ -21,7 +22,7 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from reconciler.targets import Platform, TargetEnvironment, parse_platform
+from reconciler.targets import Platform, TargetEnvironment, parse_platform, wheel_tags
 
 
 @dataclass(frozen=True)
@@ -172,13 +173,9 @@ class FilesPolicy:
             return self.sdist
         if self.wheel_patterns is None:
             return True
-        try:
-            _, _, _, tags = parse_wheel_filename(filename)
-        except InvalidWheelFilename:
-            return False
         return any(
             fnmatchcase(str(tag) if "-" in pattern else tag.platform, pattern)
-            for tag in tags
+            for tag in wheel_tags(filename)
             for pattern in self.wheel_patterns
         )
 
@@ -303,16 +300,24 @@ class UpstreamProject:
     status: str | None = None
     unreadable: str | None = None
 
-    def releases(self) -> dict[Version, tuple[UpstreamFile, ...]]:
+    def releases(self) -> Mapping[Version, tuple[UpstreamFile, ...]]:
         """Files grouped by parsed version; files whose version cannot be parsed are left out."""
-        grouped: dict[Version, list[UpstreamFile]] = {}
+        return self._releases
+
+    @cached_property
+    def _releases(self) -> dict[Version, tuple[UpstreamFile, ...]]:
+        # Grouped by the text first: a release's files share it, so each is parsed once.
+        grouped: dict[str, list[UpstreamFile]] = {}
         for upstream_file in self.files:
+            grouped.setdefault(upstream_file.version, []).append(upstream_file)
+        releases: dict[Version, tuple[UpstreamFile, ...]] = {}
+        for text, files in grouped.items():
             try:
-                version = Version(upstream_file.version)
+                version = Version(text)
             except InvalidVersion:
                 continue
-            grouped.setdefault(version, []).append(upstream_file)
-        return {version: tuple(files) for version, files in grouped.items()}
+            releases[version] = releases.get(version, ()) + tuple(files)  # 1.0 and 1.0.0
+        return releases
 
 
 # OSV ids of malicious-package reports: no ignore entry or exception can admit those.

@@ -277,7 +277,7 @@ def _mature_files(
     mature = [f for f in files if _mature(f, age, context.now)]
     if not mature:
         return _immature(version, files, age, context)
-    waiting = sorted(f.filename for f in files if f not in mature)
+    waiting = sorted(f.filename for f in files if not _mature(f, age, context.now))
     if waiting:
         notes.append(f"{len(waiting)} newer file(s) wait to mature: " + ", ".join(waiting))
     return mature

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import Enum
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from packaging import tags
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -142,6 +142,16 @@ def platform_names() -> list[str]:
     return list(_NAMED)
 
 
+@lru_cache(maxsize=1 << 17)
+def wheel_tags(filename: str) -> frozenset[tags.Tag]:
+    """The tags a wheel's file name declares (PEP 427), none when it is not a wheel's; read
+    once per plan, however many targets ask."""
+    try:
+        return parse_wheel_filename(filename)[3]
+    except InvalidWheelFilename:
+        return frozenset()
+
+
 @dataclass(frozen=True)
 class TargetEnvironment:
     """One CPython version on one platform that the mirror's users install on
@@ -178,20 +188,19 @@ class TargetEnvironment:
         return {tag: rank for rank, tag in reversed(list(enumerate(supported)))}
 
     @cached_property
-    def _wheel_ranks(self) -> dict[str, int | None]:
-        return {}  # by file name: a plan asks about each wheel once per release judged
+    def _tags(self) -> frozenset[tags.Tag]:
+        return frozenset(self._tag_ranks)
+
+    def installs(self, filename: str) -> bool:
+        """Whether this target can install a wheel (of any tag it supports): asked of every
+        wheel of every release judged, so a set test rather than a ranking."""
+        return not wheel_tags(filename).isdisjoint(self._tags)
 
     def wheel_rank(self, filename: str) -> int | None:
         """How much this target prefers a wheel (0 is best, as pip orders tags), or None
         when it cannot install it at all (or the name is not a wheel's)."""
-        if filename not in self._wheel_ranks:
-            try:
-                _, _, _, wheel_tags = parse_wheel_filename(filename)
-            except InvalidWheelFilename:
-                wheel_tags = frozenset()
-            ranks = [self._tag_ranks[tag] for tag in wheel_tags if tag in self._tag_ranks]
-            self._wheel_ranks[filename] = min(ranks) if ranks else None
-        return self._wheel_ranks[filename]
+        ranks = self._tag_ranks
+        return min((ranks[tag] for tag in wheel_tags(filename) if tag in ranks), default=None)
 
     @cached_property
     def _allowed(self) -> dict[str, bool]:
