@@ -53,6 +53,8 @@ BUILD = SourceLocation("(build requirement)", 0)
 MAX_ROUNDS = 20000
 # Metadata files of older versions asked for with a missing one, for backtracking.
 PREFETCH = 8
+# The version of a project whose page is still being fetched: no real release is read.
+_STAND_IN = Version("0")
 # Releases an explanation names before it says how many more there are.
 _NAMED_RELEASES = 5
 
@@ -168,6 +170,8 @@ class Provider(AbstractProvider[Need, Candidate, str]):
     def judged(self, name: str) -> Judged:
         """Every candidate of a project judged by policy (cached across targets)."""
         requirement = self.requirement_for(name)
+        if name not in self.facts.projects:  # not fetched yet: nothing to remember
+            return policy.judge_candidates(requirement, None, self.facts.context)
         if requirement not in self.memo.judged:
             self.memo.judged[requirement] = policy.judge_candidates(
                 requirement,
@@ -236,7 +240,12 @@ class Provider(AbstractProvider[Need, Candidate, str]):
             return []
         if name not in self.facts.projects:
             self._missing_project(name)
-            return []
+            if self.facts.exhausted:
+                return []
+            # A stand-in while its page is fetched: the rest of the graph resolves on, so
+            # the round names the whole frontier, instead of backtracking through every
+            # version of whatever needed it (the resolution is redone once the page is in).
+            return [Candidate(name, _STAND_IN, extras, policy.Verdict(_STAND_IN))]
         excluded = {c.version for c in incompatibilities[identifier]}
         matches = [
             Candidate(name, verdict.version, extras, verdict, needs[0].chain)
@@ -251,12 +260,16 @@ class Provider(AbstractProvider[Need, Candidate, str]):
         return matches
 
     def is_satisfied_by(self, requirement: Need, candidate: Candidate) -> bool:
-        """Whether a candidate meets a requirement's specifier."""
-        return requirement.specifier.contains(candidate.version, prereleases=True)
+        """Whether a candidate meets a requirement's specifier (a stand-in meets any)."""
+        return candidate.name in self.missing_projects or requirement.specifier.contains(
+            candidate.version, prereleases=True
+        )
 
     def get_dependencies(self, candidate: Candidate) -> list[Need]:
         """The candidate's Requires-Dist whose markers hold on the target (and its
         Requires-Python, when that excludes the target)."""
+        if candidate.name in self.missing_projects:
+            return []  # a stand-in: its dependencies are read once its page is
         chain = (*candidate.chain, f"{candidate.name} {candidate.version}")
         needs = []
         if candidate.extras:  # the extras' candidate depends on its own base release
@@ -519,6 +532,8 @@ def _with_builds(provider: Provider, outcome: _TargetClosure) -> _TargetClosure:
         result = _attempt(builder, needs)
         provider.missing_projects |= builder.missing_projects
         provider.missing_files |= builder.missing_files
+        if builder.missing_projects:
+            continue  # resolved with stand-ins: redone once the pages are in
         if isinstance(result, (Blocked, Conflict)):
             unbuildable[release] = result.detail if isinstance(result, Blocked) else result.why
             continue

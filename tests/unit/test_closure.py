@@ -61,6 +61,22 @@ def test_missing_pages_and_metadata_are_asked_for_a_frontier_at_a_time() -> None
     assert second.value.projects == {"left", "right"}  # both at once, not one per round
 
 
+def test_a_page_still_missing_asks_for_what_the_newest_release_needs_not_for_older_ones() -> None:
+    # Had the resolver backtracked from app 2.0 for want of left's page, it would have asked
+    # for app 1.0's dependency too: a page nothing needs, and every version walked through.
+    app = make_project(
+        "app", make_file("app", "1.0", days_ago(100)), make_file("app", "2.0", days_ago(100))
+    )
+    old, new = app.files
+    metadata = {
+        sha(make_project("app", old)): CoreMetadata(("legacy",)),
+        new.sha256 or "": CoreMetadata(("left", "right")),
+    }
+    with pytest.raises(closure.NeedData) as need:
+        resolve({"app": app}, metadata)
+    assert need.value.projects == {"left", "right"}
+
+
 def test_markers_count_for_the_target_environments_only() -> None:
     app, old = project("app"), project("backport")
     requires = CoreMetadata(('backport; python_version < "3.10"',))
