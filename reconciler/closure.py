@@ -311,10 +311,11 @@ class Provider(AbstractProvider[Need, Candidate, str]):
         if chosen is None or digest in self.facts.unreadable:
             self.unread.add(f"{candidate.name} {candidate.version}")
         elif not self.facts.exhausted:
-            # Backtracking walks down the versions: ask for the next few with this one, so a
-            # long walk costs a few fetch rounds, not one per version.
             self.missing_files.add(chosen)
-            self.missing_files.update(self._next_metadata(candidate, PREFETCH))
+            if candidate.version != self.admissible(candidate.name)[0].version:
+                # Backtracking walks down the versions: ask for the next few with this one,
+                # so a long walk costs a few fetch rounds, not one per version.
+                self.missing_files.update(self._next_metadata(candidate, PREFETCH))
         return None
 
     def _next_metadata(self, candidate: Candidate, count: int) -> list[UpstreamFile]:

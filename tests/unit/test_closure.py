@@ -77,6 +77,19 @@ def test_a_page_still_missing_asks_for_what_the_newest_release_needs_not_for_old
     assert need.value.projects == {"left", "right"}
 
 
+def test_metadata_of_older_releases_is_asked_for_only_once_the_resolver_walks_down() -> None:
+    app = make_project("app", *(make_file("app", v, days_ago(100)) for v in ("1.0", "2.0", "3.0")))
+    one, two, three = app.files
+    dep = project("dep")
+    with pytest.raises(closure.NeedData) as newest:
+        resolve({"app": app, "dep": dep}, {})
+    assert newest.value.files == {three}  # the newest release is what a resolution takes
+    needs_more = {three.sha256 or "": CoreMetadata(("dep>=9",)), sha(dep): CoreMetadata(())}
+    with pytest.raises(closure.NeedData) as walking:
+        resolve({"app": app, "dep": dep}, needs_more)
+    assert walking.value.files == {two, one}  # backtracking: the next ones with it
+
+
 def test_markers_count_for_the_target_environments_only() -> None:
     app, old = project("app"), project("backport")
     requires = CoreMetadata(('backport; python_version < "3.10"',))
