@@ -7,8 +7,6 @@ Cancelled (Ctrl-C), it places nothing more, stops its downloads and says what it
 
 from __future__ import annotations
 
-import hashlib
-import os
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
@@ -20,7 +18,6 @@ from reconciler.cancel import Cancellation, Cancelled
 from reconciler.clock import Clock
 from reconciler.errors import ReconcilerError
 from reconciler.model import (
-    MAX_FILE_SIZE,
     Action,
     ActionKind,
     ActualState,
@@ -36,10 +33,6 @@ from reconciler.upstream import UpstreamIndex
 
 # Concurrent downloads in an apply; placing stays sequential.
 DOWNLOAD_WORKERS = 8
-
-
-class HashMismatchError(ReconcilerError):
-    """Downloaded bytes do not hash to upstream's sha256; the file was discarded."""
 
 
 @dataclass
@@ -303,47 +296,11 @@ def download_verified(
     progress: FileProgress,
     cancel: Cancellation,
 ) -> Path:
-    """Stream a file into `staging`, hashing as it arrives; only a matching file is returned.
+    """Download a planned file into `staging`; only bytes that match the plan are returned.
 
-    Memory stays flat: chunks go straight to disk and into the hash. Raises Cancelled when
-    the apply is cancelled, leaving nothing behind.
+    Raises Cancelled when the apply is cancelled, leaving nothing behind.
     """
-    if planned.url is None:
-        raise ReconcilerError(f"{planned.filename}: the plan has no download URL for it")
-    cancel.check()
     # A directory of its own per download: two downloads never write into one file.
     target = Path(tempfile.mkdtemp(dir=staging)) / planned.filename
-    digest = hashlib.sha256()
-    size = 0
-    limit = min(planned.size if planned.size is not None else MAX_FILE_SIZE, MAX_FILE_SIZE)
-    try:
-        with (
-            upstream.open_file(planned.url, planned.size, cancel) as chunks,
-            target.open("wb") as stream,
-        ):
-            for chunk in chunks:
-                size += len(chunk)
-                if size > limit:  # a server sending more than it said: not written to disk
-                    raise HashMismatchError(
-                        f"{planned.filename}: upstream sent more than the {limit} bytes "
-                        "its index says; file discarded"
-                    )
-                stream.write(chunk)
-                digest.update(chunk)
-                progress.advance(len(chunk))
-            stream.flush()
-            os.fsync(stream.fileno())
-        if digest.hexdigest() != planned.sha256:
-            raise HashMismatchError(
-                f"{planned.filename}: sha256 mismatch: upstream index says {planned.sha256}, "
-                f"the downloaded bytes hash to {digest.hexdigest()}; file discarded"
-            )
-        if planned.size is not None and size != planned.size:
-            raise HashMismatchError(
-                f"{planned.filename}: size mismatch: upstream index says {planned.size} bytes, "
-                f"downloaded {size}; file discarded"
-            )
-    except BaseException:
-        target.unlink(missing_ok=True)
-        raise
+    upstream.download(planned, target, cancel, progress.advance)
     return target

@@ -10,22 +10,19 @@ sha256: a file's bytes never change.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 import tarfile
 import tempfile
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
 
-import requests
 from packaging.requirements import InvalidRequirement, Requirement
 
 from reconciler import cachefile
 from reconciler.concurrency import map_concurrently
-from reconciler.errors import UpstreamError
-from reconciler.http import BodyError, body_chunks, redact
+from reconciler.errors import HashMismatchError, UpstreamError
 from reconciler.model import UpstreamFile
 
 if sys.version_info >= (3, 11):
@@ -43,7 +40,6 @@ MAX_BUILD_REQUIRES = 100
 # How far into an sdist's tar the search for pyproject.toml goes (it is near the front).
 MAX_MEMBERS = 100_000
 MAX_UNPACKED = 1024 * 1024 * 1024
-READ_SECONDS = 600.0
 
 
 class BuildInfoUnavailable(UpstreamError):
@@ -51,15 +47,16 @@ class BuildInfoUnavailable(UpstreamError):
     directory, a pyproject.toml that is not TOML or absurd."""
 
 
-class BuildRequirementsReader:
-    """Reads sdists' build requirements concurrently over one session, cached on disk."""
+# Downloads an sdist to a path, verified against the index's sha256 and size.
+Download = Callable[[UpstreamFile, Path], None]
 
-    def __init__(
-        self, session: requests.Session, cache_dir: Path | None, timeout: float = 30.0
-    ) -> None:
-        self.session = session
+
+class BuildRequirementsReader:
+    """Reads sdists' build requirements concurrently, cached on disk."""
+
+    def __init__(self, download: Download, cache_dir: Path | None) -> None:
+        self.download = download
         self.cache_dir = cache_dir
-        self.timeout = timeout
 
     def read_many(self, sdists: Iterable[UpstreamFile]) -> dict[str, tuple[str, ...] | str]:
         """By sdist sha256: its build requirements, or why they cannot be read. An outage
@@ -84,7 +81,10 @@ class BuildRequirementsReader:
             return tuple(str(line) for line in kept)
         with tempfile.TemporaryDirectory() as directory:
             local = Path(directory) / sdist.filename
-            self._download(sdist, local)
+            try:
+                self.download(sdist, local)
+            except HashMismatchError as mismatch:
+                raise BuildInfoUnavailable(str(mismatch)) from None
             try:
                 found = build_requires(local, sdist.filename)
             except BuildInfoUnavailable as unavailable:
@@ -94,25 +94,6 @@ class BuildRequirementsReader:
         if cached is not None:
             cachefile.store(cached, json.dumps(list(found)).encode())
         return found
-
-    def _download(self, sdist: UpstreamFile, local: Path) -> None:
-        """The sdist's bytes, verified against the index's sha256 before they are read."""
-        url = sdist.url.split("#", 1)[0]
-        digest = hashlib.sha256()
-        try:
-            with self.session.get(url, stream=True, timeout=self.timeout) as response:
-                if response.status_code != 200:
-                    raise UpstreamError(f"{redact(url)} answered {response.status_code}")
-                with local.open("wb") as stream:
-                    for chunk in body_chunks(response, MAX_SDIST, READ_SECONDS):
-                        stream.write(chunk)
-                        digest.update(chunk)
-        except requests.RequestException as error:
-            raise UpstreamError(f"{redact(url)} could not be fetched: {error}") from None
-        except BodyError as error:
-            raise BuildInfoUnavailable(f"{sdist.filename}: {error}") from None
-        if digest.hexdigest() != sdist.sha256:
-            raise BuildInfoUnavailable(f"{sdist.filename}: its bytes do not match its sha256")
 
 
 def build_requires(path: Path, filename: str) -> tuple[str, ...]:

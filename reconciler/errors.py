@@ -56,3 +56,7 @@ class MassDeleteError(ReconcilerError):
     def __init__(self, message: str, plan: Plan) -> None:
         super().__init__(message)
         self.plan = plan
+
+
+class HashMismatchError(ReconcilerError):
+    """Downloaded bytes are not the size and sha256 upstream's index gives; discarded."""

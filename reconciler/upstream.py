@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import timezone
 from email.message import Message
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urljoin, urlsplit
 
 import requests
 import urllib3
 
 from reconciler import jsondata
-from reconciler.buildreqs import BuildRequirementsReader
+from reconciler.buildreqs import MAX_SDIST, BuildRequirementsReader
 from reconciler.cancel import Cancellation
 from reconciler.concurrency import map_concurrently
-from reconciler.errors import UpstreamError
+from reconciler.errors import HashMismatchError, ReconcilerError, UpstreamError
 from reconciler.http import BodyError, deadline, read_body, redact
 from reconciler.metadata import CoreMetadata, MetadataReader
 from reconciler.model import (
@@ -51,6 +53,26 @@ DOWNLOAD_SECONDS = 600.0
 MIN_DOWNLOAD_RATE = 256 * 1024
 
 
+class Downloadable(Protocol):
+    """A file to download and what the index says of it."""
+
+    @property
+    def filename(self) -> str:
+        """Its name."""
+
+    @property
+    def url(self) -> str | None:
+        """Where it is downloaded from."""
+
+    @property
+    def sha256(self) -> str | None:
+        """Its sha256, as the index gives it."""
+
+    @property
+    def size(self) -> int | None:
+        """Its size in bytes, as the index gives it."""
+
+
 class UpstreamIndex:
     """Reads project pages from one simple index, concurrently over one pooled session."""
 
@@ -74,7 +96,7 @@ class UpstreamIndex:
         self.workers = workers
         self.timeout = timeout
         self.metadata = MetadataReader(self.download_session, metadata_cache, workers, timeout)
-        self.builds = BuildRequirementsReader(self.download_session, metadata_cache, timeout)
+        self.builds = BuildRequirementsReader(self._download_sdist, metadata_cache)
 
     def projects(self, names: Iterable[str]) -> dict[str, UpstreamProject | None]:
         """Each project's page by canonical name; None where upstream has no such project."""
@@ -87,6 +109,9 @@ class UpstreamIndex:
         """The core metadata of files (PEP 658, else the wheel itself) by sha256; files whose
         metadata cannot be read (an sdist) are left out."""
         return self.metadata.read_many(files)
+
+    def _download_sdist(self, sdist: UpstreamFile, target: Path) -> None:
+        self.download(sdist, target, Cancellation(), limit=MAX_SDIST)
 
     def build_requirements(
         self, sdists: Iterable[UpstreamFile]
@@ -155,6 +180,52 @@ class UpstreamIndex:
                 yield _checked_chunks(response, url, cancel, expired)
         finally:
             response.close()
+
+    def download(
+        self,
+        wanted: Downloadable,
+        target: Path,
+        cancel: Cancellation,
+        advance: Callable[[int], None] = lambda _: None,
+        limit: int = MAX_FILE_SIZE,
+    ) -> None:
+        """Stream a file to `target`, hashing as it arrives, memory flat; HashMismatchError
+        (and nothing left at `target`) unless its bytes are the size and sha256 the index
+        gives, within `limit`. Nothing unverified is ever read from `target`."""
+        if wanted.url is None or wanted.sha256 is None:
+            raise ReconcilerError(f"{wanted.filename}: no download URL or sha256 to verify it")
+        limit = min(wanted.size if wanted.size is not None else limit, limit)
+        digest, size = hashlib.sha256(), 0
+        try:
+            with (
+                self.open_file(wanted.url, wanted.size, cancel) as chunks,
+                target.open("wb") as stream,
+            ):
+                for chunk in chunks:
+                    size += len(chunk)
+                    if size > limit:  # more than the index said: not written to disk
+                        raise HashMismatchError(
+                            f"{wanted.filename}: upstream sent more than the {limit} bytes "
+                            "expected; file discarded"
+                        )
+                    stream.write(chunk)
+                    digest.update(chunk)
+                    advance(len(chunk))
+                stream.flush()
+                os.fsync(stream.fileno())
+            if digest.hexdigest() != wanted.sha256:
+                raise HashMismatchError(
+                    f"{wanted.filename}: sha256 mismatch: upstream index says {wanted.sha256}, "
+                    f"the downloaded bytes hash to {digest.hexdigest()}; file discarded"
+                )
+            if wanted.size is not None and size != wanted.size:
+                raise HashMismatchError(
+                    f"{wanted.filename}: size mismatch: upstream index says {wanted.size} "
+                    f"bytes, downloaded {size}; file discarded"
+                )
+        except BaseException:
+            target.unlink(missing_ok=True)
+            raise
 
     def _get(self, url: str, headers: dict[str, str]) -> requests.Response:
         """GET that follows redirects only while they stay on the index's own host.

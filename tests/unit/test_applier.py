@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.applier import HashMismatchError, download_verified
+from reconciler.applier import download_verified
 from reconciler.cancel import Cancellation
+from reconciler.errors import HashMismatchError
 from reconciler.http import make_session
 from reconciler.model import PlannedFile
 from reconciler.progress import NullProgress

@@ -12,6 +12,11 @@ import pytest
 
 from reconciler import buildreqs
 from reconciler.buildreqs import FALLBACK, BuildInfoUnavailable, build_requires
+from reconciler.http import make_session
+from reconciler.model import UpstreamFile
+from reconciler.upstream import UpstreamIndex
+from tests.conftest import days_ago
+from tests.servers.upstream import FakeFile, FakeUpstream
 from tests.servers.wheels import make_sdist
 
 PYPROJECT = '[build-system]\nrequires = ["hatchling>=1.20", "wheel; python_version < \'3.8\'"]\n'
@@ -94,3 +99,16 @@ def test_dot_slash_members_links_and_bombs(tmp_path: Path, monkeypatch: pytest.M
     bomb = tarball({"c-1.0/data.bin": bytes(4 * 1024 * 1024), "c-1.0/pyproject.toml": b""})
     with pytest.raises(BuildInfoUnavailable, match="too large"):
         build_requires(write(tmp_path, "c-1.0.tar.gz", bomb), "c-1.0.tar.gz")
+
+
+def test_an_sdist_whose_bytes_are_not_what_the_index_says_is_unavailable_and_not_cached(
+    upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    good = upstream.add_file("built", FakeFile("built-1.0.tar.gz", days_ago(30), size=1000))
+    index = UpstreamIndex(upstream.index_url, make_session(None, 4), metadata_cache=tmp_path)
+    url = f"{upstream.url}/files/{good.filename}"
+    lying = UpstreamFile(good.filename, url, "1.0", "0" * 64, days_ago(30), size=1000)
+    (why,) = index.build_requirements([lying]).values()
+    assert "sha256 mismatch" in why
+    # Nothing unverified is left behind, and a bad download is not remembered as the answer.
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
