@@ -110,11 +110,12 @@ class Closure:
     admitted: dict[tuple[str, Version], policy.Admitted]  # every version some target needs
     targets: dict[tuple[str, Version], tuple[TargetEnvironment, ...]]  # which need each
     required_by: dict[str, tuple[str, ...]]  # project -> releases that need it
-    blocked: dict[str, Blocked]  # listed requirement name -> why (on every target)
+    blocked: dict[tuple[str, str], Blocked]  # (set, listed name) -> why (on every target)
     kept: frozenset[tuple[str, Version]] = frozenset()  # what a blocked requirement's held
     # version still needs: kept in the registry, not pruned
     warnings: tuple[str, ...] = ()
     coverage: tuple[Coverage, ...] = ()
+    sets: dict[tuple[str, Version], tuple[str, ...]] = field(default_factory=dict)  # whose
 
 
 def dependency_requirement(name: str) -> Requirement:
@@ -443,29 +444,57 @@ def resolve(
     exhausted: bool = False,
     memo: Memo | None = None,
 ) -> Closure:
-    """Resolve the listed requirements and their whole dependency closure, per target, with
-    what building the sdists a target installs needs (`build`: by sdist sha256).
+    """Resolve the listed requirements and their whole dependency closure, per requirement
+    set (each an environment of its own) and target, with what building the sdists a target
+    installs needs (`build`: by sdist sha256).
 
-    Raises NeedData when pages, metadata or build requirements are missing.
+    Raises NeedData when pages, metadata or build requirements are missing: what every set
+    misses at once, so independent sets share a fetch round.
     """
     memo = memo if memo is not None else Memo()
-    outcomes: list[tuple[TargetEnvironment, _TargetClosure]] = []
-    for target in environments:
-        applicable = [r for r in listed if r.applies_to([target])]
-        outcome = memo.outcomes.get(target)
-        if outcome is None:
-            facts = Facts(
-                projects, metadata, unreadable, context, held, distrusted, target, build, exhausted
-            )
-            provider = Provider({r.name: r for r in applicable}, facts, memo)
-            earlier = (_reuse(provider, applicable, o) for _, o in reversed(outcomes))
-            outcome = next((o for o in earlier if o is not None), None)
-            # NeedData from the first target that misses something: most of what one target
-            # needs, the others need too, and a round's fetch is cheaper than every target
-            # resolving again (a target needing more asks in a later round).
-            outcome = _with_builds(provider, outcome or _resolve_target(provider, applicable))
-            memo.outcomes[target] = outcome
-        outcomes.append((target, outcome))
+    outcomes: list[tuple[str, TargetEnvironment, _TargetClosure]] = []
+    missing: list[NeedData] = []
+    for set_name in dict.fromkeys(r.set_name for r in listed):
+        members = [r for r in listed if r.set_name == set_name]
+        earlier: list[_TargetClosure] = []
+        for target in environments:
+            applicable = [r for r in members if r.applies_to([target])]
+            outcome = memo.outcomes.get((set_name, target))
+            if outcome is None:
+                facts = Facts(
+                    projects,
+                    metadata,
+                    unreadable,
+                    context,
+                    held,
+                    distrusted,
+                    target,
+                    build,
+                    exhausted,
+                )
+                provider = Provider({r.name: r for r in applicable}, facts, memo)
+                reused = (_reuse(provider, applicable, o) for o in reversed(earlier))
+                try:
+                    # NeedData from the first target that misses something: most of what one
+                    # target needs, the others need too, and a round's fetch is cheaper than
+                    # every target resolving again (a target needing more asks later).
+                    outcome = _with_builds(
+                        provider,
+                        next((o for o in reused if o is not None), None)
+                        or _resolve_target(provider, applicable),
+                    )
+                except NeedData as need:
+                    missing.append(need)
+                    break
+                memo.outcomes[(set_name, target)] = outcome
+            earlier.append(outcome)
+            outcomes.append((set_name, target, outcome))
+    if missing:
+        raise NeedData(
+            frozenset().union(*(n.projects for n in missing)),
+            frozenset().union(*(n.files for n in missing)),
+            frozenset().union(*(n.sdists for n in missing)),
+        )
     return _united(listed, outcomes, context.config.policy.files.wheels)
 
 
@@ -481,7 +510,7 @@ class Memo:
     meeting: dict[
         tuple[TargetEnvironment, Requirement, frozenset[SpecifierSet]], list[policy.Verdict]
     ] = field(default_factory=dict)
-    outcomes: dict[TargetEnvironment, _TargetClosure] = field(default_factory=dict)
+    outcomes: dict[tuple[str, TargetEnvironment], _TargetClosure] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -731,45 +760,51 @@ def _verdicts(provider: Provider, name: str) -> list[policy.Verdict]:
 
 def _united(
     listed: Sequence[Requirement],
-    outcomes: Sequence[tuple[TargetEnvironment, _TargetClosure]],
+    outcomes: Sequence[tuple[str, TargetEnvironment, _TargetClosure]],
     choice: WheelChoice,
 ) -> Closure:
-    """Every target's resolution in one: per project, each version some target needs; a
-    requirement blocked where it applies on every target is blocked, one blocked on some
-    targets only is said in a warning (what the other targets get is held). Of each
-    version, the files those targets take are mirrored (`choice`)."""
+    """Every set's and target's resolution in one: per project, each version some target of
+    some set needs; a requirement blocked where it applies on every target is blocked, one
+    blocked on some targets only is said in a warning (what the other targets get is held).
+    Of each version, the files those targets take are mirrored (`choice`)."""
     admitted: dict[tuple[str, Version], policy.Admitted] = {}
     targets: dict[tuple[str, Version], list[TargetEnvironment]] = {}
+    sets: dict[tuple[str, Version], list[str]] = {}
     required_by: dict[str, set[str]] = {}
-    blocked_on: dict[str, list[tuple[TargetEnvironment, Blocked]]] = {}
+    blocked_on: dict[tuple[str, str], list[tuple[TargetEnvironment, Blocked]]] = {}
     warnings: list[str] = []
-    for target, outcome in outcomes:
+    for set_name, target, outcome in outcomes:
         releases = [((n, d.version), d) for n, d in outcome.admitted.items()]
         for key, decision in [*releases, *outcome.builds.items()]:
             admitted.setdefault(key, decision)
             if target not in targets.setdefault(key, []):
                 targets[key].append(target)
+            if set_name not in sets.setdefault(key, []):
+                sets[key].append(set_name)
         for name, releases_of in outcome.required_by.items():
             required_by.setdefault(name, set()).update(releases_of)
         for name, why in outcome.blocked.items():
-            blocked_on.setdefault(name, []).append((target, why))
-    blocked: dict[str, Blocked] = {}
+            blocked_on.setdefault((set_name, name), []).append((target, why))
+    several = len({set_name for set_name, _, _ in outcomes}) > 1
+    blocked: dict[tuple[str, str], Blocked] = {}
     for requirement in listed:
-        applies = [t for t, _ in outcomes if requirement.applies_to([t])]
-        where = [(t, why) for t, why in blocked_on.get(requirement.name, []) if t in applies]
+        line = (requirement.set_name, requirement.name)
+        applies = [t for s, t, _ in outcomes if s == line[0] and requirement.applies_to([t])]
+        where = [(t, why) for t, why in blocked_on.get(line, []) if t in applies]
         if where and len(where) == len(applies):
-            blocked[requirement.name] = where[0][1]
+            blocked[line] = where[0][1]
         elif where:
             named = ", ".join(str(t) for t, _ in where)
-            warnings.append(f"{requirement.text} is blocked on {named}: {where[0][1].detail}")
+            text = f"{requirement.set_name}: {requirement.text}" if several else requirement.text
+            warnings.append(f"{text} is blocked on {named}: {where[0][1].detail}")
     names = {name for name, _ in admitted}
-    unread = sorted({r for _, o in outcomes for r in o.unread if r.split(" ")[0] in names})
+    unread = sorted({r for _, _, o in outcomes for r in o.unread if r.split(" ")[0] in names})
     warnings.extend(
         f"the dependencies of {release} could not be read (an sdist only, or no readable "
         "metadata); list them in requirements.txt"
         for release in unread
     )
-    unfetched = sorted({p for _, o in outcomes for p in o.unfetched})
+    unfetched = sorted({p for _, _, o in outcomes for p in o.unfetched})
     if unfetched:
         warnings.append(
             "the dependency closure did not settle within the plan's fetch budget: "
@@ -783,13 +818,24 @@ def _united(
         targets={key: tuple(found) for key, found in targets.items()},
         required_by={name: tuple(sorted(releases)) for name, releases in required_by.items()},
         blocked=blocked,
-        kept=frozenset().union(*(o.kept for _, o in outcomes)),
+        kept=frozenset().union(*(o.kept for _, _, o in outcomes)),
         warnings=tuple(dict.fromkeys(warnings)),
-        coverage=tuple(
-            Coverage(str(target), len(outcome.listed), tuple(sorted(outcome.blocked)))
-            for target, outcome in outcomes
-        ),
+        coverage=_coverage(outcomes, several),
+        sets={key: tuple(found) for key, found in sets.items()},
     )
+
+
+def _coverage(
+    outcomes: Sequence[tuple[str, TargetEnvironment, _TargetClosure]], several: bool
+) -> tuple[Coverage, ...]:
+    """Per target, the requirements of every set it serves and those blocked there."""
+    listed: dict[TargetEnvironment, int] = {}
+    blocked: dict[TargetEnvironment, list[str]] = {}
+    for set_name, target, outcome in outcomes:
+        listed[target] = listed.get(target, 0) + len(outcome.listed)
+        named = (f"{set_name}: {name}" if several else name for name in outcome.blocked)
+        blocked.setdefault(target, []).extend(named)
+    return tuple(Coverage(str(t), listed[t], tuple(sorted(blocked[t]))) for t in listed)
 
 
 def _admitted(

@@ -24,6 +24,9 @@ from packaging.version import InvalidVersion, Version
 
 from reconciler.targets import Platform, TargetEnvironment, parse_platform, wheel_tags
 
+# The one set of a desired state whose config names none: its requirements.txt.
+DEFAULT_SET = "requirements"
+
 
 @dataclass(frozen=True)
 class SourceLocation:
@@ -50,6 +53,7 @@ class Requirement:
     # The targets (`str(target)`) this line serves, when lines of one project are split by
     # their markers between targets; None: wherever its marker holds.
     targets: frozenset[str] | None = None
+    set_name: str = DEFAULT_SET  # the requirement set (`sets`) the line belongs to
 
     @property
     def pinned_version(self) -> Version | None:
@@ -244,6 +248,24 @@ class RegistryConfig:
     path: str = "registry"
 
 
+class SetKind(str, Enum):
+    """What a requirement set's file is, by its name."""
+
+    REQUIREMENTS = "requirements"  # pip's requirements-file format (ranges, pins, -r)
+    PYLOCK = "pylock"  # PEP 751: pylock.toml, pylock.<name>.toml
+    UV_LOCK = "uv.lock"  # uv's lockfile
+
+
+@dataclass(frozen=True)
+class SetSource:
+    """`sets.<name>`: one team's or application's requirements, resolved on their own."""
+
+    name: str
+    path: str  # relative to the desired-state directory, as written
+    kind: SetKind = SetKind.REQUIREMENTS
+    line: int | None = None  # of config.yaml, for messages
+
+
 @dataclass(frozen=True)
 class Config:
     """The whole validated `config.yaml`."""
@@ -252,6 +274,7 @@ class Config:
     exceptions: tuple[PolicyException, ...] = ()
     upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
     registry: RegistryConfig = field(default_factory=RegistryConfig)
+    sets: tuple[SetSource, ...] = (SetSource(DEFAULT_SET, "requirements.txt"),)
 
 
 @dataclass(frozen=True)
@@ -262,12 +285,16 @@ class DesiredState:
     (repeats merged); `for_no_target` the lines left out because it holds for none.
     """
 
-    requirements: tuple[Requirement, ...]
+    requirements: tuple[Requirement, ...]  # of every set, each line naming its set
     config: Config
     digest: str
     root: str  # the directory, resolved
     location: str = "desired-state"  # the directory as the user named it, for messages
     for_no_target: tuple[Requirement, ...] = ()
+
+    def of_set(self, name: str) -> tuple[Requirement, ...]:
+        """The requirements of one set: an environment resolved on its own."""
+        return tuple(r for r in self.requirements if r.set_name == name)
 
 
 @dataclass(frozen=True)
@@ -533,6 +560,8 @@ class Blocked:
     detail: str
     eligible_at: datetime | None = None
     advisories: tuple[str, ...] = ()
+    set_name: str = DEFAULT_SET  # the requirement set of the blocked line
+    source: str = ""  # its file and line, `teams/web.txt:3`
 
 
 @dataclass(frozen=True)
@@ -585,6 +614,7 @@ class Action:
     cause: Cause | None = None  # None only in plans saved before causes were recorded
     required_by: tuple[str, ...] = ()  # for a dependency: the releases that need it
     targets: tuple[str, ...] = ()  # for an upload: the targets that install this version
+    sets: tuple[str, ...] = ()  # for an upload: the requirement sets that need this version
 
 
 @dataclass(frozen=True)
@@ -627,6 +657,7 @@ class Plan:
     coverage: tuple[Coverage, ...] = ()  # per target judged: what installs there
     download_bytes: int = 0  # what the uploads fetch (sizes upstream gives)
     held_bytes: int | None = None  # what the registry holds after the apply, where known
+    sets: tuple[str, ...] = (DEFAULT_SET,)  # the requirement sets of the desired state
 
     def advisory(self, advisory_id: str) -> Advisory | None:
         """The details of an advisory the plan names."""

@@ -14,6 +14,7 @@ from packaging.utils import canonicalize_name
 from reconciler import jsondata
 from reconciler.errors import StalePlanError, UserError
 from reconciler.model import (
+    DEFAULT_SET,
     Action,
     ActionKind,
     ActualState,
@@ -181,6 +182,7 @@ def to_json(plan: Plan) -> str:
         ],
         "download_bytes": plan.download_bytes,
         "held_bytes": plan.held_bytes,
+        "sets": list(plan.sets),
     }
     return json.dumps(document, indent=2) + "\n"
 
@@ -194,6 +196,8 @@ def blocked_json(blocked: Blocked) -> dict[str, Any]:
         "detail": blocked.detail,
         "eligible_at": json_time(blocked.eligible_at),
         "advisories": list(blocked.advisories),
+        "set": blocked.set_name,
+        "source": blocked.source,
     }
 
 
@@ -243,6 +247,8 @@ def read_plan(path: Path) -> Plan:
                     detail=_text(b["detail"]),
                     eligible_at=_parse_optional_time(b.get("eligible_at")),
                     advisories=_texts(b.get("advisories", [])),
+                    set_name=_text(b.get("set", DEFAULT_SET)),
+                    source=_text(b.get("source", "")),
                 )
                 for b in document["blocked"]
             ),
@@ -279,6 +285,7 @@ def read_plan(path: Path) -> Plan:
             ),
             download_bytes=_count(document.get("download_bytes", 0)),
             held_bytes=_optional_count(document.get("held_bytes")),
+            sets=_texts(document.get("sets", [DEFAULT_SET])),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise UserError(f"malformed plan file ({error!r})", path=path) from None
@@ -299,6 +306,8 @@ def action_json(action: Action) -> dict[str, Any]:
         data["required_by"] = list(action.required_by)
     if action.targets:
         data["targets"] = list(action.targets)
+    if action.sets:
+        data["sets"] = list(action.sets)
     if action.quarantine:
         data["quarantine"] = True
         data["advisories"] = list(action.advisories)
@@ -353,6 +362,7 @@ def _read_action(data: dict[str, Any]) -> Action:
         cause=Cause(data["cause"]) if data.get("cause") else None,
         required_by=_texts(data.get("required_by", [])),
         targets=_texts(data.get("targets", [])),
+        sets=_texts(data.get("sets", [])),
     )
 
 

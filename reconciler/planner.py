@@ -36,6 +36,7 @@ from reconciler.model import (
     version_sort_key,
 )
 from reconciler.planfile import actual_digest
+from reconciler.targets import TargetEnvironment
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,7 @@ def plan(inputs: PlanInputs) -> Plan:
         if (action := _upload(decision, mirrored, actual, leaving, decisions)) is not None
     ]
     actions = (*quarantines, *uploads, *(a for a in deletes if not a.quarantine))
-    blocked = tuple(sorted(decisions.blocked.values(), key=lambda b: b.name))
+    blocked = tuple(decisions.blocked[line] for line in sorted(decisions.blocked))
     return Plan(
         created_at=inputs.created_at or inputs.now,
         evaluated_at=inputs.now,
@@ -149,6 +150,7 @@ def plan(inputs: PlanInputs) -> Plan:
                 key=lambda w: (w.eligible_at, w.name),
             )
         ),
+        sets=tuple(s.name for s in desired.config.sets),
     )
 
 
@@ -172,14 +174,26 @@ def _held_after(actual: ActualState, actions: Iterable[Action]) -> int | None:
 class _Decisions:
     """What the policy decided for the desired state, before it meets the registry."""
 
-    requirements: Mapping[str, Requirement]  # the applicable ones, by name
+    requirements: Mapping[str, tuple[Requirement, ...]]  # the applicable lines of every set
     admitted: Mapping[tuple[str, str], policy.Admitted]  # by (name, version_key)
-    blocked: Mapping[str, Blocked]  # by name
+    blocked: Mapping[tuple[str, str], Blocked]  # by (set, name), naming its set, file, line
     targets: Mapping[tuple[str, str], tuple[str, ...]]  # which targets install each admitted
     coverage: tuple[Coverage, ...]
     required_by: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     kept: frozenset[tuple[str, Version]] = frozenset()  # what a blocked requirement still needs
     warnings: tuple[str, ...] = ()
+    sets: Mapping[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)  # needing each
+
+    @property
+    def blocked_names(self) -> set[str]:
+        """The projects some set's requirement on which is blocked."""
+        return {name for _, name in self.blocked}
+
+    def requirement_pinning(self, name: str, version: Version | None) -> Requirement | None:
+        """The line on a project that pins this version, else its first line (if listed)."""
+        lines = self.requirements.get(name, ())
+        pinning = (r for r in lines if version is not None and r.pinned_version == version)
+        return next(pinning, lines[0] if lines else None)
 
 
 def _decide(
@@ -192,7 +206,6 @@ def _decide(
     and the targets each is for."""
     settings = inputs.desired.config.policy
     listed = inputs.desired.requirements
-    requirements = {r.name: r for r in listed}
     if settings.dependencies is DependencyMode.CLOSURE:
         resolved = closure.resolve(
             listed,
@@ -208,16 +221,35 @@ def _decide(
             inputs.memo,
         )
         return _Decisions(
-            requirements,
+            _by_name(listed),
             _by_version(resolved.admitted.values()),
-            resolved.blocked,
+            _located(resolved.blocked, listed),
             {_key(k): tuple(map(str, t)) for k, t in resolved.targets.items()},
             resolved.coverage,
             resolved.required_by,
             resolved.kept,
             resolved.warnings,
+            {_key(k): found for k, found in resolved.sets.items()},
         )
     return _decide_listed(inputs, context, held, distrusted)
+
+
+def _by_name(listed: Iterable[Requirement]) -> dict[str, tuple[Requirement, ...]]:
+    found: dict[str, list[Requirement]] = {}
+    for requirement in listed:
+        found.setdefault(requirement.name, []).append(requirement)
+    return {name: tuple(lines) for name, lines in found.items()}
+
+
+def _located(
+    blocked: Mapping[tuple[str, str], Blocked], listed: Iterable[Requirement]
+) -> dict[tuple[str, str], Blocked]:
+    """Blocked requirements naming their set, file and line."""
+    lines = {(r.set_name, r.name): r for r in listed}
+    return {
+        key: replace(why, set_name=key[0], source=str(lines[key].source) if key in lines else "")
+        for key, why in blocked.items()
+    }
 
 
 def _decide_listed(
@@ -239,22 +271,40 @@ def _decide_listed(
         )
         for requirement in listed
     ]
-    admitted: list[policy.Admitted] = []
-    targets: dict[tuple[str, str], tuple[str, ...]] = {}
-    for decision in decided:
+    chosen: dict[tuple[str, str], policy.Admitted] = {}
+    served: dict[tuple[str, str], list[TargetEnvironment]] = {}
+    sets: dict[tuple[str, str], list[str]] = {}
+    for requirement, decision in zip(listed, decided, strict=True):
         if isinstance(decision, policy.Admitted):
-            served = [t for t in settings.environments if decision.requirement.applies_to([t])]
-            files = closure.mirrored_files(decision.files, served, settings.files.wheels)
-            admitted.append(replace(decision, files=files))
-            targets[_key((decision.requirement.name, decision.version))] = tuple(map(str, served))
-    blocked = {d.name: d for d in decided if isinstance(d, Blocked)}
+            key = _key((requirement.name, decision.version))
+            chosen.setdefault(key, decision)  # another set's line on it: the same version
+            serving = served.setdefault(key, [])
+            serving.extend(
+                t for t in settings.environments if requirement.applies_to([t]) and t not in serving
+            )
+            sets.setdefault(key, []).append(requirement.set_name)
+    blocked = {
+        (r.set_name, r.name): d
+        for r, d in zip(listed, decided, strict=True)
+        if isinstance(d, Blocked)
+    }
     coverage = []
     for target in settings.environments:
-        serving = [r for r in listed if r.applies_to([target])]
-        stopped = sorted({r.name for r in serving if r.name in blocked})
-        coverage.append(Coverage(str(target), len(serving), tuple(stopped)))
+        lines = [r for r in listed if r.applies_to([target])]
+        stopped = sorted({r.name for r in lines if (r.set_name, r.name) in blocked})
+        coverage.append(Coverage(str(target), len(lines), tuple(stopped)))
     return _Decisions(
-        {r.name: r for r in listed}, _by_version(admitted), blocked, targets, tuple(coverage)
+        _by_name(listed),
+        {
+            key: replace(
+                d, files=closure.mirrored_files(d.files, served[key], settings.files.wheels)
+            )
+            for key, d in chosen.items()
+        },
+        _located(blocked, listed),
+        {key: tuple(map(str, found)) for key, found in served.items()},
+        tuple(coverage),
+        sets={key: tuple(dict.fromkeys(found)) for key, found in sets.items()},
     )
 
 
@@ -334,10 +384,10 @@ class _Review:
         decision = self.decisions.admitted.get((name, version_key(version)))
         if decision is not None:
             return self._tidy(name, version, files, decision)
-        if name in self.decisions.blocked:
+        if name in self.decisions.blocked_names:
             self.warnings.append(
                 f"keeping {name} {version} in the registry while "
-                f"{self.decisions.requirements[name].text} is blocked"
+                f"{self.decisions.requirements[name][0].text} is blocked"
             )
             return []
         parsed = parse_version(version)
@@ -358,7 +408,7 @@ class _Review:
             name,
             parsed,
             self.inputs.projects.get(name),
-            self.decisions.requirements.get(name),
+            self.decisions.requirement_pinning(name, parsed),
             self.context,
             version,
         )
@@ -400,7 +450,7 @@ class _Review:
 
     def _prune(self, name: str, version: str, files: Mapping[str, RegistryFile]) -> Action:
         """A held version nothing selects any more."""
-        requirement = self.decisions.requirements.get(name)
+        requirement = self.decisions.requirement_pinning(name, None)
         if requirement is not None:
             cause = Cause.SUPERSEDED
             reason = f"superseded: {requirement.text} selects another version"
@@ -568,6 +618,7 @@ def _upload(
         cause=cause,
         required_by=required_by.get(name, ()),
         targets=decisions.targets.get((name, version_key(version)), ()),
+        sets=decisions.sets.get((name, version_key(version)), ()),
     )
 
 

@@ -3,18 +3,33 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 
 from reconciler.desired.config import load_config
 from reconciler.desired.requirements import merge_per_target, read_requirements
 from reconciler.errors import UserError
-from reconciler.model import DesiredState
+from reconciler.model import DesiredState, Requirement, SetKind, SetSource
 
 __all__ = ["load_desired_state"]
 
 
+def _read_set(source: SetSource, root: Path, files: list[Path], config: str) -> list[Requirement]:
+    """One set's lines, from a file that must lie inside the desired state (`config`: the
+    config file as the user names it, for messages)."""
+    path = root / source.path
+    if not path.resolve().is_relative_to(root):
+        why = f"{source.path} leads outside the desired state"
+        raise UserError(why, path=config, line=source.line, key=f"sets.{source.name}")
+    if source.kind is not SetKind.REQUIREMENTS:
+        why = f"{source.path}: lockfile sets are not read yet; give a requirements file"
+        raise UserError(why, path=config, line=source.line, key=f"sets.{source.name}")
+    return read_requirements(path, root, files)
+
+
 def load_desired_state(directory: Path) -> DesiredState:
-    """Read and validate `DIR/requirements.txt` and `DIR/config.yaml`.
+    """Read and validate `DIR/config.yaml` and each requirement set it names (without
+    `sets`, the one set `DIR/requirements.txt`).
 
     The digest covers the bytes of every file read (includes too), so any edit makes a saved
     plan stale.
@@ -23,18 +38,26 @@ def load_desired_state(directory: Path) -> DesiredState:
         raise UserError("desired-state directory not found", path=directory)
     root = directory.resolve()
     config_path = root / "config.yaml"
-    config = load_config(config_path, str(directory / "config.yaml"))
+    display = str(directory / "config.yaml")
+    config = load_config(config_path, display)
     files: list[Path] = []
-    lines = read_requirements(root / "requirements.txt", root, files)
-    # Markers first: a line for none of the targets neither counts nor conflicts.
     environments = config.policy.environments
-    requirements = merge_per_target([r for r in lines if r.applies_to(environments)], environments)
+    lines: list[Requirement] = []
+    requirements: list[Requirement] = []
+    for source in config.sets:
+        found = [replace(r, set_name=source.name) for r in _read_set(source, root, files, display)]
+        lines.extend(found)
+        # Markers first: a line for none of the targets neither counts nor conflicts. Each
+        # set is one environment of its own: pins conflict within a set, never across sets.
+        requirements.extend(
+            merge_per_target([r for r in found if r.applies_to(environments)], environments)
+        )
     digest = hashlib.sha256()
     for path in sorted([*files, config_path] if config_path.exists() else files):
         digest.update(str(path.relative_to(root)).encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")
     return DesiredState(
-        requirements=requirements,
+        requirements=tuple(requirements),
         config=config,
         for_no_target=tuple(r for r in lines if not r.applies_to(environments)),
         digest=f"sha256:{digest.hexdigest()}",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import reprlib
 from datetime import date, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -29,6 +29,8 @@ from reconciler.model import (
     RegistryType,
     SafetyConfig,
     ServiceName,
+    SetKind,
+    SetSource,
     UpstreamConfig,
     WheelChoice,
     YankedPolicy,
@@ -175,12 +177,13 @@ def load_config(path: Path, display: str) -> Config:
     if not isinstance(document, CommentedMap):
         raise UserError("expected a mapping at the top level", path=display, line=1)
     root = _Reader(display, document, "", 1, text.splitlines())
-    root.check_keys({"policy", "exceptions", "upstream", "registry"})
+    root.check_keys({"policy", "exceptions", "upstream", "registry", "sets"})
     return Config(
         policy=_policy(root.child("policy")),
         exceptions=tuple(_exception(item) for item in root.items("exceptions")),
         upstream=_upstream(root.child("upstream")),
         registry=_registry(root.child("registry")),
+        sets=_sets(root.child("sets")) or Config().sets,
     )
 
 
@@ -337,6 +340,48 @@ def _files(reader: _Reader | None) -> FilesPolicy:
             "expected 'targets' (the wheel each target installs), 'all', or a list of tag "
             f"patterns like [manylinux*, win_amd64, any]; got {_shown(wheels)}",
         ) from None
+
+
+def _sets(reader: _Reader | None) -> tuple[SetSource, ...]:
+    """`sets`: name -> file, relative to the desired state; its kind follows its name."""
+    if reader is None:
+        return ()
+    found = []
+    for key in reader.mapping:
+        name = str(key)
+        if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,63}", name):
+            raise reader.error(name, "a set's name is lower-case letters, digits, '.', '_', '-'")
+        path = reader.required_str(name)
+        parts = PurePosixPath(path).parts
+        if (
+            not parts
+            or path.startswith(("/", "\\"))
+            or ".." in parts
+            or "\\" in path
+            or ":" in path
+        ):
+            raise reader.error(
+                name, f"expected a path inside the desired state, got {_shown(path)}"
+            )
+        kind = _set_kind(reader, name, parts[-1])
+        found.append(SetSource(name, path, kind, reader.key_line(name)))
+    if not found:
+        raise reader.error(None, "expected at least one set: name: path")
+    return tuple(found)
+
+
+def _set_kind(reader: _Reader, name: str, filename: str) -> SetKind:
+    if filename == "uv.lock":
+        return SetKind.UV_LOCK
+    if re.fullmatch(r"pylock\.([^.]+\.)?toml", filename):
+        return SetKind.PYLOCK
+    if filename.endswith((".txt", ".in")):
+        return SetKind.REQUIREMENTS
+    raise reader.error(
+        name,
+        f"{_shown(filename)}: expected a requirements file (*.txt, *.in), a PEP 751 lock "
+        "(pylock.toml, pylock.<name>.toml) or uv.lock",
+    )
 
 
 def _exception(reader: _Reader) -> PolicyException:

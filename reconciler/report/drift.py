@@ -22,7 +22,7 @@ from reconciler.planfile import (
     source_json,
 )
 from reconciler.report.markdown import advisory_section, cell
-from reconciler.report.text import blocked_line, sources_line
+from reconciler.report.text import blocked_line, blocked_requirement, sources_line
 
 
 class Category(str, Enum):
@@ -183,7 +183,10 @@ class DriftReport:
         lines += advisory_section(plan.advisories)
         if plan.blocked:
             lines += [f"#### Blocked requirements ({len(plan.blocked)})", ""]
-            lines += [f"- `{cell(b.requirement)}`: {cell(blocked_line(b))}" for b in plan.blocked]
+            lines += [
+                f"- `{cell(blocked_requirement(b, plan))}`: {cell(blocked_line(b))}"
+                for b in plan.blocked
+            ]
             lines.append("")
         problems = [*plan.warnings, *(self.result.errors if self.result else [])]
         if problems:

@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 
 from reconciler.model import Action, ActionKind, Plan
 from reconciler.report.interface import PlanFormat
-from reconciler.report.text import action_line, blocked_line
+from reconciler.report.text import action_line, blocked_line, blocked_requirement
 
 SUITE_NAME = "mirror plan"
 
@@ -30,10 +30,10 @@ class JunitFormat(PlanFormat):
         cases: list[ET.Element] = []
         for action in plan.actions:
             case = _case(_classname(action), names.unique(f"{action.name} {action.version}"))
-            ET.SubElement(case, "system-out").text = _clean(action_line(action))
+            ET.SubElement(case, "system-out").text = _clean(action_line(action, plan))
             cases.append(case)
         for blocked in plan.blocked:
-            case = _case("blocked", names.unique(blocked.requirement))
+            case = _case("blocked", names.unique(blocked_requirement(blocked, plan)))
             failure = ET.SubElement(
                 case, "failure", {"message": _clean(blocked.reason.value), "type": "blocked"}
             )

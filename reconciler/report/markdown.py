@@ -10,6 +10,7 @@ from reconciler.report.text import (
     action_line,
     advisory_line,
     blocked_line,
+    blocked_requirement,
     footer_lines,
     headline,
     sources_line,
@@ -50,7 +51,7 @@ class MarkdownFormat(PlanFormat):
                 "| package | version | files | reason |",
                 [
                     f"| {cell(a.name)} | {cell(a.version)} | {len(a.files)} | "
-                    f"{cell(action_line(a))} |"
+                    f"{cell(action_line(a, plan))} |"
                     for a in actions
                 ],
             )
@@ -58,7 +59,8 @@ class MarkdownFormat(PlanFormat):
             f"Blocked ({len(plan.blocked)})",
             "| requirement | reason | detail | eligible |",
             [
-                f"| {cell(b.requirement)} | {cell(b.reason.value)} | {cell(blocked_line(b))} "
+                f"| {cell(blocked_requirement(b, plan))} | {cell(b.reason.value)} "
+                f"| {cell(blocked_line(b))} "
                 f"| {f'{b.eligible_at:%Y-%m-%d}' if b.eligible_at else ''} |"
                 for b in plan.blocked
             ],

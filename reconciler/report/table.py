@@ -21,6 +21,7 @@ from reconciler.report.text import (
     action_line,
     advisory_line,
     blocked_line,
+    blocked_requirement,
     change_heading,
     footer_lines,
     headline,
@@ -77,14 +78,15 @@ def _tables(plan: Plan, width: int) -> Iterator[Table]:
         changes = [
             (
                 Text(change_heading(a), "bold red" if a.quarantine else _STYLES[a.kind]),
-                Text(action_line(a)),
+                Text(action_line(a, plan)),
             )
             for a in plan.actions
         ]
         yield _table("Changes", width, ("change", "reason"), changes)
     if plan.blocked:
         blocked = [
-            (Text(b.requirement), Text(b.reason.value), Text(blocked_line(b))) for b in plan.blocked
+            (Text(blocked_requirement(b, plan)), Text(b.reason.value), Text(blocked_line(b)))
+            for b in plan.blocked
         ]
         yield _table("Blocked", width, ("requirement", "reason", "detail"), blocked)
     if plan.advisories:
@@ -129,9 +131,9 @@ def _plain_lines(plan: Plan) -> Iterator[tuple[str, str]]:
         yield f"~ repair {repair}", _INDENT
     for action in plan.actions:
         yield change_heading(action), _INDENT
-        yield _INDENT + action_line(action), _INDENT
+        yield _INDENT + action_line(action, plan), _INDENT
     for blocked in plan.blocked:
-        yield f"x blocked {blocked.requirement} ({blocked.reason.value})", _INDENT
+        yield f"x blocked {blocked_requirement(blocked, plan)} ({blocked.reason.value})", _INDENT
         yield _INDENT + blocked_line(blocked), _INDENT
     for advisory in plan.advisories:
         yield f"advisory {advisory_line(advisory)}", _INDENT

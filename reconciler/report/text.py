@@ -120,12 +120,21 @@ def change_heading(action: Action) -> str:
     return f"{sign} {action.name} {action.version} ({plural(len(action.files), 'file')})"
 
 
-def action_line(action: Action) -> str:
-    """The reason of an action, naming its advisories when the reason does not already."""
+def action_line(action: Action, plan: Plan) -> str:
+    """The reason of an action, naming its advisories when the reason does not already, and
+    the sets that need an upload when the desired state has several."""
     unnamed = [i for i in action.advisories if i not in action.reason]
-    if unnamed:
-        return f"{action.reason} [{', '.join(unnamed)}]"
-    return action.reason
+    line = f"{action.reason} [{', '.join(unnamed)}]" if unnamed else action.reason
+    if action.sets and len(plan.sets) > 1:
+        line += f" (for {', '.join(action.sets)})"
+    return line
+
+
+def blocked_requirement(blocked: Blocked, plan: Plan) -> str:
+    """The blocked line and where it is: `web: django==4.2.17 (teams/web.txt:3)`, its set
+    named when the desired state has several."""
+    text = f"{blocked.requirement} ({blocked.source})" if blocked.source else blocked.requirement
+    return f"{blocked.set_name}: {text}" if len(plan.sets) > 1 else text
 
 
 def blocked_line(blocked: Blocked) -> str:

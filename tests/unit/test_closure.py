@@ -138,7 +138,7 @@ def test_a_blocked_requirement_keeps_what_its_held_version_needs() -> None:
         make_config().policy.environments,
         {},
     )
-    assert "app" in resolved.blocked
+    assert ("requirements", "app") in resolved.blocked
     assert ("dep", Version("1.0")) in resolved.kept
 
 
@@ -171,7 +171,7 @@ def test_a_dependency_failing_alike_under_several_releases_is_explained_once() -
     )
     metadata = {f.sha256 or "": CoreMetadata(("b>=2",)) for f in app.files}
     metadata.update({f.sha256 or "": CoreMetadata(()) for f in dependency.files})
-    blocked = resolve({"app": app, "b": dependency}, metadata).blocked["app"]
+    blocked = resolve({"app": app, "b": dependency}, metadata).blocked[("requirements", "app")]
     assert blocked.detail == (
         "app 1.0, 0.9, 0.8 → b>=2: 2.0: 2 days old, eligible 2026-12-06 12:00 UTC "
         "(policy.min_age_days: 14)"
@@ -293,7 +293,7 @@ def test_an_explanation_names_a_few_releases_and_counts_the_rest() -> None:
     app = make_project("app", *(make_file("app", v, days_ago(100)) for v in versions))
     dependency = make_project("b", make_file("b", "2.0", days_ago(2)))
     metadata = {f.sha256 or "": CoreMetadata(("b>=2",)) for f in app.files}
-    blocked = resolve({"app": app, "b": dependency}, metadata).blocked["app"]
+    blocked = resolve({"app": app, "b": dependency}, metadata).blocked[("requirements", "app")]
     assert blocked.detail.startswith("app 1.8, 1.7, 1.6, 1.5, 1.4 and 3 more → b>=2: 2.0: ")
 
 
@@ -311,7 +311,9 @@ def test_a_release_whose_own_metadata_needs_a_newer_python_gives_way_on_older_ta
     resolved = resolve({"app": app, "lib": lib}, metadata, on(("3.11", "linux"), ("3.12", "linux")))
     assert held_for(resolved, "lib") == {"1.0": ["3.11 linux"], "2.0": ["3.12 linux"]}
     only_new = make_project("lib", make_file("lib", "2.0", days_ago(60)))
-    blocked = resolve({"app": app, "lib": only_new}, metadata, on(("3.11", "linux"))).blocked["app"]
+    blocked = resolve({"app": app, "lib": only_new}, metadata, on(("3.11", "linux"))).blocked[
+        ("requirements", "app")
+    ]
     assert "lib 2.0 → Requires-Python >=3.12 (the target has 3.11)" in blocked.detail
 
 

@@ -9,8 +9,9 @@ import pytest
 from packaging.version import Version
 
 from reconciler.desired import load_desired_state
+from reconciler.desired.config import load_config
 from reconciler.errors import UserError
-from reconciler.model import YankedPolicy
+from reconciler.model import SetKind, YankedPolicy
 
 
 def load(tmp_path: Path, config: str):  # type: ignore[no-untyped-def]
@@ -144,6 +145,13 @@ def test_audit_settings(tmp_path: Path) -> None:
             "policy.vulnerabilities.safety.api_key_env: expected the name of an environment",
         ),
         ("policy:\n  min_age_days: [\n", "config.yaml:3: invalid YAML"),
+        ("sets:\n  web: ../teams/web.txt\n", "config.yaml:2: sets.web: expected a path inside"),
+        ("sets:\n  web: /etc/web.txt\n", "config.yaml:2: sets.web: expected a path inside"),
+        ("sets:\n  a: a.txt\n  Web: w.txt\n", "config.yaml:3: sets.Web: a set's name is"),
+        ("sets:\n  web: web.lock\n", "config.yaml:2: sets.web: 'web.lock': expected a"),
+        ("sets:\n  web:\n", "config.yaml:2: sets.web: is required"),
+        ("sets: {}\n", "config.yaml:1: sets: expected at least one set"),
+        ("sets: [web.txt]\n", "config.yaml:1: sets: expected a mapping"),
     ],
 )
 def test_errors_name_key_and_line(tmp_path: Path, config: str, expected: str) -> None:
@@ -235,3 +243,19 @@ def test_platforms_take_uvs_names(tmp_path: Path) -> None:
     assert "config.yaml:3: policy.environments[0].platform: unknown platform 'solaris'" in str(
         caught.value
     )
+
+
+def test_sets_take_their_kind_from_the_file_name(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "sets:\n  web: teams/web.txt\n  data: d/pylock.data.toml\n  svc: svc/uv.lock\n"
+        "  more: more.in\n"
+    )
+    config = load_config(path, "config.yaml")
+    assert [(s.name, s.path, s.kind, s.line) for s in config.sets] == [
+        ("web", "teams/web.txt", SetKind.REQUIREMENTS, 2),
+        ("data", "d/pylock.data.toml", SetKind.PYLOCK, 3),
+        ("svc", "svc/uv.lock", SetKind.UV_LOCK, 4),
+        ("more", "more.in", SetKind.REQUIREMENTS, 5),
+    ]
+    assert [s.name for s in load(tmp_path, "policy: {}\n").sets] == ["requirements"]
