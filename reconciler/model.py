@@ -54,6 +54,10 @@ class Requirement:
     # their markers between targets; None: wherever its marker holds.
     targets: frozenset[str] | None = None
     set_name: str = DEFAULT_SET  # the requirement set (`sets`) the line belongs to
+    # From a lock (a lockfile, or a requirements file pinned with --hash throughout): not
+    # resolved again, each entry judged on its own. A lockfile names its files too.
+    locked: bool = False
+    locked_files: tuple[tuple[str, str], ...] = ()  # (file name, sha256)
 
     @property
     def pinned_version(self) -> Version | None:

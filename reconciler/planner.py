@@ -5,7 +5,7 @@ Pure: every input is data (upstream pages, advisories, the registry listing, `no
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -13,6 +13,7 @@ from typing import Any
 from packaging.version import Version
 
 from reconciler import closure, policy
+from reconciler.errors import UserError
 from reconciler.metadata import CoreMetadata
 from reconciler.model import (
     Action,
@@ -31,6 +32,7 @@ from reconciler.model import (
     Requirement,
     UpstreamFile,
     UpstreamProject,
+    WheelChoice,
     parse_version,
     version_key,
     version_sort_key,
@@ -87,10 +89,15 @@ def versions_to_audit(
         (name, str(version))
         for name in sorted(names)
         # A listed project may be a dependency (or build requirement) elsewhere, under any
-        # version: audit those candidates too, or they would look unchecked.
+        # version: audit those candidates too, or they would look unchecked. So is a locked
+        # one: a failing entry names the newest version the policy admits.
         for requirement in [
             *listed.get(name, []),
-            *([closure.dependency_requirement(name)] if closure_mode else []),
+            *(
+                [closure.dependency_requirement(name)]
+                if closure_mode or any(r.locked for r in listed.get(name, []))
+                else []
+            ),
         ]
         for version in policy.versions_to_audit(requirement, projects.get(name), context)
     ]
@@ -109,6 +116,7 @@ def plan(inputs: PlanInputs) -> Plan:
         inputs.audited,
         wall_clock=inputs.created_at,
     )
+    _refuse_tampered_locks(desired.requirements, inputs.projects)
     mirrored = actual.by_version()
     distrusted = _upstream_changed(mirrored, actual, inputs.projects, context)
     decisions = _decide(inputs, context, _held_versions(mirrored), distrusted)
@@ -152,6 +160,24 @@ def plan(inputs: PlanInputs) -> Plan:
         ),
         sets=tuple(s.name for s in desired.config.sets),
     )
+
+
+def _refuse_tampered_locks(
+    listed: Iterable[Requirement], projects: Mapping[str, UpstreamProject | None]
+) -> None:
+    """A lock naming a file whose sha256 upstream's differs from is refused outright: a
+    tampered or stale lock, never something to mirror (PyPI never reuses a file name)."""
+    for requirement in listed:
+        project = projects.get(requirement.name)
+        upstream = {f.filename: f.sha256 for f in project.files} if project else {}
+        for filename, sha256 in requirement.locked_files:
+            if upstream.get(filename, sha256) != sha256:
+                raise UserError(
+                    f"{requirement.text}: {filename} is locked with sha256 {sha256}, upstream "
+                    f"serves {upstream[filename]}: a tampered or stale lock is refused",
+                    path=requirement.source.path,
+                    line=requirement.source.line or None,
+                )
 
 
 def _held_after(actual: ActualState, actions: Iterable[Action]) -> int | None:
@@ -205,33 +231,86 @@ def _decide(
     """The versions admitted for the requirements (and, with the closure, each dependency),
     and the targets each is for."""
     settings = inputs.desired.config.policy
-    listed = inputs.desired.requirements
-    if settings.dependencies is DependencyMode.CLOSURE:
-        resolved = closure.resolve(
-            listed,
-            inputs.projects,
-            inputs.metadata,
-            inputs.unreadable,
-            context,
-            held,
-            distrusted,
-            settings.environments,
-            inputs.build,
-            inputs.exhausted,
-            inputs.memo,
-        )
-        return _Decisions(
-            _by_name(listed),
-            _by_version(resolved.admitted.values()),
-            _located(resolved.blocked, listed),
-            {_key(k): tuple(map(str, t)) for k, t in resolved.targets.items()},
-            resolved.coverage,
-            resolved.required_by,
-            resolved.kept,
-            resolved.warnings,
-            {_key(k): found for k, found in resolved.sets.items()},
-        )
-    return _decide_listed(inputs, context, held, distrusted)
+    locked = [r for r in inputs.desired.requirements if r.locked]
+    free = [r for r in inputs.desired.requirements if not r.locked]
+    parts = [_decide_listed(inputs, locked, context, held, distrusted)] if locked else []
+    if settings.dependencies is DependencyMode.CLOSURE and free:
+        parts.append(_decide_closure(inputs, free, context, held, distrusted))
+    elif free or not parts:
+        parts.append(_decide_listed(inputs, free, context, held, distrusted))
+    return _merged(parts)
+
+
+def _decide_closure(
+    inputs: PlanInputs,
+    listed: Sequence[Requirement],
+    context: policy.PolicyContext,
+    held: Mapping[str, list[Version]],
+    distrusted: Mapping[tuple[str, Version], str],
+) -> _Decisions:
+    """`dependencies: closure`: the lines and every dependency, resolved per set and target."""
+    settings = inputs.desired.config.policy
+    resolved = closure.resolve(
+        listed,
+        inputs.projects,
+        inputs.metadata,
+        inputs.unreadable,
+        context,
+        held,
+        distrusted,
+        settings.environments,
+        inputs.build,
+        inputs.exhausted,
+        inputs.memo,
+    )
+    return _Decisions(
+        _by_name(listed),
+        _by_version(resolved.admitted.values()),
+        _located(resolved.blocked, listed),
+        {_key(k): tuple(map(str, t)) for k, t in resolved.targets.items()},
+        resolved.coverage,
+        resolved.required_by,
+        resolved.kept,
+        resolved.warnings,
+        {_key(k): found for k, found in resolved.sets.items()},
+    )
+
+
+def _merged(parts: Sequence[_Decisions]) -> _Decisions:
+    """Decisions of locked and resolved sets in one: a version both hold keeps the files
+    each wants, for the targets and sets of both."""
+    if len(parts) == 1:
+        return parts[0]
+    admitted: dict[tuple[str, str], policy.Admitted] = {}
+    targets: dict[tuple[str, str], tuple[str, ...]] = {}
+    sets: dict[tuple[str, str], tuple[str, ...]] = {}
+    coverage: dict[str, Coverage] = {}
+    for part in parts:
+        for key, decision in part.admitted.items():
+            if key in admitted:
+                files = {f.filename: f for f in (*admitted[key].files, *decision.files)}
+                decision = replace(admitted[key], files=tuple(files.values()))
+            admitted[key] = decision
+            targets[key] = tuple(dict.fromkeys((*targets.get(key, ()), *part.targets[key])))
+            sets[key] = tuple(dict.fromkeys((*sets.get(key, ()), *part.sets.get(key, ()))))
+        for covered in part.coverage:
+            before = coverage.get(covered.target, Coverage(covered.target, 0))
+            coverage[covered.target] = Coverage(
+                covered.target,
+                before.requirements + covered.requirements,
+                tuple(sorted({*before.blocked, *covered.blocked})),
+            )
+    return _Decisions(
+        {name: lines for part in parts for name, lines in part.requirements.items()},
+        admitted,
+        {line: why for part in parts for line, why in part.blocked.items()},
+        targets,
+        tuple(coverage.values()),
+        {name: by for part in parts for name, by in part.required_by.items()},
+        frozenset().union(*(part.kept for part in parts)),
+        tuple(w for part in parts for w in part.warnings),
+        sets,
+    )
 
 
 def _by_name(listed: Iterable[Requirement]) -> dict[str, tuple[Requirement, ...]]:
@@ -254,40 +333,47 @@ def _located(
 
 def _decide_listed(
     inputs: PlanInputs,
+    listed: Sequence[Requirement],
     context: policy.PolicyContext,
     held: Mapping[str, list[Version]],
     distrusted: Mapping[tuple[str, Version], str],
 ) -> _Decisions:
-    """`dependencies: listed`: each line on its own, for every target it applies to."""
+    """Each line on its own, for every target it applies to (`dependencies: listed`, and the
+    entries of a lock: a lock is never resolved again). A locked entry keeps every file the
+    lock names that passes; one that fails names the newest version the policy admits."""
     settings = inputs.desired.config.policy
-    listed = inputs.desired.requirements
-    decided = [
-        policy.decide(
+
+    def decided(requirement: Requirement) -> policy.Admitted | Blocked:
+        decision = policy.decide(
             requirement,
             inputs.projects.get(requirement.name),
             context,
             held=held.get(requirement.name, ()),
             distrusted={v: why for (n, v), why in distrusted.items() if n == requirement.name},
         )
-        for requirement in listed
-    ]
+        if isinstance(decision, Blocked) and requirement.locked:
+            return _suggesting(decision, requirement, inputs, context)
+        return decision
+
+    decisions = [decided(requirement) for requirement in listed]
     chosen: dict[tuple[str, str], policy.Admitted] = {}
     served: dict[tuple[str, str], list[TargetEnvironment]] = {}
     sets: dict[tuple[str, str], list[str]] = {}
-    for requirement, decision in zip(listed, decided, strict=True):
+    for requirement, decision in zip(listed, decisions, strict=True):
         if isinstance(decision, policy.Admitted):
             key = _key((requirement.name, decision.version))
+            if requirement.locked:  # every file the lock names (the hashes chose them)
+                decision = replace(decision, requirement=requirement)
             chosen.setdefault(key, decision)  # another set's line on it: the same version
             serving = served.setdefault(key, [])
             serving.extend(
                 t for t in settings.environments if requirement.applies_to([t]) and t not in serving
             )
             sets.setdefault(key, []).append(requirement.set_name)
-    blocked = {
-        (r.set_name, r.name): d
-        for r, d in zip(listed, decided, strict=True)
-        if isinstance(d, Blocked)
-    }
+    blocked: dict[tuple[str, str], Blocked] = {}
+    for requirement, decision in zip(listed, decisions, strict=True):
+        if isinstance(decision, Blocked):  # a lock's two pins of one project: the first
+            blocked.setdefault((requirement.set_name, requirement.name), decision)
     coverage = []
     for target in settings.environments:
         lines = [r for r in listed if r.applies_to([target])]
@@ -297,7 +383,12 @@ def _decide_listed(
         _by_name(listed),
         {
             key: replace(
-                d, files=closure.mirrored_files(d.files, served[key], settings.files.wheels)
+                d,
+                files=closure.mirrored_files(
+                    d.files,
+                    served[key],
+                    WheelChoice.ALL if d.requirement.locked else settings.files.wheels,
+                ),
             )
             for key, d in chosen.items()
         },
@@ -306,6 +397,24 @@ def _decide_listed(
         tuple(coverage),
         sets={key: tuple(dict.fromkeys(found)) for key, found in sets.items()},
     )
+
+
+def _suggesting(
+    blocked: Blocked,
+    requirement: Requirement,
+    inputs: PlanInputs,
+    context: policy.PolicyContext,
+) -> Blocked:
+    """A locked entry that fails, naming the newest version the policy admits instead."""
+    instead = policy.decide(
+        closure.dependency_requirement(requirement.name),
+        inputs.projects.get(requirement.name),
+        context,
+    )
+    if not isinstance(instead, policy.Admitted):
+        return blocked
+    suggestion = f"; the newest version the policy admits is {instead.version}"
+    return replace(blocked, detail=blocked.detail + suggestion)
 
 
 def _key(release: tuple[str, Version]) -> tuple[str, str]:

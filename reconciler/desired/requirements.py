@@ -40,7 +40,7 @@ def read_requirements(
 
     `including` is the chain of files that led here, to tell a cycle from a shared include.
     """
-    display = _display_path(path, root)
+    display = display_path(path, root)
     if not path.is_file():
         raise UserError("requirements file not found", path=display)
     if path not in seen_files:
@@ -238,7 +238,7 @@ def _either(first: str | None, second: str | None) -> str | None:
     return first if first == second else f"({first}) or ({second})"
 
 
-def _display_path(path: Path, root: Path) -> str:
+def display_path(path: Path, root: Path) -> str:
     """The path as users know it: relative to the desired-state directory's parent."""
     try:
         return str(path.resolve().relative_to(root.resolve().parent))
