@@ -221,6 +221,10 @@ class Policy:
     fix_min_age_days: int | None = None  # None: the same as min_age_days
     yanked: YankedPolicy = YankedPolicy.BLOCK
     prune: bool = True
+    # A version no longer desired (without a quarantine cause) stays this long, yanked
+    # (PEP 592), before it is pruned: lockfiles and exact pins refreshed monthly, as
+    # Dependabot and Renovate schedules commonly are, still install meanwhile.
+    retain_days: int = 30
     max_deletions: int = 25
     services: tuple[ServiceName, ...] = (ServiceName.OSV,)
     ignore: tuple[IgnoredAdvisory, ...] = ()
@@ -412,6 +416,8 @@ class Cause(str, Enum):
     MISSING_FROM_REGISTRY = "missing-from-registry"
     CHANGED_IN_REGISTRY = "changed-in-registry"
     YANK_CHANGED = "yank-changed"
+    # retention: a version no longer desired, yanked until it is pruned
+    RETAINED = "retained"
     # prunes
     SUPERSEDED = "superseded"  # its requirement selects another version now
     NOT_DESIRED = "not-desired"  # neither a requirement nor a dependency of one any more
@@ -569,6 +575,15 @@ class Blocked:
 
 
 @dataclass(frozen=True)
+class Retained:
+    """A version no longer desired that the registry keeps, yanked, until a date."""
+
+    name: str
+    version: str
+    until: date
+
+
+@dataclass(frozen=True)
 class Waiting:
     """A newer version a range would take once it matures, and when it becomes eligible."""
 
@@ -662,6 +677,7 @@ class Plan:
     download_bytes: int = 0  # what the uploads fetch (sizes upstream gives)
     held_bytes: int | None = None  # what the registry holds after the apply, where known
     sets: tuple[str, ...] = (DEFAULT_SET,)  # the requirement sets of the desired state
+    retained: tuple[Retained, ...] = ()  # held, yanked, until pruned: no longer desired
 
     def advisory(self, advisory_id: str) -> Advisory | None:
         """The details of an advisory the plan names."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from reconciler.model import (
     Plan,
     PlannedFile,
     Problem,
+    Retained,
     ServiceName,
     Waiting,
     is_plain_filename,
@@ -183,6 +184,10 @@ def to_json(plan: Plan) -> str:
         "download_bytes": plan.download_bytes,
         "held_bytes": plan.held_bytes,
         "sets": list(plan.sets),
+        "retained": [
+            {"name": r.name, "version": r.version, "until": r.until.isoformat()}
+            for r in plan.retained
+        ],
     }
     return json.dumps(document, indent=2) + "\n"
 
@@ -286,6 +291,10 @@ def read_plan(path: Path) -> Plan:
             download_bytes=_count(document.get("download_bytes", 0)),
             held_bytes=_optional_count(document.get("held_bytes")),
             sets=_texts(document.get("sets", [DEFAULT_SET])),
+            retained=tuple(
+                Retained(_text(r["name"]), _text(r["version"]), date.fromisoformat(r["until"]))
+                for r in document.get("retained", [])
+            ),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise UserError(f"malformed plan file ({error!r})", path=path) from None
@@ -326,9 +335,9 @@ def _file(planned: PlannedFile) -> dict[str, Any]:
             size=planned.size,
             upload_time=json_time(planned.upload_time),
             requires_python=planned.requires_python,
-            yanked=planned.yanked,
-            yanked_reason=planned.yanked_reason,
         )
+    if planned.url is not None or planned.yanked:  # a retained file: its new yank marker
+        data.update(yanked=planned.yanked, yanked_reason=planned.yanked_reason)
     return data
 
 

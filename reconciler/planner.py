@@ -5,9 +5,10 @@ Pure: every input is data (upstream pages, advisories, the registry listing, `no
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from packaging.version import Version
@@ -30,6 +31,7 @@ from reconciler.model import (
     PlannedFile,
     RegistryFile,
     Requirement,
+    Retained,
     UpstreamFile,
     UpstreamProject,
     WheelChoice,
@@ -159,6 +161,7 @@ def plan(inputs: PlanInputs) -> Plan:
             )
         ),
         sets=tuple(s.name for s in desired.config.sets),
+        retained=tuple(review.retained),
     )
 
 
@@ -472,6 +475,7 @@ class _Review:
         self.distrusted = distrusted
         self.settings = inputs.desired.config.policy
         self.warnings: list[str] = []
+        self.retained: list[Retained] = []
 
     def mirrored_version(self, name: str, files: Mapping[str, RegistryFile]) -> list[Action]:
         """The deletes one held version needs (a quarantine first of all), if any."""
@@ -504,7 +508,49 @@ class _Review:
             parsed is not None and (name, parsed) in self.decisions.kept
         ) or not self.settings.prune:
             return []  # kept: a dependency of a version held while its requirement is blocked
-        return [self._prune(name, version, files)]
+        return self._retire(name, version, files)
+
+    def _retire(self, name: str, version: str, files: Mapping[str, RegistryFile]) -> list[Action]:
+        """A held version nothing selects any more: kept `retain_days`, yanked (PEP 592) so
+        that resolvers pass it by while exact pins and lockfiles still install it, then
+        pruned. The date it goes is in its yank reason: the registry's own state says it,
+        whichever machine plans next."""
+        prune = self._prune(name, version, files)
+        days = self.settings.retain_days
+        if days and not self.inputs.actual.keeps_index_metadata:
+            note = (
+                "policy.retain_days: this registry keeps no yank markers (nor the date a "
+                "version goes), so versions no longer desired are pruned at once"
+            )
+            self.warnings.extend([note] if note not in self.warnings else [])
+            return [prune]
+        if days == 0:
+            return [prune]
+        until = _retained_until(files.values())
+        if until is not None and until < self.inputs.now.date():
+            return [replace(prune, reason=f"{prune.reason}; retained until {until}")]
+        until = until or (self.inputs.now + timedelta(days=days)).date()
+        self.retained.append(Retained(name, version, until))
+        if _retained_until(files.values()) == until and all(f.yanked for f in files.values()):
+            return []  # marked already (an apply cut short marks the rest next time)
+        newer = [d.version for (n, _), d in self.decisions.admitted.items() if n == name]
+        why = f"superseded by {max(newer)}" if newer else "no longer needed"
+        marker = f"{why}; removed after {until:%Y-%m-%d}"
+        planned = tuple(
+            PlannedFile(
+                f.filename,
+                f.sha256,
+                before_sha256=f.sha256,
+                size=f.size,
+                upload_time=f.upload_time,
+                requires_python=f.requires_python,
+                yanked=True,
+                yanked_reason=marker,
+            )
+            for _, f in sorted(files.items())
+        )
+        reason = f"retained, yanked, until {until:%Y-%m-%d}: {prune.reason}"
+        return [Action(ActionKind.UPLOAD, name, version, reason, planned, cause=Cause.RETAINED)]
 
     def _quarantine(
         self, name: str, version: str, files: Mapping[str, RegistryFile]
@@ -570,6 +616,26 @@ class _Review:
             cause = Cause.NOT_DESIRED
             reason = "no longer desired: not in the requirements"
         return _delete(name, version, cause, reason, files.values())
+
+
+# The end of a retained version's yank reason: `superseded by 2.32.5; removed after 2027-01-05`.
+_RETAINED_UNTIL = re.compile(r"; removed after (\d{4}-\d{2}-\d{2})$")
+
+
+def _retained_until(files: Iterable[RegistryFile]) -> date | None:
+    """The date a retained version goes, from the yank reason the mirror gave its files
+    (those of them it marked)."""
+    found = {
+        match[1]
+        for f in files
+        if f.yanked and (match := _RETAINED_UNTIL.search(f.yanked_reason or "")) is not None
+    }
+    if len(found) != 1:
+        return None
+    try:
+        return date.fromisoformat(found.pop())
+    except ValueError:
+        return None
 
 
 def _yank_reasons(files: Iterable[UpstreamFile]) -> str:

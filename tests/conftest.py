@@ -101,9 +101,11 @@ def make_project(name: str, *files: UpstreamFile, status: str | None = None) -> 
 
 def make_config(**policy: Any) -> Config:
     """A config for plain-data tests; they judge listed requirements unless they ask for the
-    closure (which needs core metadata as data too)."""
+    closure (which needs core metadata as data too), and prune at once unless they ask for
+    retention."""
     exceptions = policy.pop("exceptions", ())
     policy.setdefault("dependencies", DependencyMode.LISTED)
+    policy.setdefault("retain_days", 0)
     return Config(policy=Policy(**policy), exceptions=tuple(exceptions))
 
 
@@ -134,11 +136,14 @@ class Workspace:
     osv: FakeOsv
     policy: dict[str, Any] = field(default_factory=dict)
     waits: list[float] = field(default_factory=list)  # retry waits the commands asked for
+    elapsed: timedelta = timedelta()  # how far the wall clock has moved past FROZEN_NOW
 
     @property
     def runtime(self) -> Runtime:
-        """The frozen clock, and retries that record their waits instead of sleeping."""
-        return Runtime(clock=frozen_clock, retries=fast_retries(self.waits))
+        """The frozen clock (moved on by `elapsed`), and retries that record their waits
+        instead of sleeping."""
+        instant = FROZEN_NOW + self.elapsed
+        return Runtime(clock=lambda: instant, retries=fast_retries(self.waits))
 
     @property
     def desired(self) -> Path:
@@ -152,10 +157,14 @@ class Workspace:
         self.desired.mkdir(exist_ok=True)
         (self.desired / "requirements.txt").write_text(text)
 
-    def config(self, policy: str = "", extra: str = "") -> None:
+    def config(self, policy: str = "", extra: str = "", retain_days: int | None = 0) -> None:
+        """The desired state's config.yaml: the fakes as upstream, a directory registry, and
+        pruning at once unless a test asks for retention (None: the product's default)."""
         self.desired.mkdir(exist_ok=True)
+        retention = f"  retain_days: {retain_days}\n" if retain_days is not None else ""
         (self.desired / "config.yaml").write_text(
             "policy:\n  min_age_days: 14\n"
+            + retention
             + policy
             + f"upstream:\n  index_url: {self.upstream.index_url}\n"
             f"  osv_url: {self.osv.url}\n"
@@ -173,6 +182,8 @@ class Workspace:
         self, app: Any, args: tuple[str, ...], now: str | None, input: str | None
     ) -> Result:
         extra = ["--desired-state", str(self.desired)]
+        if now == NOW_ARG and self.elapsed:
+            now = (FROZEN_NOW + self.elapsed).isoformat()
         if now is not None and args[0] not in ("show", "force-unlock", "init", "serve"):
             extra += ["--now", now]
         if args[0] in ("show", "comment"):  # they read a saved plan, not the desired state

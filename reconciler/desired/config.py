@@ -213,6 +213,7 @@ def _policy(reader: _Reader | None) -> Policy:
             "fix_min_age_days",
             "yanked",
             "prune",
+            "retain_days",
             "max_deletions",
             "vulnerabilities",
             "dependencies",
@@ -229,6 +230,9 @@ def _policy(reader: _Reader | None) -> Policy:
         raise reader.error(
             "fix_min_age_days", f"must be between 0 and min_age_days ({min_age_days})"
         )
+    retain_days = reader.get("retain_days", int, defaults.retain_days)
+    if not 0 <= retain_days <= MAX_DAYS:
+        raise reader.error("retain_days", f"must be between 0 and {MAX_DAYS}")
     max_deletions = reader.get("max_deletions", int, defaults.max_deletions)
     if max_deletions < 0:
         raise reader.error("max_deletions", "must be 0 or more")
@@ -241,6 +245,7 @@ def _policy(reader: _Reader | None) -> Policy:
         fix_min_age_days=fix_min_age_days if "fix_min_age_days" in reader.mapping else None,
         yanked=YankedPolicy(reader.choice("yanked", tuple(p.value for p in YankedPolicy), "block")),
         prune=reader.get("prune", bool, defaults.prune),
+        retain_days=retain_days,
         max_deletions=max_deletions,
         services=services,
         ignore=ignore,

@@ -32,6 +32,7 @@ class Category(str, Enum):
     REPLACED = "replaced"
     ADMITTED = "admitted"
     RESTORED = "restored"
+    RETAINED = "retained"
     REMOVED = "removed"
     REGISTRY_EDITED = "registry-edited"
     UPSTREAM_CHANGED = "upstream-changed"
@@ -42,6 +43,7 @@ TITLES = {
     Category.REPLACED: "In place of quarantined versions",
     Category.ADMITTED: "Admitted since the last run: matured, or newly selected",
     Category.RESTORED: "Restored: the cause of an earlier quarantine no longer applies",
+    Category.RETAINED: "Retained: no longer desired, yanked until they are removed",
     Category.REMOVED: "Removed: superseded, or no longer needed",
     Category.REGISTRY_EDITED: "Registry changed outside the mirror (repaired)",
     Category.UPSTREAM_CHANGED: "Changed upstream",
@@ -57,6 +59,7 @@ _CATEGORY_OF = {
     Cause.NEW_VERSION: Category.ADMITTED,
     Cause.NEW_DEPENDENCY: Category.ADMITTED,
     Cause.RESTORED: Category.RESTORED,
+    Cause.RETAINED: Category.RETAINED,
     Cause.SUPERSEDED: Category.REMOVED,
     Cause.NOT_DESIRED: Category.REMOVED,
     Cause.NOT_ADMITTED: Category.REMOVED,

@@ -10,21 +10,25 @@ from reconciler.model import (
     Advisory,
     AdvisorySource,
     Blocked,
+    Cause,
     Coverage,
     Plan,
 )
 
 
 def summary_line(plan: Plan) -> str:
-    """`Plan: 3 to upload, 1 to delete (1 quarantine), 2 blocked.` (and repairs, if any)"""
+    """`Plan: 3 to upload, 1 to delete (1 quarantine), 2 to retain, 2 blocked.` (and repairs,
+    if any)"""
     quarantines = sum(1 for a in plan.actions if a.quarantine)
+    retains = sum(1 for a in plan.actions if a.cause is Cause.RETAINED)
     deletes = f"{plan.count(ActionKind.DELETE)} to delete"
     if quarantines:
         deletes += f" ({quarantines} quarantine)"
+    retained = f", {retains} to retain" if retains else ""
     repairs = f", {plural(len(plan.repairs), 'repair')}" if plan.repairs else ""
     return (
-        f"Plan: {plan.count(ActionKind.UPLOAD)} to upload, {deletes}{repairs}, "
-        f"{len(plan.blocked)} blocked."
+        f"Plan: {plan.count(ActionKind.UPLOAD) - retains} to upload, {deletes}{retained}"
+        f"{repairs}, {len(plan.blocked)} blocked."
     )
 
 
@@ -53,9 +57,20 @@ def waiting_line(plan: Plan) -> str | None:
 
 
 def footer_lines(plan: Plan) -> list[str]:
-    """What follows a plan's headline: sizes, targets, what waits to mature."""
-    lines = (sizes_line(plan), targets_line(plan), waiting_line(plan))
+    """What follows a plan's headline: sizes, targets, what waits to mature, what is kept
+    (yanked) until it goes."""
+    lines = (sizes_line(plan), targets_line(plan), waiting_line(plan), retained_line(plan))
     return [line for line in lines if line is not None]
+
+
+def retained_line(plan: Plan) -> str | None:
+    """`Kept, yanked, until removed: requests 2.32.3 (2027-01-05), ...`: no longer desired,
+    still installable by exact pins and lockfiles."""
+    if not plan.retained:
+        return None
+    return "Kept, yanked, until removed: " + ", ".join(
+        f"{r.name} {r.version} ({r.until:%Y-%m-%d})" for r in plan.retained
+    )
 
 
 def targets_line(plan: Plan) -> str | None:
@@ -113,6 +128,8 @@ def change_heading(action: Action) -> str:
     """`+ upload foo 1.1 (2 files)`, `- delete ...`, `! quarantine ...`."""
     if action.quarantine:
         sign = "! quarantine"
+    elif action.cause is Cause.RETAINED:
+        sign = "~ retain"
     elif action.kind is ActionKind.UPLOAD:
         sign = "+ upload"
     else:

@@ -120,6 +120,17 @@ def test_removed_requirement_is_deleted() -> None:
     assert action.reason == "no longer desired: not in the requirements"
 
 
+def test_a_registry_without_yank_markers_prunes_at_once_and_says_why() -> None:
+    retaining = make_desired(config=make_config(retain_days=30))
+    gitlab_like = replace(held(FOO_10), keeps_index_metadata=False)
+    plan = run(retaining, {"foo": FOO}, gitlab_like)
+    (action,) = plan.actions
+    assert action.kind is ActionKind.DELETE and not plan.retained
+    assert any("retain_days: this registry keeps no yank markers" in w for w in plan.warnings)
+    kept = run(retaining, {"foo": FOO}, held(FOO_10))  # one that serves them retains
+    assert [a.cause for a in kept.actions] == [Cause.RETAINED]
+
+
 def test_missing_file_and_differing_hash_are_reuploaded() -> None:
     sdist = make_file("foo", "1.1", days_ago(50), kind="sdist")
     project = make_project("foo", FOO_11, sdist)
