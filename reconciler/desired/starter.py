@@ -14,7 +14,8 @@ policy:
   min_age_days: 14               # a file is mirrored once it has been public this long
   # fix_min_age_days: 3          # a version fixing an advisory on what the mirror holds
   yanked: block                  # block | allow-pinned (a yanked pin stays, marked yanked)
-  prune: true                    # delete versions nothing selects any more
+  prune: true                    # delete versions nothing selects any more ...
+  retain_days: 30                # ... once kept this long, yanked: pins and locks install
   max_deletions: 25              # a plan deleting more needs --allow-mass-delete
   vulnerabilities:
     services: [osv]              # osv | pypi | safety; several: the union of their findings
@@ -45,6 +46,9 @@ upstream:
 registry:
   type: directory                # directory | gitlab (in GitLab CI)
   path: registry                 # relative to the repository (this directory's parent)
+# sets:                          # several teams: one requirements file or lock each
+#   web: teams/web.txt           # (default: requirements.txt is the one set)
+#   svc: teams/svc/uv.lock       # uv.lock, pylock.toml: judged entry by entry, not resolved
 """
 
 REQUIREMENTS = """\
