@@ -575,6 +575,16 @@ class Blocked:
 
 
 @dataclass(frozen=True)
+class SetSummary:
+    """One requirement set as a plan states it: its file and how many lines it holds."""
+
+    name: str
+    source: str  # the file, as the config names it
+    requirements: int  # lines (a lock: entries) that apply to some target
+    locked: bool = False
+
+
+@dataclass(frozen=True)
 class Retained:
     """A version no longer desired that the registry keeps, yanked, until a date."""
 
@@ -676,7 +686,7 @@ class Plan:
     coverage: tuple[Coverage, ...] = ()  # per target judged: what installs there
     download_bytes: int = 0  # what the uploads fetch (sizes upstream gives)
     held_bytes: int | None = None  # what the registry holds after the apply, where known
-    sets: tuple[str, ...] = (DEFAULT_SET,)  # the requirement sets of the desired state
+    sets: tuple[SetSummary, ...] = ()  # the requirement sets of the desired state
     retained: tuple[Retained, ...] = ()  # held, yanked, until pruned: no longer desired
 
     def advisory(self, advisory_id: str) -> Advisory | None:

@@ -29,6 +29,7 @@ from reconciler.model import (
     Problem,
     Retained,
     ServiceName,
+    SetSummary,
     Waiting,
     is_plain_filename,
     is_sha256,
@@ -183,7 +184,10 @@ def to_json(plan: Plan) -> str:
         ],
         "download_bytes": plan.download_bytes,
         "held_bytes": plan.held_bytes,
-        "sets": list(plan.sets),
+        "sets": [
+            {"name": x.name, "source": x.source, "requirements": x.requirements, "locked": x.locked}
+            for x in plan.sets
+        ],
         "retained": [
             {"name": r.name, "version": r.version, "until": r.until.isoformat()}
             for r in plan.retained
@@ -290,7 +294,15 @@ def read_plan(path: Path) -> Plan:
             ),
             download_bytes=_count(document.get("download_bytes", 0)),
             held_bytes=_optional_count(document.get("held_bytes")),
-            sets=_texts(document.get("sets", [DEFAULT_SET])),
+            sets=tuple(
+                SetSummary(
+                    _text(x["name"]),
+                    _text(x["source"]),
+                    _count(x["requirements"]),
+                    bool(x["locked"]),
+                )
+                for x in document.get("sets", [])
+            ),
             retained=tuple(
                 Retained(_text(r["name"]), _text(r["version"]), date.fromisoformat(r["until"]))
                 for r in document.get("retained", [])

@@ -32,6 +32,7 @@ from reconciler.model import (
     RegistryFile,
     Requirement,
     Retained,
+    SetSummary,
     UpstreamFile,
     UpstreamProject,
     WheelChoice,
@@ -160,7 +161,15 @@ def plan(inputs: PlanInputs) -> Plan:
                 key=lambda w: (w.eligible_at, w.name),
             )
         ),
-        sets=tuple(s.name for s in desired.config.sets),
+        sets=tuple(
+            SetSummary(
+                source.name,
+                source.path,
+                len(lines := desired.of_set(source.name)),
+                bool(lines) and all(r.locked for r in lines),
+            )
+            for source in desired.config.sets
+        ),
         retained=tuple(review.retained),
     )
 

@@ -57,10 +57,33 @@ def waiting_line(plan: Plan) -> str | None:
 
 
 def footer_lines(plan: Plan) -> list[str]:
-    """What follows a plan's headline: sizes, targets, what waits to mature, what is kept
-    (yanked) until it goes."""
-    lines = (sizes_line(plan), targets_line(plan), waiting_line(plan), retained_line(plan))
+    """What follows a plan's headline: sizes, sets, targets, what waits to mature, what is
+    kept (yanked) until it goes."""
+    lines = (
+        sizes_line(plan),
+        sets_line(plan),
+        targets_line(plan),
+        waiting_line(plan),
+        retained_line(plan),
+    )
     return [line for line in lines if line is not None]
+
+
+def sets_line(plan: Plan) -> str | None:
+    """`Sets: web (teams/web.txt, 12 requirements, 1 blocked), svc (teams/svc/uv.lock, 40
+    locked)`, when the desired state has several."""
+    if len(plan.sets) < 2:
+        return None
+    said = []
+    for summary in plan.sets:
+        what = "locked" if summary.locked else plural(summary.requirements, "requirement")
+        count = summary.requirements if summary.locked else ""
+        blocked = sum(1 for b in plan.blocked if b.set_name == summary.name)
+        stopped = f", {blocked} blocked" if blocked else ""
+        said.append(
+            f"{summary.name} ({summary.source}, {count}{' ' if count else ''}{what}{stopped})"
+        )
+    return "Sets: " + ", ".join(said) + "."
 
 
 def retained_line(plan: Plan) -> str | None:
@@ -142,7 +165,7 @@ def action_line(action: Action, plan: Plan) -> str:
     the sets that need an upload when the desired state has several."""
     unnamed = [i for i in action.advisories if i not in action.reason]
     line = f"{action.reason} [{', '.join(unnamed)}]" if unnamed else action.reason
-    if action.sets and len(plan.sets) > 1:
+    if action.sets and len(plan.sets) > 1:  # one set: it is every upload's
         line += f" (for {', '.join(action.sets)})"
     return line
 

@@ -39,9 +39,14 @@ def test_two_sets_pinning_different_versions_of_one_project_both_install(
         ("shared", "2.0"): ["data"],
         ("helper", "2.1"): ["data"],
     }
-    assert document["sets"] == ["web", "data"]
+    assert [(x["name"], x["source"], x["requirements"]) for x in document["sets"]] == [
+        ("web", "teams/web.txt", 1),
+        ("data", "teams/data/requirements.in", 1),
+    ]
     table = workspace.mirror("plan").stdout
     assert "new requirement" in table and "(for web)" in table and "(for data)" in table
+    sets = "Sets: web (teams/web.txt, 1 requirement), data (teams/data/requirements.in, 1 "
+    assert sets in table
     assert workspace.mirror("apply", "--auto-approve").exit_code == 0
 
     index = f"file://{workspace.registry}/simple"
