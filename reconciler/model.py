@@ -482,7 +482,10 @@ class ActualState:
     generation: int = 0
     last_plan: str | None = None
     quarantined: tuple[QuarantineRecord, ...] = ()
-    keeps_index_metadata: bool = True  # False: yank markers and upload times are not kept
+    keeps_index_metadata: bool = True  # False: yank markers and upload times are not served
+    # The registry keeps yank markers (and their reasons) and lists them back, whether or not
+    # it serves them to clients: where a retained version's date is kept.
+    keeps_yanks: bool = True
     repairs: tuple[str, ...] = ()  # where pages and files disagree: the next apply mends them
 
     def by_version(self) -> Mapping[tuple[str, str], dict[str, RegistryFile]]:

@@ -526,7 +526,7 @@ class _Review:
         whichever machine plans next."""
         prune = self._prune(name, version, files)
         days = self.settings.retain_days
-        if days and not self.inputs.actual.keeps_index_metadata:
+        if days and not self.inputs.actual.keeps_yanks:
             note = (
                 "policy.retain_days: this registry keeps no yank markers (nor the date a "
                 "version goes), so versions no longer desired are pruned at once"
@@ -535,6 +535,12 @@ class _Review:
             return [prune]
         if days == 0:
             return [prune]
+        if not self.inputs.actual.keeps_index_metadata:
+            note = (
+                "this registry serves no yank markers: a retained version stays installable "
+                "by pins and lockfiles, and a range only it satisfies still takes it"
+            )
+            self.warnings.extend([note] if note not in self.warnings else [])
         until = _retained_until(files.values())
         if until is not None and until < self.inputs.now.date():
             return [replace(prune, reason=f"{prune.reason}; retained until {until}")]
@@ -737,7 +743,7 @@ class _FileChanges:
 
     @classmethod
     def of(
-        cls, decision: policy.Admitted, present: Mapping[str, RegistryFile], keeps_markers: bool
+        cls, decision: policy.Admitted, present: Mapping[str, RegistryFile], actual: ActualState
     ) -> _FileChanges:
         """Compare the admitted files with those present."""
         same = [f for f in decision.files if f.filename in present]
@@ -750,11 +756,10 @@ class _FileChanges:
                 if present[f.filename].sha256 == f.sha256
                 and (
                     _unlisted(present[f.filename])
-                    or keeps_markers
-                    and (
-                        _yank(present[f.filename]) != _yank(f)
-                        or _page_facts(present[f.filename]) != _page_facts(f)
-                    )
+                    or actual.keeps_yanks
+                    and _yank(present[f.filename]) != _yank(f)
+                    or actual.keeps_index_metadata
+                    and _page_facts(present[f.filename]) != _page_facts(f)
                 )
             ),
         )
@@ -779,7 +784,7 @@ def _upload(
     name, version = decision.requirement.name, str(decision.version)
     required_by = decisions.required_by
     present = mirrored.get((name, version_key(version)), {})
-    changes = _FileChanges.of(decision, present, actual.keeps_index_metadata)
+    changes = _FileChanges.of(decision, present, actual)
     touched = changes.files
     if not touched:
         return None

@@ -20,7 +20,7 @@ import json
 import tempfile
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -115,12 +115,30 @@ class GitLabRegistry(Registry):
         except ValueError as error:
             raise GitLabRegistryError(f"the mirror state ({self.state_name}): {error}") from None
         return ActualState(
-            files=tuple(held),
+            files=tuple(self._with_yanks(held)),
             generation=int(mirror.get("generation", 0)),
             last_plan=mirror.get("last_plan"),
             quarantined=tuple(quarantined.values()),
             keeps_index_metadata=False,
         )
+
+    def _with_yanks(self, held: list[RegistryFile]) -> Iterator[RegistryFile]:
+        """The files with the yank markers the mirror state keeps for them: GitLab serves
+        none, but a retained version's date must outlive the run that set it."""
+        yanks = self._yanks()
+        for registry_file in held:
+            reason = yanks.get(registry_file.name, {}).get(registry_file.filename)
+            if isinstance(reason, str):
+                yield replace(registry_file, yanked=True, yanked_reason=reason[:1000] or None)
+            else:
+                yield registry_file
+
+    def _yanks(self) -> dict[str, dict[str, str]]:
+        """`mirror.yanks` of the state: project -> file name -> yank reason."""
+        yanks = self._state.setdefault("mirror", {}).setdefault("yanks", {})
+        if not isinstance(yanks, dict) or not all(isinstance(v, dict) for v in yanks.values()):
+            raise GitLabRegistryError(f"the mirror state ({self.state_name}): bad 'yanks'")
+        return yanks
 
     def _index(
         self, packages: list[dict[str, Any]], files_by_package: list[list[dict[str, Any]]]
@@ -244,7 +262,15 @@ class GitLabRegistry(Registry):
         return None
 
     def update_metadata(self, name: str, version: str, planned: PlannedFile) -> None:
-        """GitLab keeps no yank markers; the plan never asks (keeps_index_metadata=False)."""
+        """A file's yank marker, kept in the mirror state (GitLab's PyPI API has none)."""
+        marks = self._yanks().setdefault(name, {})
+        before = marks.get(planned.filename)
+        if planned.yanked:
+            marks[planned.filename] = planned.yanked_reason or ""
+        else:
+            marks.pop(planned.filename, None)
+        if marks.get(planned.filename) != before:
+            self._write_state()
 
     def delete(self, name: str, version: str, filenames: Sequence[str]) -> None:
         """Delete the whole version where every file goes, else the files one by one.
@@ -264,6 +290,11 @@ class GitLabRegistry(Registry):
                 continue
             for filename in sorted(set(live) & wanted):
                 self._delete(f"packages/{package_id}/package_files/{live[filename]}", filename)
+        marks = self._yanks().get(name, {})
+        if wanted & set(marks):  # a file uploaded again later starts unmarked
+            for filename in wanted:
+                marks.pop(filename, None)
+            self._write_state()
 
     def _delete(self, path: str, what: str) -> None:
         response = self.client.request(

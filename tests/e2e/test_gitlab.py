@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -442,3 +443,31 @@ def test_errors_stay_on_one_line_and_never_echo_a_credential() -> None:
         with pytest.raises(GitLabError) as failed:
             list(client.paginate(f"{client.project_url}/packages", {}, {}, "the listing"))
     assert "\n" not in str(failed.value) and "502 Bad Gateway" in str(failed.value)
+
+
+def test_retention_on_gitlab_keeps_the_date_in_the_mirror_state(
+    workspace: Workspace, gitlab: FakeGitLab
+) -> None:
+    config = workspace.desired / "config.yaml"
+    config.write_text(config.read_text().replace("retain_days: 0", "retain_days: 30"))
+    workspace.upstream.add_release("pkg", "1.0", days_ago(90))
+    workspace.upstream.add_release("pkg", "2.0", days_ago(5))
+    workspace.requirements("pkg\n")
+    assert workspace.mirror("apply", "--auto-approve").exit_code == 0
+    workspace.elapsed = timedelta(days=10)  # 2.0 matures; the range moves on
+    planned = workspace.mirror("plan", "--out", "plan.json")
+    assert "~ retain pkg 1.0" in planned.stdout and "serves no yank markers" in planned.stdout
+    assert workspace.mirror("apply", "plan.json").exit_code == 0
+    state = json.loads(gitlab.states["pypi-mirror"])
+    assert state["mirror"]["yanks"]["pkg"] == {
+        "pkg-1.0-py3-none-any.whl": "superseded by 2.0; removed after 2027-01-03"
+    }
+    assert ("pkg", "1.0", "pkg-1.0-py3-none-any.whl") in held(gitlab)
+    pinned = pip_install(simple_url_with_token(gitlab), workspace.root / "site", "pkg==1.0")
+    assert pinned.returncode == 0, pinned.stderr
+    assert "No changes" in workspace.mirror("plan").stdout  # the state says until when
+
+    workspace.elapsed = timedelta(days=41)
+    assert workspace.mirror("apply", "--auto-approve").exit_code == 0
+    assert not any(v == "1.0" for _, v, _ in held(gitlab))
+    assert json.loads(gitlab.states["pypi-mirror"])["mirror"]["yanks"]["pkg"] == {}

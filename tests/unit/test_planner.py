@@ -120,15 +120,18 @@ def test_removed_requirement_is_deleted() -> None:
     assert action.reason == "no longer desired: not in the requirements"
 
 
-def test_a_registry_without_yank_markers_prunes_at_once_and_says_why() -> None:
+def test_retention_needs_a_registry_that_keeps_yank_markers() -> None:
     retaining = make_desired(config=make_config(retain_days=30))
-    gitlab_like = replace(held(FOO_10), keeps_index_metadata=False)
-    plan = run(retaining, {"foo": FOO}, gitlab_like)
+    forgetful = replace(held(FOO_10), keeps_yanks=False, keeps_index_metadata=False)
+    plan = run(retaining, {"foo": FOO}, forgetful)
     (action,) = plan.actions
     assert action.kind is ActionKind.DELETE and not plan.retained
     assert any("retain_days: this registry keeps no yank markers" in w for w in plan.warnings)
-    kept = run(retaining, {"foo": FOO}, held(FOO_10))  # one that serves them retains
+    # GitLab keeps them in the mirror's state but serves none: retained, with a warning.
+    gitlab_like = replace(held(FOO_10), keeps_index_metadata=False)
+    kept = run(retaining, {"foo": FOO}, gitlab_like)
     assert [a.cause for a in kept.actions] == [Cause.RETAINED]
+    assert any("serves no yank markers" in w for w in kept.warnings)
 
 
 def test_missing_file_and_differing_hash_are_reuploaded() -> None:
