@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from reconciler.model import ActionKind, Advisory, Plan
+from reconciler.model import ActionKind, Advisory, Cause, Plan
 from reconciler.report.interface import PlanFormat
 from reconciler.report.text import (
     action_line,
@@ -39,11 +39,13 @@ class MarkdownFormat(PlanFormat):
             [f"| {cell(repair)} |" for repair in plan.repairs],
         )
         quarantines = [a for a in plan.actions if a.quarantine]
-        uploads = [a for a in plan.actions if a.kind is ActionKind.UPLOAD]
+        retains = [a for a in plan.actions if a.cause is Cause.RETAINED]
+        uploads = [a for a in plan.actions if a.kind is ActionKind.UPLOAD and a not in retains]
         deletes = [a for a in plan.actions if a.kind is ActionKind.DELETE and not a.quarantine]
         for title, actions in (
             ("Quarantine", quarantines),
             ("Upload", uploads),
+            ("Retain, yanked, until removed", retains),
             ("Delete", deletes),
         ):
             lines += self._section(

@@ -37,6 +37,8 @@ def test_a_superseded_version_stays_yanked_for_pins_and_locks_then_goes(
     assert not [a for a in document["actions"] if a["action"] == "delete"]
     table = workspace.mirror("plan").stdout
     assert "~ retain pkg 1.0" in table and "1 to retain" in table
+    note = workspace.mirror("plan", "--format", "markdown").stdout
+    assert "Retain, yanked, until removed (1)" in note and "Delete" not in note
     assert workspace.mirror("apply", "--auto-approve").exit_code == 0
 
     index = f"file://{workspace.registry}/simple"
