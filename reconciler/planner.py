@@ -35,7 +35,6 @@ from reconciler.model import (
     SetSummary,
     UpstreamFile,
     UpstreamProject,
-    WheelChoice,
     parse_version,
     version_key,
     version_sort_key,
@@ -157,7 +156,7 @@ def plan(inputs: PlanInputs) -> Plan:
         held_bytes=_held_after(actual, actions),
         waiting=tuple(
             sorted(
-                (w for d in decisions.admitted.values() for w in d.waiting),
+                dict.fromkeys(w for d in decisions.admitted.values() for w in d.waiting),
                 key=lambda w: (w.eligible_at, w.name),
             )
         ),
@@ -351,8 +350,9 @@ def _decide_listed(
     distrusted: Mapping[tuple[str, Version], str],
 ) -> _Decisions:
     """Each line on its own, for every target it applies to (`dependencies: listed`, and the
-    entries of a lock: a lock is never resolved again). A locked entry keeps every file the
-    lock names that passes; one that fails names the newest version the policy admits."""
+    entries of a lock: a lock is never resolved again). Of a locked entry's files (its hashes
+    chose them), `policy.files` keeps what the targets install, as the locking installer would
+    pick; one that fails names the newest version the policy admits."""
     settings = inputs.desired.config.policy
 
     def decided(requirement: Requirement) -> policy.Admitted | Blocked:
@@ -374,8 +374,6 @@ def _decide_listed(
     for requirement, decision in zip(listed, decisions, strict=True):
         if isinstance(decision, policy.Admitted):
             key = _key((requirement.name, decision.version))
-            if requirement.locked:  # every file the lock names (the hashes chose them)
-                decision = replace(decision, requirement=requirement)
             chosen.setdefault(key, decision)  # another set's line on it: the same version
             serving = served.setdefault(key, [])
             serving.extend(
@@ -395,12 +393,7 @@ def _decide_listed(
         _by_name(listed),
         {
             key: replace(
-                d,
-                files=closure.mirrored_files(
-                    d.files,
-                    served[key],
-                    WheelChoice.ALL if d.requirement.locked else settings.files.wheels,
-                ),
+                d, files=closure.mirrored_files(d.files, served[key], settings.files.wheels)
             )
             for key, d in chosen.items()
         },
