@@ -341,15 +341,15 @@ def _file(planned: PlannedFile) -> dict[str, Any]:
         "sha256": planned.sha256,
         "before_sha256": planned.before_sha256,
     }
-    if planned.url is not None:
+    if planned.url is not None or planned.yanked:  # a download, or a file re-marked yanked
         data.update(
             url=planned.url,
             size=planned.size,
             upload_time=json_time(planned.upload_time),
             requires_python=planned.requires_python,
+            yanked=planned.yanked,
+            yanked_reason=planned.yanked_reason,
         )
-    if planned.url is not None or planned.yanked:  # a retained file: its new yank marker
-        data.update(yanked=planned.yanked, yanked_reason=planned.yanked_reason)
     return data
 
 

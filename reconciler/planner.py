@@ -207,13 +207,17 @@ def _held_after(actual: ActualState, actions: Iterable[Action]) -> int | None:
     return sum(size or 0 for size in sizes.values())
 
 
+# A listed line as blocked entries are keyed: (set, project, line of its file).
+BlockedLine = tuple[str, str, int]
+
+
 @dataclass(frozen=True)
 class _Decisions:
     """What the policy decided for the desired state, before it meets the registry."""
 
     requirements: Mapping[str, tuple[Requirement, ...]]  # the applicable lines of every set
     admitted: Mapping[tuple[str, str], policy.Admitted]  # by (name, version_key)
-    blocked: Mapping[tuple[str, str], Blocked]  # by (set, name), naming its set, file, line
+    blocked: Mapping[BlockedLine, Blocked]  # naming its set, file and line
     targets: Mapping[tuple[str, str], tuple[str, ...]]  # which targets install each admitted
     coverage: tuple[Coverage, ...]
     required_by: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
@@ -224,7 +228,7 @@ class _Decisions:
     @property
     def blocked_names(self) -> set[str]:
         """The projects some set's requirement on which is blocked."""
-        return {name for _, name in self.blocked}
+        return {name for _, name, _ in self.blocked}
 
     def requirement_pinning(self, name: str, version: Version | None) -> Requirement | None:
         """The line on a project that pins this version, else its first line (if listed)."""
@@ -261,6 +265,7 @@ def _decide_closure(
 ) -> _Decisions:
     """`dependencies: closure`: the lines and every dependency, resolved per set and target."""
     settings = inputs.desired.config.policy
+    lines = {(r.set_name, r.name): r for r in listed}
     resolved = closure.resolve(
         listed,
         inputs.projects,
@@ -277,7 +282,7 @@ def _decide_closure(
     return _Decisions(
         _by_name(listed),
         _by_version(resolved.admitted.values()),
-        _located(resolved.blocked, listed),
+        _located((lines[key], why) for key, why in resolved.blocked.items()),
         {_key(k): tuple(map(str, t)) for k, t in resolved.targets.items()},
         resolved.coverage,
         resolved.required_by,
@@ -298,10 +303,7 @@ def _merged(parts: Sequence[_Decisions]) -> _Decisions:
     coverage: dict[str, Coverage] = {}
     for part in parts:
         for key, decision in part.admitted.items():
-            if key in admitted:
-                files = {f.filename: f for f in (*admitted[key].files, *decision.files)}
-                decision = replace(admitted[key], files=tuple(files.values()))
-            admitted[key] = decision
+            admitted[key] = _joined(admitted.get(key), decision)
             targets[key] = tuple(dict.fromkeys((*targets.get(key, ()), *part.targets[key])))
             sets[key] = tuple(dict.fromkeys((*sets.get(key, ()), *part.sets.get(key, ()))))
         for covered in part.coverage:
@@ -311,8 +313,12 @@ def _merged(parts: Sequence[_Decisions]) -> _Decisions:
                 before.requirements + covered.requirements,
                 tuple(sorted({*before.blocked, *covered.blocked})),
             )
+    requirements: dict[str, tuple[Requirement, ...]] = {}
+    for part in parts:
+        for name, lines in part.requirements.items():
+            requirements[name] = (*requirements.get(name, ()), *lines)
     return _Decisions(
-        {name: lines for part in parts for name, lines in part.requirements.items()},
+        requirements,
         admitted,
         {line: why for part in parts for line, why in part.blocked.items()},
         targets,
@@ -324,6 +330,15 @@ def _merged(parts: Sequence[_Decisions]) -> _Decisions:
     )
 
 
+def _joined(kept: policy.Admitted | None, more: policy.Admitted) -> policy.Admitted:
+    """One version admitted for several lines (two sets, two locks that name other files of
+    it): the files of each."""
+    if kept is None:
+        return more
+    files = {f.filename: f for f in (*kept.files, *more.files)}
+    return replace(kept, files=tuple(files.values()))
+
+
 def _by_name(listed: Iterable[Requirement]) -> dict[str, tuple[Requirement, ...]]:
     found: dict[str, list[Requirement]] = {}
     for requirement in listed:
@@ -331,15 +346,14 @@ def _by_name(listed: Iterable[Requirement]) -> dict[str, tuple[Requirement, ...]
     return {name: tuple(lines) for name, lines in found.items()}
 
 
-def _located(
-    blocked: Mapping[tuple[str, str], Blocked], listed: Iterable[Requirement]
-) -> dict[tuple[str, str], Blocked]:
-    """Blocked requirements naming their set, file and line."""
-    lines = {(r.set_name, r.name): r for r in listed}
-    return {
-        key: replace(why, set_name=key[0], source=str(lines[key].source) if key in lines else "")
-        for key, why in blocked.items()
-    }
+def _located(blocked: Iterable[tuple[Requirement, Blocked]]) -> dict[BlockedLine, Blocked]:
+    """Blocked requirements by their line, naming its set, file and line (a lock may pin
+    two versions of one project, each its own line)."""
+    located: dict[BlockedLine, Blocked] = {}
+    for line, why in blocked:
+        key = (line.set_name, line.name, line.source.line)
+        located.setdefault(key, replace(why, set_name=line.set_name, source=str(line.source)))
+    return located
 
 
 def _decide_listed(
@@ -374,21 +388,20 @@ def _decide_listed(
     for requirement, decision in zip(listed, decisions, strict=True):
         if isinstance(decision, policy.Admitted):
             key = _key((requirement.name, decision.version))
-            chosen.setdefault(key, decision)  # another set's line on it: the same version
+            chosen[key] = _joined(chosen.get(key), decision)
             serving = served.setdefault(key, [])
             serving.extend(
                 t for t in settings.environments if requirement.applies_to([t]) and t not in serving
             )
             sets.setdefault(key, []).append(requirement.set_name)
-    blocked: dict[tuple[str, str], Blocked] = {}
-    for requirement, decision in zip(listed, decisions, strict=True):
-        if isinstance(decision, Blocked):  # a lock's two pins of one project: the first
-            blocked.setdefault((requirement.set_name, requirement.name), decision)
+    blocked = _located(
+        (r, d) for r, d in zip(listed, decisions, strict=True) if isinstance(d, Blocked)
+    )
     coverage = []
     for target in settings.environments:
         lines = [r for r in listed if r.applies_to([target])]
-        stopped = sorted({r.name for r in lines if (r.set_name, r.name) in blocked})
-        coverage.append(Coverage(str(target), len(lines), tuple(stopped)))
+        stopped = {r.name for r in lines if (r.set_name, r.name, r.source.line) in blocked}
+        coverage.append(Coverage(str(target), len(lines), tuple(sorted(stopped))))
     return _Decisions(
         _by_name(listed),
         {
@@ -397,7 +410,7 @@ def _decide_listed(
             )
             for key, d in chosen.items()
         },
-        _located(blocked, listed),
+        blocked,
         {key: tuple(map(str, found)) for key, found in served.items()},
         tuple(coverage),
         sets={key: tuple(dict.fromkeys(found)) for key, found in sets.items()},

@@ -39,7 +39,16 @@ def test_a_superseded_version_stays_yanked_for_pins_and_locks_then_goes(
     assert "~ retain pkg 1.0" in table and "1 to retain" in table
     note = workspace.mirror("plan", "--format", "markdown").stdout
     assert "Retain, yanked, until removed (1)" in note and "Delete" not in note
-    assert workspace.mirror("apply", "--auto-approve").exit_code == 0
+    # Planned on a merge request, applied on main from the saved plan.
+    assert workspace.mirror("plan", "--out", "plan.json").exit_code == 0
+    applied = workspace.mirror("apply", "plan.json")
+    assert applied.exit_code == 0, applied.output
+    page = json.loads((workspace.registry / "simple" / "pkg" / "index.json").read_text())
+    yanked = {f["filename"]: f.get("yanked") for f in page["files"]}
+    assert yanked == {
+        "pkg-1.0-py3-none-any.whl": "superseded by 2.0; removed after 2027-01-03",
+        "pkg-2.0-py3-none-any.whl": False,
+    }
 
     index = f"file://{workspace.registry}/simple"
     newest = workspace.root / "newest"

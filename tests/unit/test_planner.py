@@ -17,6 +17,7 @@ from reconciler.model import (
     DesiredState,
     Plan,
     RegistryFile,
+    SourceLocation,
     UpstreamFile,
     UpstreamProject,
     YankedPolicy,
@@ -374,3 +375,43 @@ def test_bytes_no_page_lists_are_listed_when_wanted_and_deleted_when_not() -> No
         ActionKind.DELETE,
         Cause.SUPERSEDED,
     )
+
+
+def locked(text: str, sha256: str, set_name: str, line: int, targets: frozenset[str] | None = None):  # type: ignore[no-untyped-def]
+    """A locked entry of one set: a pin with the hash of the one file it names."""
+    return replace(
+        make_requirement(text, (sha256,)),
+        set_name=set_name,
+        source=SourceLocation(f"desired-state/{set_name}.lock", line),
+        locked=True,
+        targets=targets,
+    )
+
+
+def test_two_locks_naming_other_files_of_one_version_hold_the_files_of_both() -> None:
+    sdist = make_file("foo", "1.0", days_ago(100), kind="sdist")
+    project = make_project("foo", FOO_10, sdist)
+    lines = (
+        locked("foo==1.0", FOO_10.sha256 or "", "wheels", 2),
+        locked("foo==1.0", sdist.sha256 or "", "builds", 2),
+    )
+    plan = run(make_desired(*lines), {"foo": project})
+    (upload,) = plan.actions
+    assert {f.filename for f in upload.files} == {FOO_10.filename, sdist.filename}
+    assert upload.sets == ("wheels", "builds")
+
+
+def test_a_lock_pinning_two_versions_blocks_the_failing_one_on_its_own_targets() -> None:
+    fresh = make_file("foo", "2.0", days_ago(1))
+    project = make_project("foo", FOO_10, fresh)
+    windows = frozenset(t for t in map(str, make_config().policy.environments) if "windows" in t)
+    others = frozenset(map(str, make_config().policy.environments)) - windows
+    lines = (
+        locked("foo==1.0", FOO_10.sha256 or "", "svc", 9, others),
+        locked("foo==2.0", fresh.sha256 or "", "svc", 2, windows),
+    )
+    plan = run(make_desired(*lines), {"foo": project})
+    (blocked,) = plan.blocked
+    assert (blocked.requirement, blocked.source) == ("foo==2.0", "desired-state/svc.lock:2")
+    assert blocked.detail.endswith("the newest version the policy admits is 1.0")
+    assert {c.target for c in plan.coverage if c.blocked} == windows
