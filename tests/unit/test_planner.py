@@ -415,3 +415,12 @@ def test_a_lock_pinning_two_versions_blocks_the_failing_one_on_its_own_targets()
     assert (blocked.requirement, blocked.source) == ("foo==2.0", "desired-state/svc.lock:2")
     assert blocked.detail.endswith("the newest version the policy admits is 1.0")
     assert {c.target for c in plan.coverage if c.blocked} == windows
+
+
+def test_a_locked_yanked_pin_beside_a_range_on_the_project_is_not_quarantined() -> None:
+    yanked = make_file("foo", "1.0", days_ago(100), yanked=True)
+    project = make_project("foo", yanked, FOO_11)
+    config = make_config(yanked=YankedPolicy.ALLOW_PINNED)
+    lines = (locked("foo==1.0", yanked.sha256 or "", "svc", 2), make_requirement("foo"))
+    plan = run(make_desired(*lines, config=config), {"foo": project}, held(yanked))
+    assert not [a for a in plan.actions if a.kind is ActionKind.DELETE]
