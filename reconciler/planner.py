@@ -118,7 +118,7 @@ def plan(inputs: PlanInputs) -> Plan:
         inputs.audited,
         wall_clock=inputs.created_at,
     )
-    _refuse_tampered_locks(desired.requirements, inputs.projects)
+    lock_warnings = _checked_locks(desired.requirements, inputs.projects)
     mirrored = actual.by_version()
     distrusted = _upstream_changed(mirrored, actual, inputs.projects, context)
     decisions = _decide(inputs, context, _held_versions(mirrored), distrusted)
@@ -144,7 +144,7 @@ def plan(inputs: PlanInputs) -> Plan:
         actual_digest=actual_digest(actual),
         actions=actions,
         blocked=blocked,
-        warnings=(*_plan_warnings(inputs, context, decisions), *review.warnings),
+        warnings=(*_plan_warnings(inputs, context, decisions), *lock_warnings, *review.warnings),
         advisory_sources=inputs.advisory_sources,
         registry_generation=actual.generation,
         advisories=_named_advisories(inputs.advisories, actions, blocked),
@@ -173,22 +173,31 @@ def plan(inputs: PlanInputs) -> Plan:
     )
 
 
-def _refuse_tampered_locks(
+def _checked_locks(
     listed: Iterable[Requirement], projects: Mapping[str, UpstreamProject | None]
-) -> None:
+) -> list[str]:
     """A lock naming a file whose sha256 upstream's differs from is refused outright: a
-    tampered or stale lock, never something to mirror (PyPI never reuses a file name)."""
+    tampered or stale lock, never something to mirror (PyPI never reuses a file name). The
+    files a lock names that upstream does not serve at all are said (not mirrored)."""
+    missing = []
     for requirement in listed:
         project = projects.get(requirement.name)
-        upstream = {f.filename: f.sha256 for f in project.files} if project else {}
+        if project is None or project.unreadable is not None:
+            continue  # blocked as not found, or unreadable, with the rest of the requirement
+        upstream = {f.filename: f.sha256 for f in project.files}
         for filename, sha256 in requirement.locked_files:
-            if upstream.get(filename, sha256) != sha256:
+            if filename not in upstream:
+                missing.append(f"{requirement.source}: {requirement.text}: {filename}")
+            elif upstream[filename] != sha256:
                 raise UserError(
                     f"{requirement.text}: {filename} is locked with sha256 {sha256}, upstream "
                     f"serves {upstream[filename]}: a tampered or stale lock is refused",
                     path=requirement.source.path,
                     line=requirement.source.line or None,
                 )
+    if not missing:
+        return []
+    return [f"files a lock names that upstream does not serve (not mirrored): {'; '.join(missing)}"]
 
 
 def _held_after(actual: ActualState, actions: Iterable[Action]) -> int | None:
@@ -547,12 +556,14 @@ class _Review:
                 "by pins and lockfiles, and a range only it satisfies still takes it"
             )
             self.warnings.extend([note] if note not in self.warnings else [])
-        until = _retained_until(files.values())
-        if until is not None and until < self.inputs.now.date():
-            return [replace(prune, reason=f"{prune.reason}; retained until {until}")]
-        until = until or (self.inputs.now + timedelta(days=days)).date()
+        marked = _retained_until(files.values())
+        if marked is not None and marked < self.inputs.now.date():
+            return [replace(prune, reason=f"{prune.reason}; retained until {marked}")]
+        # Never longer than retain_days from now: a shorter period, or a date edited into the
+        # registry by hand, is brought back to the policy's.
+        until = min(marked or date.max, (self.inputs.now + timedelta(days=days)).date())
         self.retained.append(Retained(name, version, until))
-        if _retained_until(files.values()) == until and all(f.yanked for f in files.values()):
+        if marked == until and all(f.yanked for f in files.values()):
             return []  # marked already (an apply cut short marks the rest next time)
         newer = [d.version for (n, _), d in self.decisions.admitted.items() if n == name]
         why = f"superseded by {max(newer)}" if newer else "no longer needed"
@@ -640,7 +651,9 @@ class _Review:
 
 
 # The end of a retained version's yank reason: `superseded by 2.32.5; removed after 2027-01-05`.
-_RETAINED_UNTIL = re.compile(r"; removed after (\d{4}-\d{2}-\d{2})$")
+_RETAINED_UNTIL = re.compile(
+    r"(?:superseded by \S+|no longer needed); removed after (\d{4}-\d{2}-\d{2})"
+)
 
 
 def _retained_until(files: Iterable[RegistryFile]) -> date | None:
@@ -649,7 +662,7 @@ def _retained_until(files: Iterable[RegistryFile]) -> date | None:
     found = {
         match[1]
         for f in files
-        if f.yanked and (match := _RETAINED_UNTIL.search(f.yanked_reason or "")) is not None
+        if f.yanked and (match := _RETAINED_UNTIL.fullmatch(f.yanked_reason or "")) is not None
     }
     if len(found) != 1:
         return None

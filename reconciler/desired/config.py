@@ -183,7 +183,7 @@ def load_config(path: Path, display: str) -> Config:
         exceptions=tuple(_exception(item) for item in root.items("exceptions")),
         upstream=_upstream(root.child("upstream")),
         registry=_registry(root.child("registry")),
-        sets=_sets(root.child("sets")) or Config().sets,
+        sets=_sets(root, root.child("sets")) or Config().sets,
     )
 
 
@@ -347,15 +347,24 @@ def _files(reader: _Reader | None) -> FilesPolicy:
         ) from None
 
 
-def _sets(reader: _Reader | None) -> tuple[SetSource, ...]:
+def _sets(root: _Reader, reader: _Reader | None) -> tuple[SetSource, ...]:
     """`sets`: name -> file, relative to the desired state; its kind follows its name."""
     if reader is None:
+        if "sets" in root.mapping:  # `sets:` and nothing: not "requirements.txt" by accident
+            raise root.error("sets", "expected at least one set: name: path")
         return ()
     found = []
     for key in reader.mapping:
         name = str(key)
-        if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,63}", name):
-            raise reader.error(name, "a set's name is lower-case letters, digits, '.', '_', '-'")
+        if not isinstance(key, str) or not re.fullmatch(
+            r"[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?", name
+        ):
+            raise UserError(
+                "a set's name is lower-case letters and digits, with '.', '_', '-' inside",
+                path=reader.display,
+                line=int(reader.mapping.lc.key(key)[0]) + 1,
+                key=f"sets.{name}",
+            )
         path = reader.required_str(name)
         parts = PurePosixPath(path).parts
         if (

@@ -101,7 +101,9 @@ def _package_lines(text: str) -> dict[tuple[str, str], int]:
         stripped = line.strip()
         if stripped in ("[[package]]", "[[packages]]"):
             start, name = number, ""
-        elif start and (match := re.fullmatch(r'(name|version)\s*=\s*"([^"]*)"', stripped)):
+        elif start and (
+            match := re.fullmatch(r"""(name|version)\s*=\s*["']([^"']*)["']""", stripped)
+        ):
             if match[1] == "name":
                 name = canonicalize_name(match[2])
             elif name:
@@ -121,7 +123,9 @@ def _pylock(
     serving = _allowed(environments, document.get("requires-python"), display, "requires-python")
     packages: list[_Package] = []
     targets: dict[_Package, list[TargetEnvironment]] = {}
-    for entry in _tables(document.get("packages", []), display, "packages"):
+    if not document.get("packages"):
+        raise UserError("no [[packages]] tables: an empty or misspelled pylock", path=display)
+    for entry in _tables(document["packages"], display, "packages"):
         name, version = _name_version(entry, display)
         where = f"{name} {version}"
         for key in ("vcs", "directory", "archive"):
@@ -172,17 +176,24 @@ def _uv_lock(
     if document.get("version") != 1:
         raise UserError("expected a uv.lock of version 1", path=display)
     serving = _allowed(environments, document.get("requires-python"), display, "requires-python")
-    entries = _tables(document.get("package", []), display, "package")
+    if "package" not in document:
+        raise UserError("no [[package]] tables: an empty or misspelled uv.lock", path=display)
+    entries = _tables(document["package"], display, "package")
     by_key: dict[tuple[str, str], _Package] = {}
     local: list[tuple[str, str]] = []
+    keys: list[tuple[str, str]] = []
     for entry in entries:
-        name, version = _name_version(entry, display)
         source = entry.get("source", {})
         kinds = set(source) if isinstance(source, dict) else set()
-        if kinds & _LOCAL_SOURCES:
-            local.append((name, version))  # the lock's own projects: roots, never mirrored
+        if kinds and kinds <= _LOCAL_SOURCES:
+            # The lock's own projects: roots, never mirrored (a dynamic version has none).
+            name = _name(entry, display)
+            local.append((name, str(entry.get("version", ""))))
+            keys.append(local[-1])
             continue
-        if "registry" not in kinds:
+        name, version = _name_version(entry, display)
+        keys.append((name, version))
+        if kinds != {"registry"}:
             shown = ", ".join(sorted(kinds)) or "no"
             raise UserError(
                 f"{name} {version}: a {shown} source is refused: not from an index", path=display
@@ -198,9 +209,7 @@ def _uv_lock(
         by_key[(name, version)] = _Package(
             name, version, tuple(files), lines.get((name, version), 0)
         )
-    edges: dict[tuple[str, str], list[_Edge]] = {}
-    for entry in entries:
-        edges[_name_version(entry, display)] = list(_uv_edges(entry, display))
+    edges = {key: list(_uv_edges(entry, display)) for key, entry in zip(keys, entries, strict=True)}
     roots = local or list(by_key)
     reached = {t: _reachable(roots, t, edges, display) for t in serving}
     return list(by_key.values()), {
@@ -267,10 +276,17 @@ def _tables(value: object, display: str, where: str) -> list[dict[str, Any]]:
     return value
 
 
-def _name_version(entry: Mapping[str, Any], display: str) -> tuple[str, str]:
-    name, version = entry.get("name"), entry.get("version")
-    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+def _name(entry: Mapping[str, Any], display: str) -> str:
+    name = entry.get("name")
+    if not isinstance(name, str) or not re.fullmatch(
+        r"[A-Za-z0-9]([A-Za-z0-9._-]{0,198}[A-Za-z0-9])?", name
+    ):
         raise UserError(f"a package without a valid name: {str(name)[:80]!r}", path=display)
+    return canonicalize_name(name)
+
+
+def _name_version(entry: Mapping[str, Any], display: str) -> tuple[str, str]:
+    name, version = _name(entry, display), entry.get("version")
     if not isinstance(version, str):
         raise UserError(
             f"{name}: no version: only packages from an index are mirrored", path=display
@@ -279,7 +295,7 @@ def _name_version(entry: Mapping[str, Any], display: str) -> tuple[str, str]:
         Version(version)
     except InvalidVersion:
         raise UserError(f"{name}: not a valid version: {version[:80]!r}", path=display) from None
-    return canonicalize_name(name), version
+    return name, version
 
 
 def _file(name: object, sha256: object, display: str, where: str) -> tuple[str, str]:

@@ -424,3 +424,36 @@ def test_a_locked_yanked_pin_beside_a_range_on_the_project_is_not_quarantined() 
     lines = (locked("foo==1.0", yanked.sha256 or "", "svc", 2), make_requirement("foo"))
     plan = run(make_desired(*lines, config=config), {"foo": project}, held(yanked))
     assert not [a for a in plan.actions if a.kind is ActionKind.DELETE]
+
+
+def test_a_retention_date_beyond_the_policy_s_is_brought_back_to_it() -> None:
+    retaining = make_desired(config=make_config(retain_days=30))
+    edited = replace(
+        held(FOO_10).files[0],
+        yanked=True,
+        yanked_reason="no longer needed; removed after 2999-12-31",
+    )
+    plan = run(retaining, {"foo": FOO}, ActualState((edited,)))
+    (action,) = plan.actions
+    assert action.cause is Cause.RETAINED
+    assert {f.yanked_reason for f in action.files} == {
+        "no longer needed; removed after 2026-12-24"  # FROZEN_NOW + 30 days
+    }
+    upstreams_own = replace(edited, yanked_reason="broken build; removed after 2020-01-01")
+    plan = run(retaining, {"foo": FOO}, ActualState((upstreams_own,)))
+    assert [a.cause for a in plan.actions] == [Cause.RETAINED]  # not read as a date of ours
+
+
+def test_a_file_a_lock_names_that_upstream_does_not_serve_is_said() -> None:
+    line = replace(
+        locked("foo==1.0", FOO_10.sha256 or "", "svc", 4),
+        locked_files=(
+            (FOO_10.filename, FOO_10.sha256 or ""),
+            ("foo-1.0-cp312-win_amd64.whl", "b" * 64),
+        ),
+    )
+    plan = run(make_desired(line), {"foo": FOO})
+    assert any(
+        "desired-state/svc.lock:4: foo==1.0: foo-1.0-cp312-win_amd64.whl" in w
+        for w in plan.warnings
+    )

@@ -152,6 +152,9 @@ def test_audit_settings(tmp_path: Path) -> None:
         ("sets:\n  web:\n", "config.yaml:2: sets.web: is required"),
         ("sets: {}\n", "config.yaml:1: sets: expected at least one set"),
         ("sets: [web.txt]\n", "config.yaml:1: sets: expected a mapping"),
+        ("sets:\n", "config.yaml:1: sets: expected at least one set"),
+        ("sets:\n  1: a.txt\n", "config.yaml:2: sets.1: a set's name is"),
+        ("sets:\n  web-: a.txt\n", "config.yaml:2: sets.web-: a set's name is"),
     ],
 )
 def test_errors_name_key_and_line(tmp_path: Path, config: str, expected: str) -> None:

@@ -99,6 +99,10 @@ wheels = [{{ url = "https://x/f/win-2.0-py3-none-any.whl", hashes = {{ sha256 = 
         (("version = 1\n", "version = 7\n"), "expected a uv.lock of version 1"),
         (('name = "a"', 'name = "a"\nname = "b"'), "not valid TOML"),
         (('version = "1.0"', 'version = "one"'), "a: not a valid version: 'one'"),
+        (
+            ('{ registry = "https://pypi.org/simple" }', '{ registry = "x", git = "https://g/a" }'),
+            "a 1.0: a git, registry source is refused",
+        ),
     ],
 )  # fmt: skip
 def test_what_no_index_serves_or_cannot_be_checked_is_refused(
@@ -117,3 +121,27 @@ def test_a_requirements_file_pinned_with_hashes_throughout_is_a_lock(tmp_path: P
     assert all(r.locked for r in load_desired_state(desired).requirements)
     (desired / "requirements.txt").write_text(f"a==1.0 --hash=sha256:{SHA}\nb>=2\n")
     assert not any(r.locked for r in load_desired_state(desired).requirements)
+
+
+def test_a_lock_s_own_project_needs_no_version_and_lines_are_found_in_either_quote(
+    tmp_path: Path,
+) -> None:
+    dynamic = UV_LOCK.replace('name = "app"\nversion = "0.1.0"\n', "name = 'app'\n")
+    single = dynamic.replace('name = "a"\nversion = "1.0"', "name = 'a'\nversion = '1.0'")
+    found = read_lock(write(tmp_path, single), SetKind.UV_LOCK, "uv.lock", DEFAULT_ENVIRONMENTS)
+    (a,) = [r for r in found if r.name == "a"]
+    assert a.source.line == 12 and a.targets  # reached from the versionless project
+
+
+def test_an_empty_or_misspelled_lock_is_refused(tmp_path: Path) -> None:
+    for text in ('lock-version = "1.0"\n', 'lock-version = "1.0"\n[[package]]\nname = "a"\n'):
+        with pytest.raises(UserError, match="no \\[\\[packages\\]\\] tables"):
+            read(tmp_path, text, "pylock.toml")
+    with pytest.raises(UserError, match="no \\[\\[package\\]\\] tables"):
+        read(tmp_path, UV_LOCK.replace("[[package]]", "[[packge]]"))
+
+
+def write(tmp_path: Path, text: str, name: str = "uv.lock") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
