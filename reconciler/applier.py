@@ -63,7 +63,7 @@ def apply(
     cancel = cancel or Cancellation()
     result = ApplyResult()
     if plan.has_changes:
-        registry.begin_apply(plan.id)
+        registry.begin_apply(plan.id, plan.desired_commit)
     progress.begin(sum(len(a.files) for a in plan.actions))
     pool = ThreadPoolExecutor(max_workers=workers)
     try:

@@ -60,3 +60,7 @@ class MassDeleteError(ReconcilerError):
 
 class HashMismatchError(ReconcilerError):
     """Downloaded bytes are not the size and sha256 upstream's index gives; discarded."""
+
+
+class OlderStateError(ReconcilerError):
+    """An apply of a desired state older than the one the registry last carried out."""

@@ -299,6 +299,7 @@ class DesiredState:
     root: str  # the directory, resolved
     location: str = "desired-state"  # the directory as the user named it, for messages
     for_no_target: tuple[Requirement, ...] = ()
+    commit: str | None = None  # the git commit it was read at, where it is in git
 
     def of_set(self, name: str) -> tuple[Requirement, ...]:
         """The requirements of one set: an environment resolved on its own."""
@@ -481,6 +482,7 @@ class ActualState:
     files: tuple[RegistryFile, ...]
     generation: int = 0
     last_plan: str | None = None
+    applied_commit: str | None = None  # the desired state's commit the latest apply carried out
     quarantined: tuple[QuarantineRecord, ...] = ()
     keeps_index_metadata: bool = True  # False: yank markers and upload times are not served
     # The registry keeps yank markers (and their reasons) and lists them back, whether or not
@@ -691,6 +693,7 @@ class Plan:
     held_bytes: int | None = None  # what the registry holds after the apply, where known
     sets: tuple[SetSummary, ...] = ()  # the requirement sets of the desired state
     retained: tuple[Retained, ...] = ()  # held, yanked, until pruned: no longer desired
+    desired_commit: str | None = None  # the git commit of the desired state planned from
 
     def advisory(self, advisory_id: str) -> Advisory | None:
         """The details of an advisory the plan names."""

@@ -6,13 +6,13 @@ import getpass
 import os
 import socket
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from reconciler import applier, closure, planfile, planner
 from reconciler.cancel import Cancellation
 from reconciler.clock import Clock
-from reconciler.errors import MassDeleteError, UpstreamError, UserError
+from reconciler.errors import MassDeleteError, OlderStateError, UpstreamError, UserError
 from reconciler.metadata import CoreMetadata
 from reconciler.model import (
     ActionKind,
@@ -149,6 +149,39 @@ def check_deletion_limit(plan: Plan, max_deletions: int, allow_mass_delete: bool
         )
 
 
+@dataclass(frozen=True)
+class History:
+    """What an apply knows of the desired state's git history (an edge, passed in): whether
+    one commit is an ancestor of another (None: cannot tell), and whether an older desired
+    state may be applied all the same (`--allow-older-state`)."""
+
+    is_ancestor: Callable[[str, str], bool | None] = field(default=lambda older, newer: None)
+    allow_older: bool = False
+
+
+def check_order(plan: Plan, actual: ActualState, history: History) -> None:
+    """Refuse to put back an older desired state: an apply of a commit that is an ancestor of
+    the one the registry's last apply carried out (GitLab's resource_group serialises jobs,
+    but not in pipeline order), or, failing closed, of one this clone cannot place."""
+    new, last = plan.desired_commit, actual.applied_commit
+    if new is None or last is None or new == last or history.allow_older:
+        return
+    older = history.is_ancestor(new, last)
+    if older is False:
+        return
+    why = (
+        f"is older than {last}, which the registry's last apply carried out"
+        if older
+        else f"cannot be placed against {last}, which the registry's last apply carried out "
+        "(not in this clone's history: fetch it, e.g. GIT_DEPTH: 0)"
+    )
+    raise OlderStateError(
+        f"the desired state at {new} {why}; applying it could put back an older desired "
+        "state (an older pipeline running late), so nothing was changed; pass "
+        "--allow-older-state to apply it all the same"
+    )
+
+
 def apply_saved(
     plan: Plan,
     desired: DesiredState,
@@ -158,8 +191,10 @@ def apply_saved(
     progress: ApplyProgress,
     clock: Clock,
     cancel: Cancellation,
+    history: History | None = None,
 ) -> applier.ApplyResult:
-    """Apply a saved plan under the lock, after checking it: not stale, and every action one
+    """Apply a saved plan under the lock, after checking it: not stale, not older than the
+    desired state the registry last carried out (`history`), and every action one
     the policy takes now, from the desired state, upstream's listing and today's advisories,
     judged at the plan's instant. What is carried out is the policy's own copy of each saved
     action (a plan file is an input like any other: it may be edited)."""
@@ -167,6 +202,7 @@ def apply_saved(
     with registry.lock(lock_owner()):
         actual = registry.list_actual()
         planfile.check_fresh(plan, desired, actual)
+        check_order(plan, actual, history or History())
         again = make_plan(desired, actual, upstream, services, plan.evaluated_at, clock)
         actions, done = planfile.authorised_actions(plan, again, actual)
         # What the registry needs repaired is found now (a killed apply may have left some).
@@ -188,10 +224,12 @@ def plan_and_apply(
     clock: Clock,
     cancel: Cancellation,
     only: ActionKind | None = None,
+    history: History | None = None,
 ) -> tuple[Plan, applier.ApplyResult | None]:
     """Plan and apply in one go under the lock; `approve` sees the plan first.
 
-    `only` keeps the actions of one kind (the `mirror-manager` commands).
+    `only` keeps the actions of one kind (the `mirror-manager` commands); `history` refuses
+    an older desired state than the registry last carried out.
     """
     check_not_future(now, clock())
     with registry.lock(lock_owner()):
@@ -200,6 +238,8 @@ def plan_and_apply(
         if only is not None:
             plan = plan.only(only)
         check_deletion_limit(plan, desired.config.policy.max_deletions, allow_mass_delete)
+        if plan.has_changes:
+            check_order(plan, actual, history or History())
         if not plan.has_changes or not approve(plan):
             return plan, None
         return plan, applier.apply(plan, registry, upstream, actual, progress, clock, cancel)
@@ -217,6 +257,7 @@ def drift(
     announce: Callable[[Plan], None],
     clock: Clock,
     cancel: Cancellation,
+    history: History | None = None,
 ) -> DriftReport:
     """The nightly job: plan against main's desired state and apply it whole, or only report.
 
@@ -246,6 +287,7 @@ def drift(
             allow_mass_delete=allow_mass_delete,
             clock=clock,
             cancel=cancel,
+            history=history,
         )
     except MassDeleteError as error:
         announce(error.plan)

@@ -188,6 +188,7 @@ def to_json(plan: Plan) -> str:
             {"name": x.name, "source": x.source, "requirements": x.requirements, "locked": x.locked}
             for x in plan.sets
         ],
+        "desired_commit": plan.desired_commit,
         "retained": [
             {"name": r.name, "version": r.version, "until": r.until.isoformat()}
             for r in plan.retained
@@ -303,6 +304,7 @@ def read_plan(path: Path) -> Plan:
                 )
                 for x in document.get("sets", [])
             ),
+            desired_commit=_optional_text(document.get("desired_commit")),
             retained=tuple(
                 Retained(_text(r["name"]), _text(r["version"]), date.fromisoformat(r["until"]))
                 for r in document.get("retained", [])

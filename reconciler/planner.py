@@ -170,6 +170,7 @@ def plan(inputs: PlanInputs) -> Plan:
             for source in desired.config.sets
         ),
         retained=tuple(review.retained),
+        desired_commit=desired.commit,
     )
 
 

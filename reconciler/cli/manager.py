@@ -81,6 +81,7 @@ def _run_part(kind: ActionKind, common: Common, dry_run: bool, allow_mass_delete
             clock=common.runtime.clock,
             cancel=common.runtime.cancel,
             only=kind,
+            history=common.history(),
         )
         if outcome is not None:
             return report_result(outcome)

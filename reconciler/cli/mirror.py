@@ -109,6 +109,13 @@ def apply(
         bool, typer.Option("--auto-approve", help="Apply without asking.")
     ] = False,
     allow_mass_delete: AllowMassDeleteOption = False,
+    allow_older_state: Annotated[
+        bool,
+        typer.Option(
+            "--allow-older-state",
+            help="Apply a desired state older (in git) than the one the registry last applied.",
+        ),
+    ] = False,
     desired_state: DesiredStateOption = Path("desired-state"),
     registry: RegistryOption = None,
     now: NowOption = None,
@@ -135,6 +142,7 @@ def apply(
                 make_progress(),
                 common.runtime.clock,
                 common.runtime.cancel,
+                common.history(allow_older_state),
             )
             return report_result(result)
         if not auto_approve and not sys.stdin.isatty():
@@ -153,6 +161,7 @@ def apply(
             allow_mass_delete=allow_mass_delete,
             clock=common.runtime.clock,
             cancel=common.runtime.cancel,
+            history=common.history(allow_older_state),
         )
         if outcome is not None:
             return report_result(outcome)
@@ -244,6 +253,7 @@ def drift(
             announce=lambda p: typer.echo(table_format().render(p), nl=False),
             clock=common.runtime.clock,
             cancel=common.runtime.cancel,
+            history=common.history(),
         )
         markdown_path, json_path = report_dir / "drift-report.md", report_dir / "drift-report.json"
         _write_text(markdown_path, found.to_markdown(), "the drift report")

@@ -8,15 +8,16 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
 import click
 import typer
 
-from reconciler import __version__, wiring
+from reconciler import __version__, gitrepo, operations, wiring
 from reconciler.cancel import Cancellation
 from reconciler.desired import load_desired_state
 from reconciler.errors import ReconcilerError, UserError
@@ -85,8 +86,10 @@ class Common:
         return moment.astimezone(timezone.utc)
 
     def desired(self) -> DesiredState:
-        """The validated desired state; without a config.yaml, a warning says what that means."""
+        """The validated desired state, with its git commit where it is in git; without a
+        config.yaml, a warning says what that means."""
         desired = load_desired_state(self.desired_state)
+        desired = replace(desired, commit=gitrepo.head_commit(self.desired_state))
         if not (self.desired_state / "config.yaml").is_file():
             config = desired.config
             typer.echo(
@@ -97,6 +100,10 @@ class Common:
                 err=True,
             )
         return desired
+
+    def history(self, allow_older: bool = False) -> operations.History:
+        """The desired state's git history, for refusing an older state than last applied."""
+        return operations.History(partial(gitrepo.is_ancestor, self.desired_state), allow_older)
 
     def make_registry(self, desired: DesiredState) -> Registry:
         """The registry the config (or `--registry`) names."""

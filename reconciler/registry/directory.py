@@ -75,7 +75,7 @@ class DirectoryRegistry(Registry):
             return ActualState(files=())
         if not self.root.is_dir():
             raise RegistryError(f"{self.root} is not a directory")
-        generation, last_plan = self._read_generation()
+        generation, last_plan, applied_commit = self._read_generation()
         served = survey(self.root)
         cache = self._load_hash_cache()
         fresh_cache: dict[str, list[Any]] = {}
@@ -113,6 +113,7 @@ class DirectoryRegistry(Registry):
             files=tuple(held),
             generation=generation,
             last_plan=last_plan,
+            applied_commit=applied_commit,
             quarantined=tuple(self._read_quarantine().values()),
             repairs=tuple(served.repairs()),
         )
@@ -142,16 +143,14 @@ class DirectoryRegistry(Registry):
         document = {k: quarantine_log.to_json(r) for k, r in sorted(records.items())}
         self.fs.write(self.state / "quarantine.json", json.dumps(document, indent=2).encode())
 
-    def begin_apply(self, plan_id: str) -> None:
+    def begin_apply(self, plan_id: str, commit: str | None) -> None:
         """Repair what the survey finds out of line, then bump `.mirror/generation.json`
         unless it already records this plan (a resume)."""
         self._repair(survey(self.root))
-        generation, last_plan = self._read_generation()
+        generation, last_plan, _ = self._read_generation()
         if last_plan != plan_id:
-            self.fs.write(
-                self.state / "generation.json",
-                json.dumps({"generation": generation + 1, "plan": plan_id}).encode(),
-            )
+            record = {"generation": generation + 1, "plan": plan_id, "commit": commit}
+            self.fs.write(self.state / "generation.json", json.dumps(record).encode())
 
     def update_metadata(self, name: str, version: str, planned: PlannedFile) -> None:
         """List a file already on disk with these bytes (again): its record, and its PEP 658
@@ -248,22 +247,29 @@ class DirectoryRegistry(Registry):
                 (self.state / name).unlink()
         return holder
 
-    def _read_generation(self) -> tuple[int, str | None]:
-        """`.mirror/generation.json`: applies counted, and the last plan applied."""
+    def _read_generation(self) -> tuple[int, str | None, str | None]:
+        """`.mirror/generation.json`: applies counted, the last plan applied and the commit
+        of the desired state it carried out."""
         path = self.state / "generation.json"
         try:
             data = jsondata.loads(path.read_bytes())
         except FileNotFoundError:
-            return 0, None
+            return 0, None, None
         except (OSError, ValueError) as error:
             raise RegistryError(f"cannot read {path}: {error}") from error
-        generation = data.get("generation") if isinstance(data, dict) else None
-        plan = data.get("plan") if isinstance(data, dict) else None
-        if type(generation) is not int or generation < 0 or not isinstance(plan, str | None):
+        found = data if isinstance(data, dict) else {}
+        generation, plan, commit = found.get("generation"), found.get("plan"), found.get("commit")
+        if (
+            type(generation) is not int
+            or generation < 0
+            or not isinstance(plan, str | None)
+            or not isinstance(commit, str | None)
+        ):
             raise RegistryError(
-                f'cannot read {path}: expected {{"generation": <count>, "plan": <id>}}'
+                f'cannot read {path}: expected {{"generation": <count>, "plan": <id>, '
+                '"commit": <sha>}'
             )
-        return generation, plan
+        return generation, plan, commit
 
     def _read_lock_info(self) -> LockInfo | None:
         try:

@@ -118,6 +118,7 @@ class GitLabRegistry(Registry):
             files=tuple(self._with_yanks(held)),
             generation=int(mirror.get("generation", 0)),
             last_plan=mirror.get("last_plan"),
+            applied_commit=mirror.get("commit") if isinstance(mirror.get("commit"), str) else None,
             quarantined=tuple(quarantined.values()),
             keeps_index_metadata=False,
         )
@@ -306,12 +307,13 @@ class GitLabRegistry(Registry):
 
     # -- the mirror's own state ------------------------------------------------------------------
 
-    def begin_apply(self, plan_id: str) -> None:
+    def begin_apply(self, plan_id: str, commit: str | None) -> None:
         """Count one more apply, unless the state already records this plan (a resume)."""
         mirror = self._state.setdefault("mirror", {})
         if mirror.get("last_plan") != plan_id:
             mirror["generation"] = int(mirror.get("generation", 0)) + 1
             mirror["last_plan"] = plan_id
+            mirror["commit"] = commit
             self._write_state()
 
     def record_quarantine(self, record: QuarantineRecord) -> None:

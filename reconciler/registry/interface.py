@@ -55,8 +55,9 @@ class Registry(ABC):
         """Make a verified local file visible in the registry, with its index metadata."""
 
     @abstractmethod
-    def begin_apply(self, plan_id: str) -> None:
-        """Count one more apply and record which plan it carries out, before any change.
+    def begin_apply(self, plan_id: str, commit: str | None) -> None:
+        """Count one more apply and record which plan it carries out, and from which commit
+        of the desired state (None: not in git), before any change.
 
         Resuming the plan the registry already records counts nothing new.
         """

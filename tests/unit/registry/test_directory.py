@@ -54,12 +54,13 @@ def test_tampered_or_missing_bytes_show_in_the_listing(tmp_path: Path) -> None:
 def test_generation_counts_applies_and_resumes_do_not(tmp_path: Path) -> None:
     registry = DirectoryRegistry(tmp_path / "reg")
     assert registry.list_actual().generation == 0
-    registry.begin_apply("plan-a")
-    registry.begin_apply("plan-a")
+    registry.begin_apply("plan-a", None)
+    registry.begin_apply("plan-a", None)
     state = registry.list_actual()
-    assert (state.generation, state.last_plan) == (1, "plan-a")
-    registry.begin_apply("plan-b")
-    assert registry.list_actual().generation == 2
+    assert (state.generation, state.last_plan, state.applied_commit) == (1, "plan-a", None)
+    registry.begin_apply("plan-b", "c" * 40)
+    state = registry.list_actual()
+    assert (state.generation, state.applied_commit) == (2, "c" * 40)
 
 
 @pytest.mark.parametrize("entry", [5, {}, [1, 2], [1, 2, 3, 4, 5], [True, 0, 0, 0, SHA], None])
@@ -150,7 +151,7 @@ def test_what_is_served_but_not_recorded_is_held_or_repaired(tmp_path: Path) -> 
         "files/foo/notes.txt is not something the mirror placed",
         "simple/foo/index.html is out of date",
     }
-    registry.begin_apply("plan-x")  # repairs come first
+    registry.begin_apply("plan-x", None)  # repairs come first
     assert registry.list_actual().repairs == ()
     assert (
         not (root / "files" / "leak").exists()
@@ -171,7 +172,7 @@ def test_a_registry_directory_that_is_a_link_is_refused(tmp_path: Path, top: str
     with pytest.raises(RegistryError, match=f"{top} is a symbolic link"):
         registry.list_actual()
     with pytest.raises(RegistryError):
-        registry.begin_apply("plan-x")
+        registry.begin_apply("plan-x", None)
     assert (elsewhere / "precious.txt").exists()
 
 
@@ -186,6 +187,6 @@ def test_a_page_that_is_a_link_is_replaced_by_the_mirrors_own(tmp_path: Path) ->
     assert "simple/foo/index.html is not something the mirror placed" in (
         registry.list_actual().repairs
     )
-    registry.begin_apply("plan-x")
+    registry.begin_apply("plan-x", None)
     assert not page.is_symlink() and PLANNED.filename in page.read_text()
     assert target.exists() and registry.list_actual().repairs == ()
