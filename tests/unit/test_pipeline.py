@@ -8,12 +8,20 @@ matching rule wins, `when: never` excludes, a job with rules and no match does n
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from ruamel.yaml import YAML
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
 
 CI_FILE = Path(__file__).resolve().parents[2] / ".gitlab-ci.yml"
 MIRROR_JOBS = ("plan", "apply", "drift", "force-unlock")
@@ -178,13 +186,48 @@ def test_drift_found_is_a_warning_and_an_error_fails() -> None:
 
 def test_common_image_and_caches() -> None:
     default = CI["default"]
-    assert default["image"] == "python:3.11-slim"
+    assert re.fullmatch(r"python:3\.11-slim@sha256:[0-9a-f]{64}", default["image"])
     assert CI["variables"]["MIRROR_CACHE_DIR"] == "$CI_PROJECT_DIR/.cache/mirror"
     prefix = "$CI_PROJECT_DIR/"
     cached = {f"{prefix}{path.rstrip('/')}" for path in default["cache"]["paths"]}
     assert CI["variables"]["MIRROR_CACHE_DIR"] in cached
     assert CI["variables"]["PIP_CACHE_DIR"] in cached
-    assert "python -m pip install ." in default["before_script"]
+    assert default["before_script"] == [
+        "python -m pip install --require-hashes --no-deps -r ci/requirements.lock",
+        "python -m pip install --no-deps --no-build-isolation .",
+    ]
+
+
+def test_the_tool_installs_only_what_its_lock_pins_with_hashes() -> None:
+    """Every dependency of the tool (and its build backend) is pinned, with hashes, in the
+    lock the pipeline installs from; a dependency added to pyproject.toml without relocking
+    fails here."""
+    root = CI_FILE.parent
+    lock = (root / "ci" / "requirements.lock").read_text()
+    pinned = {
+        canonicalize_name(m[1]): m[2]
+        for m in re.finditer(r"^([A-Za-z0-9._-]+)==(\S+) ", lock, re.M)
+    }
+    entries = re.split(r"\n(?=[A-Za-z0-9])", lock.split("\n", 2)[2])
+    assert all("--hash=sha256:" in entry for entry in entries if "==" in entry)
+    document = tomllib.loads((root / "pyproject.toml").read_text())
+    wanted = [*document["project"]["dependencies"], *document["build-system"]["requires"]]
+    for line in wanted:
+        requirement = Requirement(line)
+        if requirement.marker is not None and not requirement.marker.evaluate(
+            {"python_version": "3.11"}
+        ):
+            continue
+        name = canonicalize_name(requirement.name)
+        assert name in pinned, f"{name} is not in ci/requirements.lock"
+        assert requirement.specifier.contains(pinned[name]), f"{name}=={pinned[name]}"
+
+
+def test_artifacts_expire_and_force_unlock_runs_only_on_the_default_branch() -> None:
+    for name in ("plan", "apply", "drift"):
+        assert JOBS[name]["artifacts"]["expire_in"], name
+    feature = env(CI_PIPELINE_SOURCE="web", CI_COMMIT_BRANCH="feature", LOCK_ID="abc")
+    assert "force-unlock" not in (pipeline(feature) or set())
 
 
 def test_no_job_uses_a_token_in_its_script() -> None:
