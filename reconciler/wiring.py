@@ -110,6 +110,7 @@ def make_gitlab_registry(runtime: Runtime) -> GitLabRegistry:
     """GitLab's PyPI registry of the CI project, with the job token (GitLab CI provides all
     three variables; elsewhere set them by hand)."""
     purpose = "the gitlab registry needs CI_API_V4_URL, CI_PROJECT_ID and CI_JOB_TOKEN"
+    _refuse_fork_pipeline()
     client = GitLabClient(
         ci_setting("CI_API_V4_URL", purpose),
         ci_setting("CI_PROJECT_ID", purpose),
@@ -122,6 +123,21 @@ def make_gitlab_registry(runtime: Runtime) -> GitLabRegistry:
         workers=WORKERS,
         clock=runtime.clock,
     )
+
+
+def _refuse_fork_pipeline() -> None:
+    """A merge request from a fork runs its pipeline in the fork (GitLab's default): the
+    registry there is the fork's, not the mirror's, so any plan would mislead. Said, not
+    planned. (A pipeline a Maintainer runs in the parent project passes.)"""
+    here = os.environ.get("CI_PROJECT_ID", "")
+    target = os.environ.get("CI_MERGE_REQUEST_PROJECT_ID", "")
+    if target and here and target != here:
+        raise UserError(
+            f"this merge request comes from a fork: its pipeline runs in project {here}, whose "
+            f"registry is not the mirror's (project {target}), so no plan is made here; a "
+            f"Maintainer of project {target} can run the pipeline in the parent project (the "
+            "merge request's Pipelines tab > Run pipeline)"
+        )
 
 
 def make_merge_request_notes(runtime: Runtime) -> MergeRequestNotes:

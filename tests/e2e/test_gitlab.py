@@ -471,3 +471,17 @@ def test_retention_on_gitlab_keeps_the_date_in_the_mirror_state(
     assert workspace.mirror("apply", "--auto-approve").exit_code == 0
     assert not any(v == "1.0" for _, v, _ in held(gitlab))
     assert json.loads(gitlab.states["pypi-mirror"])["mirror"]["yanks"]["pkg"] == {}
+
+
+def test_a_merge_request_from_a_fork_says_so_instead_of_planning_the_fork_s_registry(
+    workspace: Workspace, gitlab: FakeGitLab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed(workspace)
+    monkeypatch.setenv("CI_MERGE_REQUEST_PROJECT_ID", "4242")  # the parent; CI_PROJECT_ID: fork
+    result = workspace.mirror("plan", "--out", "plan.json")
+    assert result.exit_code == 1
+    assert "this merge request comes from a fork" in result.output
+    assert f"project {gitlab.project_id}" in result.output and "project 4242" in result.output
+    assert not (workspace.root / "plan.json").exists()
+    monkeypatch.setenv("CI_MERGE_REQUEST_PROJECT_ID", gitlab.project_id)  # run in the parent
+    assert workspace.mirror("plan").exit_code == 0
