@@ -311,6 +311,7 @@ class FakeGitLab(FakeServer):
         self.notes: list[dict[str, Any]] = []
         self.locks: dict[str, dict[str, Any]] = {}
         self.states: dict[str, bytes] = {}
+        self.state_serials: dict[str, set[int]] = {}  # the serials each state's versions took
         self.deleted_states: set[str] = set()
         self.upload_body_sizes: list[int] = []
         self.auth_log: list[tuple[str, str, str]] = []
@@ -955,7 +956,18 @@ class FakeGitLab(FakeServer):
         lock_id = self._lock_id(request, from_body=False)
         name = self._state_name(request, create=True)
         if not self._lock_matches(name, lock_id):
-            return Reply(409, b"", "application/json")
+            # RemoteStateHandler#handle_with_lock raises StateLockedError, which the state
+            # API does not rescue: a 500, not a 409.
+            return json_reply(500, {"message": "500 Internal Server Error"})
+        try:
+            serial = json.loads(request.body).get("serial")
+        except (ValueError, AttributeError):
+            serial = None
+        # Since GitLab 18.5 each write is a state version whose serial must be new for the
+        # state (`Terraform::StateVersion` validates its uniqueness): 422 otherwise.
+        if not isinstance(serial, int) or serial in self.state_serials.setdefault(name, set()):
+            raise fail(422, {"message": "422 Unprocessable Entity"})
+        self.state_serials[name].add(serial)
         self.states[name] = request.body
         return Reply(200, b"", "application/json")
 

@@ -231,17 +231,20 @@ def test_terraform_lock_and_state(gitlab: FakeGitLab) -> None:
     again = requests.post(f"{state}/lock", json={"ID": "a", **info, "Info": "mine"}, auth=auth)
     assert again.status_code == 409
     assert again.json()["ID"] == "a" and again.json()["Info"] == "mine"
-    assert requests.post(state, data=b'{"v":1}', auth=auth, timeout=5).status_code == 409
-    assert requests.post(f"{state}?ID=b", data=b'{"v":1}', auth=auth).status_code == 409
-    assert requests.post(f"{state}?ID=a", data=b'{"v":1}', auth=auth).status_code == 200
+    # A write without the lock's ID, or with another, is GitLab's unrescued StateLockedError.
+    one, two = b'{"serial":1}', b'{"serial":2}'
+    assert requests.post(state, data=one, auth=auth, timeout=5).status_code == 500
+    assert requests.post(f"{state}?ID=b", data=one, auth=auth).status_code == 500
+    assert requests.post(f"{state}?ID=a", data=one, auth=auth).status_code == 200
+    assert requests.post(f"{state}?ID=a", data=one, auth=auth).status_code == 422  # same serial
     assert requests.post(f"{state}?ID=a", data=b"", auth=auth).status_code == 204
-    assert requests.get(state, auth=auth, timeout=5).content == b'{"v":1}'
+    assert requests.get(state, auth=auth, timeout=5).content == one
     assert requests.delete(f"{state}/lock?ID=b", auth=auth, timeout=5).status_code == 409
     assert requests.delete(f"{state}/lock", json={"ID": "a"}, auth=auth).status_code == 200
-    assert requests.post(state, data=b'{"v":2}', auth=auth, timeout=5).status_code == 200
+    assert requests.post(state, data=two, auth=auth, timeout=5).status_code == 200
     requests.post(f"{state}/lock", json={"ID": "c", **info}, auth=auth, timeout=5)
     assert requests.delete(f"{state}/lock", auth=auth, timeout=5).status_code == 200  # force
-    assert gitlab.locks == {} and gitlab.states["mirror"] == b'{"v":2}'
+    assert gitlab.locks == {} and gitlab.states["mirror"] == two
     gitlab.job_role = "developer"
     assert requests.post(f"{state}/lock", json={"ID": "d", **info}, auth=auth).status_code == 403
     gitlab.job_role = "maintainer"
