@@ -8,28 +8,74 @@ token with `api` scope.
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 from reconciler.gitlab import Again, Credential, GitLabClient
 from reconciler.model import Plan
 from reconciler.report.markdown import MarkdownFormat
+from reconciler.report.text import change_verb
 
 MARKER = "<!-- pypi-delayed-mirror:plan -->"
+APPLIED_MARKER = "<!-- pypi-delayed-mirror:applied -->"
 NOTE_LIMIT = 1_000_000  # GitLab refuses longer note bodies
 FOLD_AFTER = 20  # rows; a longer section is folded into <details>
+# The reviewed plan's changes, as data, hidden in its note: what the applied plan is compared to.
+_CHANGES = re.compile(r"<!-- pypi-delayed-mirror:changes (\[.*?\]) -->")
 
 
-def note_body(plan: Plan, limit: int = NOTE_LIMIT) -> str:
-    """The note's markdown: the marker, then the plan, folded and cut until it fits."""
-    body = f"{MARKER}\n{MarkdownFormat(fold_after=FOLD_AFTER).render(plan)}"
+def note_body(plan: Plan, limit: int = NOTE_LIMIT, marker: str = MARKER, head: str = "") -> str:
+    """The note's markdown: the marker, the plan's changes as hidden data, `head`, then the
+    plan, folded and cut until it fits."""
+    top = f"{marker}\n<!-- pypi-delayed-mirror:changes {json.dumps(changes(plan))} -->\n{head}"
+    body = f"{top}{MarkdownFormat(fold_after=FOLD_AFTER).render(plan)}"
     max_rows = max(len(plan.actions), len(plan.blocked))
     while len(body) > limit and max_rows > 0:
         max_rows //= 2
-        body = f"{MARKER}\n{MarkdownFormat(fold_after=FOLD_AFTER, max_rows=max_rows).render(plan)}"
+        body = f"{top}{MarkdownFormat(fold_after=FOLD_AFTER, max_rows=max_rows).render(plan)}"
     if len(body) > limit:  # only the summary left and still too long: cut it with a clear line
         cut = "\n\n_Truncated: the note limit was reached; see the plan.json artifact._\n"
         body = body[: limit - len(cut)] + cut
     return body
+
+
+def changes(plan: Plan) -> list[str]:
+    """`upload foo 1.1`, `quarantine bar 2.0`, ...: each change a plan makes, in a line."""
+    return [f"{change_verb(a)} {a.name} {a.version}" for a in plan.actions]
+
+
+def applied_body(plan: Plan, reviewed: str | None, commit: str | None) -> str:
+    """The note on a merged merge request: what the apply on the default branch carried out
+    (it planned again), and how that differs from the plan reviewers saw (`reviewed`: the
+    body of the mirror's plan note, None when there is none)."""
+    where = f" at {commit[:12]}" if commit else ""
+    found = _CHANGES.search(reviewed or "")
+    if found is None:
+        said = "No reviewed plan was found on this merge request to compare with."
+    else:
+        before, after = json.loads(found[1]), changes(plan)
+        added = [c for c in after if c not in before]
+        dropped = [c for c in before if c not in after]
+        lines = [f"- applied, not in the reviewed plan: {c}" for c in added]
+        lines += [f"- in the reviewed plan, not applied: {c}" for c in dropped]
+        said = (
+            "Differences from the reviewed plan (the apply plans again: versions matured, "
+            "advisories appeared, main moved on):\n" + "\n".join(lines)
+            if lines
+            else "Applied exactly as reviewed."
+        )
+    head = f"**Applied on the default branch{where}.** {said}\n\n"
+    return note_body(plan, marker=APPLIED_MARKER, head=head)
+
+
+def merged_request(client: GitLabClient, token: Credential, commit: str) -> str | None:
+    """The iid of the merge request that a commit on the default branch merged, if any."""
+    url = f"{client.project_url}/repository/commits/{commit}/merge_requests"
+    found = client.paginate(
+        url, {}, token.private_token_header(), f"the merge requests of {commit}"
+    )
+    return next((str(mr["iid"]) for mr in found if mr.get("state") == "merged"), None)
 
 
 class MergeRequestNotes:
@@ -41,15 +87,13 @@ class MergeRequestNotes:
         self.notes_url = f"{client.project_url}/merge_requests/{merge_request_iid}/notes"
         self.iid = merge_request_iid
 
-    def upsert(self, body: str) -> tuple[str, int]:
-        """Update our earlier note, or create it; ("created" | "updated", note id).
-
-        A create that failed may have landed, so every attempt looks for our note first.
-        """
+    def upsert(self, body: str, marker: str = MARKER) -> tuple[str, int]:
+        """Update our earlier note with this marker, or create it; ("created" | "updated",
+        note id). A create that failed may have landed, so every attempt looks first."""
         me = self._user_id()
 
         def attempt() -> tuple[str, int] | Again:
-            ours = self._find(me)
+            ours = self._find(me, marker)
             if ours is not None:
                 response = self.client.request(
                     "PUT", f"{self.notes_url}/{ours}", json={"body": body}, headers=self._headers()
@@ -74,17 +118,26 @@ class MergeRequestNotes:
         self.client.check(response, "identifying MIRROR_NOTE_TOKEN's user")
         return self.client.created_id(response, "identifying MIRROR_NOTE_TOKEN's user")
 
-    def _find(self, me: int) -> int | None:
+    def body_of(self, marker: str = MARKER) -> str | None:
+        """The body of our note with this marker, if there is one."""
+        note = self._note(self._user_id(), marker)
+        return str(note["body"]) if note is not None else None
+
+    def _find(self, me: int, marker: str) -> int | None:
+        note = self._note(me, marker)
+        return int(note["id"]) if note is not None else None
+
+    def _note(self, me: int, marker: str) -> dict[str, Any] | None:
         """Our note: written by the token's user and carrying the marker."""
         notes = self.client.paginate(
             self.notes_url, {"sort": "asc"}, self._headers(), f"the notes of !{self.iid}"
         )
-        return next((int(n["id"]) for n in notes if _is_ours(n, me)), None)
+        return next((n for n in notes if _is_ours(n, me, marker)), None)
 
 
-def _is_ours(note: dict[str, Any], me: int) -> bool:
+def _is_ours(note: dict[str, Any], me: int, marker: str) -> bool:
     return (
         not note.get("system")
         and (note.get("author") or {}).get("id") == me
-        and MARKER in str(note.get("body", ""))
+        and marker in str(note.get("body", ""))
     )

@@ -13,7 +13,7 @@ from reconciler.errors import UserError
 from reconciler.gitlab import Credential, GitLabClient, ci_setting
 from reconciler.http import RetryPolicy, make_session
 from reconciler.model import DesiredState, RegistryType, ServiceName
-from reconciler.notes import MergeRequestNotes
+from reconciler.notes import MergeRequestNotes, merged_request
 from reconciler.registry import DirectoryRegistry, Registry
 from reconciler.registry.gitlab import GitLabRegistry
 from reconciler.upstream import UpstreamIndex
@@ -143,6 +143,20 @@ def _refuse_fork_pipeline() -> None:
 def make_merge_request_notes(runtime: Runtime) -> MergeRequestNotes:
     """The merge request of this pipeline, written to with MIRROR_NOTE_TOKEN."""
     purpose = "mirror comment posts to the merge request of a merge-request pipeline"
+    client, token = _notes_client(runtime, purpose)
+    return MergeRequestNotes(client, token, ci_setting("CI_MERGE_REQUEST_IID", purpose))
+
+
+def make_merged_request_notes(runtime: Runtime) -> MergeRequestNotes | None:
+    """The merge request that brought this pipeline's commit to the default branch (None:
+    the commit came in otherwise, e.g. a push)."""
+    purpose = "mirror comment --applied posts to the merge request a commit on main merged"
+    client, token = _notes_client(runtime, purpose)
+    iid = merged_request(client, token, ci_setting("CI_COMMIT_SHA", purpose))
+    return MergeRequestNotes(client, token, iid) if iid is not None else None
+
+
+def _notes_client(runtime: Runtime, purpose: str) -> tuple[GitLabClient, Credential]:
     token = ci_setting(
         "MIRROR_NOTE_TOKEN",
         "mirror comment needs a project access token with api scope there "
@@ -153,4 +167,4 @@ def make_merge_request_notes(runtime: Runtime) -> MergeRequestNotes:
         ci_setting("CI_PROJECT_ID", purpose),
         retries=runtime.retry_policy(),
     )
-    return MergeRequestNotes(client, Credential(token), ci_setting("CI_MERGE_REQUEST_IID", purpose))
+    return client, Credential(token)

@@ -198,20 +198,39 @@ def show(
 def comment(
     ctx: typer.Context,
     plan_file: Annotated[Path, typer.Argument(metavar="PLAN", help="A saved plan file.")],
+    applied: Annotated[
+        bool,
+        typer.Option(
+            "--applied",
+            help="After an apply on the default branch: post the applied plan to the merge "
+            "request that brought the commit in, saying how it differs from the reviewed one.",
+        ),
+    ] = False,
     debug: DebugOption = False,
 ) -> None:
     """Post the plan as a note on the merge request, updating the mirror's earlier note.
 
-    Needs CI_API_V4_URL, CI_PROJECT_ID, CI_MERGE_REQUEST_IID and MIRROR_NOTE_TOKEN.
+    Needs CI_API_V4_URL, CI_PROJECT_ID, MIRROR_NOTE_TOKEN and CI_MERGE_REQUEST_IID (with
+    --applied: CI_COMMIT_SHA).
     """
     common = Common(Path("desired-state"), None, None, debug, runtime_of(ctx))
 
     def body() -> int:
         the_plan = planfile.read_plan(plan_file)
-        outcome, note_id = wiring.make_merge_request_notes(common.runtime).upsert(
-            notes.note_body(the_plan)
+        if not applied:
+            target = wiring.make_merge_request_notes(common.runtime)
+            outcome, note_id = target.upsert(notes.note_body(the_plan))
+            typer.echo(f"{outcome.capitalize()} the plan note (note {note_id}).")
+            return 0
+        merged = wiring.make_merged_request_notes(common.runtime)
+        if merged is None:
+            typer.echo("No merge request brought this commit in; no note.")
+            return 0
+        text = notes.applied_body(the_plan, merged.body_of(), the_plan.desired_commit)
+        outcome, note_id = merged.upsert(text, notes.APPLIED_MARKER)
+        typer.echo(
+            f"{outcome.capitalize()} the applied-plan note on !{merged.iid} (note {note_id})."
         )
-        typer.echo(f"{outcome.capitalize()} the plan note (note {note_id}).")
         return 0
 
     run(common, body)

@@ -148,16 +148,19 @@ def _size(count: int) -> str:
 
 
 def change_heading(action: Action) -> str:
-    """`+ upload foo 1.1 (2 files)`, `- delete ...`, `! quarantine ...`."""
+    """`+ upload foo 1.1 (2 files)`, `- delete ...`, `! quarantine ...`, `~ retain ...`."""
+    verb = change_verb(action)
+    sign = {"quarantine": "!", "retain": "~", "upload": "+"}.get(verb, "-")
+    return f"{sign} {verb} {action.name} {action.version} ({plural(len(action.files), 'file')})"
+
+
+def change_verb(action: Action) -> str:
+    """What an action does, in a word: quarantine, retain, upload or delete."""
     if action.quarantine:
-        sign = "! quarantine"
-    elif action.cause is Cause.RETAINED:
-        sign = "~ retain"
-    elif action.kind is ActionKind.UPLOAD:
-        sign = "+ upload"
-    else:
-        sign = "- delete"
-    return f"{sign} {action.name} {action.version} ({plural(len(action.files), 'file')})"
+        return "quarantine"
+    if action.cause is Cause.RETAINED:
+        return "retain"
+    return "upload" if action.kind is ActionKind.UPLOAD else "delete"
 
 
 def action_line(action: Action, plan: Plan) -> str:

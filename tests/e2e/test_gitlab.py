@@ -22,7 +22,7 @@ from reconciler.errors import UserError
 from reconciler.gitlab import IDEMPOTENT, Credential, GitLabClient, GitLabError
 from reconciler.http import RetryPolicy, make_session
 from reconciler.model import Action, ActionKind, Plan, PlannedFile
-from reconciler.notes import MARKER, note_body
+from reconciler.notes import APPLIED_MARKER, MARKER, note_body
 from reconciler.registry import RegistryError
 from reconciler.registry.gitlab import GitLabRegistry
 from tests.conftest import FROZEN_NOW, Workspace, days_ago, fast_retries, wall_days_ago
@@ -485,3 +485,33 @@ def test_a_merge_request_from_a_fork_says_so_instead_of_planning_the_fork_s_regi
     assert not (workspace.root / "plan.json").exists()
     monkeypatch.setenv("CI_MERGE_REQUEST_PROJECT_ID", gitlab.project_id)  # run in the parent
     assert workspace.mirror("plan").exit_code == 0
+
+
+def test_the_applied_plan_is_posted_to_the_merged_request_with_what_differs(
+    workspace: Workspace, gitlab: FakeGitLab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed(workspace)
+    monkeypatch.setenv("MIRROR_NOTE_TOKEN", gitlab.note_token)
+    monkeypatch.setenv("CI_MERGE_REQUEST_IID", "7")
+    assert workspace.mirror("plan", "--out", "plan.json").exit_code == 0
+    assert workspace.mirror("comment", "plan.json").exit_code == 0  # the plan reviewers saw
+
+    # Merged; before main's apply job runs, an advisory appears for foo-bar 1.1.
+    monkeypatch.delenv("CI_MERGE_REQUEST_IID")
+    monkeypatch.setenv("CI_COMMIT_SHA", "c" * 40)
+    gitlab.merged_by_commit["c" * 40] = 7
+    workspace.osv.add("GHSA-late", "foo-bar", ["1.1"], fixed="1.2")
+    assert workspace.mirror("plan", "--out", "plan.json").exit_code == 0
+    assert workspace.mirror("apply", "plan.json").exit_code == 0
+    posted = workspace.mirror("comment", "plan.json", "--applied")
+    assert posted.exit_code == 0, posted.output
+    assert posted.stdout.startswith("Created the applied-plan note on !7")
+    (note,) = [n for n in gitlab.notes if APPLIED_MARKER in n["body"]]
+    assert "**Applied on the default branch at cccccccccccc.**" in note["body"]
+    assert "- in the reviewed plan, not applied: upload foo-bar 1.1" in note["body"]
+    assert "- applied, not in the reviewed plan: upload foo-bar 1.0" in note["body"]
+    assert sum(MARKER in n["body"] for n in gitlab.notes) == 1  # the reviewed note stays
+
+    gitlab.merged_by_commit.clear()  # a commit pushed to main, no merge request
+    quiet = workspace.mirror("comment", "plan.json", "--applied")
+    assert quiet.exit_code == 0 and "No merge request brought this commit in" in quiet.stdout

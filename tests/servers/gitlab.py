@@ -307,6 +307,7 @@ class FakeGitLab(FakeServer):
         self.forwarding = True
         self.totals_limit = 10000
         self.merge_requests: set[int] = {7}
+        self.merged_by_commit: dict[str, int] = {}  # a merge commit's sha -> the MR it merged
         self.packages: list[dict[str, Any]] = []
         self.notes: list[dict[str, Any]] = []
         self.locks: dict[str, dict[str, Any]] = {}
@@ -569,6 +570,9 @@ class FakeGitLab(FakeServer):
             if rest[3] == "lock":
                 self._allow(method, "POST", "DELETE")
                 return (self.state_lock if method == "POST" else self.state_unlock), (BASIC_ROUTES)
+        elif rest[:2] == ["repository", "commits"] and n == 4 and rest[3] == "merge_requests":
+            self._allow(method, "GET")
+            return self.commit_merge_requests, PAT_ROUTES
         elif rest[0] == "merge_requests" and n in (3, 4) and rest[2] == "notes":
             if n == 3:
                 self._allow(method, "GET", "POST")
@@ -1104,6 +1108,14 @@ class FakeGitLab(FakeServer):
                 raise fail(400, {"error": "body is invalid"})
             params["body"] = str(params["body"])
         return params
+
+    def commit_merge_requests(self, request: Request) -> Reply:
+        """`GET /projects/:id/repository/commits/:sha/merge_requests` (Commits API): the merge
+        requests that brought the commit in; the job token has no access to it."""
+        self.require(request, "reporter")
+        iid = self.merged_by_commit.get(request.segments[2])
+        found = [] if iid is None else [{"iid": iid, "state": "merged", "title": f"MR {iid}"}]
+        return json_reply(200, found)
 
     def notes_list(self, request: Request) -> Reply:
         self.require(request, "reporter")

@@ -169,10 +169,12 @@ def test_plan_publishes_the_merge_request_reports_always() -> None:
 
 def test_apply_applies_the_plan_it_just_made_and_keeps_it() -> None:
     script = list(JOBS["apply"]["script"])
-    assert script == [
+    assert script[:2] == [
         "mirror plan --registry gitlab --out plan.json",
         "mirror apply plan.json --registry gitlab",
     ]
+    # Then the applied plan goes to the merged merge request, without failing a done apply.
+    assert "mirror comment plan.json --applied ||" in script[2]
     assert "plan.json" in JOBS["apply"]["artifacts"]["paths"]
 
 
