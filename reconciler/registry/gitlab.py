@@ -46,6 +46,8 @@ from reconciler.registry import quarantine_log
 from reconciler.registry.interface import LockInfo, Registry, RegistryError
 
 STATE_NAME = "pypi-mirror"
+# lib/api/pypi_packages.rb: `bad_request!('File is too large')` past pypi_max_file_size.
+_TOO_LARGE = "File is too large"
 _TAKEN = "has already been taken"
 
 
@@ -92,14 +94,19 @@ class GitLabRegistry(Registry):
     def list_actual(self) -> ActualState:
         """Every PyPI file the project holds; any failed page is an error, never emptiness."""
         self._state = self._read_state()
-        packages = list(
-            self.client.paginate(
-                f"{self.client.project_url}/packages",
-                {"package_type": "pypi", "order_by": "created_at", "sort": "asc"},
-                self.token.job_token_header(),
-                "the package listing",
-            )
+        listed = self.client.paginate(
+            f"{self.client.project_url}/packages",
+            {"package_type": "pypi", "order_by": "created_at", "sort": "asc"},
+            self.token.job_token_header(),
+            "the package listing",
         )
+        try:
+            # GitLab orders by created_at alone: packages that tie can come twice across pages.
+            packages = list({int(p["id"]): p for p in listed}.values())
+        except (KeyError, TypeError, ValueError) as error:
+            raise GitLabRegistryError(
+                f"GitLab's package listing has an unexpected shape: {error!r}"
+            ) from None
         files_by_package: list[list[dict[str, Any]]] = []
         if packages:
             files_by_package = map_concurrently(self._package_files, packages, self.workers)
@@ -202,6 +209,12 @@ class GitLabRegistry(Registry):
             if not isinstance(response, Again):
                 if response.status_code == 201:
                     return None
+                if response.status_code == 400 and _TOO_LARGE in response.text:
+                    raise GitLabRegistryError(
+                        f"{planned.filename}: larger than this GitLab takes for a PyPI file (its "
+                        "'PyPI maximum file size' limit: 3 GB by default on self-managed, 5 GB "
+                        "on GitLab.com); an administrator can raise it"
+                    )
                 if not (response.status_code == 400 and _TAKEN in response.text):
                     self.client.check(response, what, role="Developer", package=True)
                     raise GitLabRegistryError(

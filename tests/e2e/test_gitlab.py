@@ -515,3 +515,27 @@ def test_the_applied_plan_is_posted_to_the_merged_request_with_what_differs(
     gitlab.merged_by_commit.clear()  # a commit pushed to main, no merge request
     quiet = workspace.mirror("comment", "plan.json", "--applied")
     assert quiet.exit_code == 0 and "No merge request brought this commit in" in quiet.stdout
+
+
+def test_a_file_over_the_instance_s_size_limit_is_named_with_the_limit(
+    workspace: Workspace, gitlab: FakeGitLab
+) -> None:
+    seed(workspace, "baz==2.0\n")
+    gitlab.max_file_size = 10  # bytes: every wheel is over it
+    applied = workspace.mirror("apply", "--auto-approve")
+    assert applied.exit_code == 1
+    assert "baz-2.0-py3-none-any.whl: larger than this GitLab takes for a PyPI file" in (
+        applied.output
+    )
+    assert not held(gitlab)
+
+
+def test_a_package_listed_twice_across_pages_is_held_once(gitlab: FakeGitLab) -> None:
+    for name in ("a", "b", "c"):
+        gitlab.add_package(name, "1.0", {f"{name}-1.0-py3-none-any.whl": b"wheel " + name.encode()})
+    for package in gitlab.packages:
+        package["created_at"] = "2026-11-24T12:00:00.000Z"  # a bulk import: one instant
+    gitlab.unstable_ties, gitlab.max_per_page = True, 2
+    files = [f.filename for f in registry(gitlab).list_actual().files]
+    assert "a-1.0-py3-none-any.whl" in files  # listed on page 1, and again on page 2
+    assert len(files) == len(set(files))

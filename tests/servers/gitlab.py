@@ -308,6 +308,9 @@ class FakeGitLab(FakeServer):
         self.totals_limit = 10000
         self.merge_requests: set[int] = {7}
         self.merged_by_commit: dict[str, int] = {}  # a merge commit's sha -> the MR it merged
+        self.max_file_size = 3 * 1024**3  # the instance's pypi_max_file_size
+        self.unstable_ties = False  # order ties differently per page, as GitLab may
+        self.max_per_page = 100  # GitLab's; a test lowers it to see many pages
         self.packages: list[dict[str, Any]] = []
         self.notes: list[dict[str, Any]] = []
         self.locks: dict[str, dict[str, Any]] = {}
@@ -597,7 +600,7 @@ class FakeGitLab(FakeServer):
         except ValueError:
             raise fail(400, {"error": "per_page is invalid"}) from None
         page = max(page, 1)
-        per_page = 20 if per_page < 1 else min(per_page, 100)
+        per_page = 20 if per_page < 1 else min(per_page, self.max_per_page)
         total = len(items)
         total_pages = max(1, -(-total // per_page))
         chunk = items[(page - 1) * per_page : page * per_page]
@@ -632,8 +635,8 @@ class FakeGitLab(FakeServer):
             headers["x-total-pages"] = str(total_pages)
         return chunk, headers
 
-    @staticmethod
     def _order(
+        self,
         items: list[dict[str, Any]],
         request: Request,
         allowed: dict[str, Any],
@@ -647,7 +650,13 @@ class FakeGitLab(FakeServer):
         if sort not in ("asc", "desc"):
             raise fail(400, {"error": "sort does not have a valid value"})
         key = allowed[order_by]
-        return sorted(items, key=lambda item: (key(item), item["id"]), reverse=sort == "desc")
+        if not self.unstable_ties:
+            return sorted(items, key=lambda item: (key(item), item["id"]), reverse=sort == "desc")
+        # GitLab orders by the column alone: rows that tie may come in another order on each
+        # page's query, so a package can repeat on two pages (or miss both).
+        page = int(request.query.get("page") or 1)
+        tie = (lambda item: -item["id"]) if page % 2 == 0 else (lambda item: item["id"])
+        return sorted(items, key=lambda item: (key(item), tie(item)), reverse=sort == "desc")
 
     # -- PyPI (reference 1) -----------------------------------------------------------------
 
@@ -673,6 +682,10 @@ class FakeGitLab(FakeServer):
         if not file_name:
             raise fail(400, {"error": "content is invalid"})
         self.protect(request, name, push=True)
+        # `actual_limits.exceeded?(:pypi_max_file_size, ...)`: 3 GB self-managed by default,
+        # 5 GB on GitLab.com.
+        if len(content) > self.max_file_size:
+            raise fail(400, {"message": "400 Bad request - File is too large"})
         package = self._find_or_create(name, version)
         if any(f["file_name"] == file_name for f in package["files"]):
             raise fail(400, {"message": "Validation failed: File name has already been taken"})
