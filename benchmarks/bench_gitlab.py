@@ -1,10 +1,12 @@
-"""How many GitLab API requests a plan and an apply make against a registry of 1000 packages.
+"""How many GitLab API requests plans, drifts and applies make against a registry of 2000 packages.
 
-A fake GitLab (tests/servers/gitlab.py) holds 1000 mirrored packages; the local upstream has
+A fake GitLab (tests/servers/gitlab.py) holds 2000 mirrored packages; the local upstream has
 them too, plus newer versions of 50. Prints, per command, the requests by route and the time:
-- `mirror plan` with nothing to change;
+- `mirror plan` with nothing to change, before the mirror has recorded the registry's files
+  (every package's files listed) and after a drift recorded them (the goal: at most 200);
+- `mirror drift`, which lists every file and records them;
 - `mirror apply` of a plan that moves 50 requirements to a newer version and drops 50 others
-  (50 uploads, 100 whole-version deletes).
+  (50 uploads, 100 whole-version deletes), and the plan after it.
 
 The times include the fakes' own work: the fake GitLab and the fake upstream run in this
 process, in Python, and on a 2-core machine they, not the mirror, are the bottleneck. The request
@@ -59,7 +61,7 @@ def measure(label: str, gitlab: FakeGitLab, command: list[str], env: dict[str, s
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--packages", type=int, default=1000)
+    parser.add_argument("--packages", type=int, default=2000)
     parser.add_argument("--latency-ms", type=float, default=5)
     args = parser.parse_args()
     latency = args.latency_ms / 1000
@@ -94,9 +96,11 @@ def main() -> None:
         )
         pinned = "".join(f"{name}==1.0\n" for name in names)
         desired = write_state(root, upstream, osv, pinned, registry="type: gitlab")
-        measure(
-            "plan, nothing to change", gitlab, mirror("plan", "--desired-state", str(desired)), env
-        )
+        plan = mirror("plan", "--desired-state", str(desired))
+        measure("plan, no record yet", gitlab, plan, env)
+        drift = mirror("drift", "--desired-state", str(desired), "--report-dir", str(root))
+        measure("drift (records)", gitlab, drift, env)
+        measure("plan, recorded (goal <=200)", gitlab, plan, env)
         changed = "".join(f"{name}\n" for name in names[:50]) + "".join(
             f"{name}==1.0\n" for name in names[100:]
         )
@@ -107,6 +111,7 @@ def main() -> None:
             mirror("apply", "--auto-approve", "--desired-state", str(desired)),
             env,
         )
+        measure("plan after that apply", gitlab, plan, env)
 
 
 if __name__ == "__main__":

@@ -488,6 +488,10 @@ class ActualState:
     # The registry keeps yank markers (and their reasons) and lists them back, whether or not
     # it serves them to clients: where a retained version's date is kept.
     keeps_yanks: bool = True
+    # A recorded view (a plan's, on GitLab): the files of this many packages come from the
+    # record the last apply or drift wrote at `recorded_at`, not from a listing of their own.
+    recorded_at: datetime | None = None
+    recorded_packages: int = 0
     repairs: tuple[str, ...] = ()  # where pages and files disagree: the next apply mends them
 
     def by_version(self) -> Mapping[tuple[str, str], dict[str, RegistryFile]]:

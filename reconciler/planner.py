@@ -476,6 +476,14 @@ def _plan_warnings(
         for r in inputs.desired.for_no_target
     )
     warnings.extend(decisions.warnings)
+    if inputs.actual.recorded_packages:
+        when = inputs.actual.recorded_at
+        at = f" at {when:%Y-%m-%d %H:%M} UTC" if when is not None else ""
+        warnings.append(
+            f"the files of {inputs.actual.recorded_packages} packages are as the last apply or "
+            f"drift recorded them{at}, not listed again: a file changed by hand since is seen "
+            "by the next apply or nightly drift"
+        )
     if not inputs.actual.keeps_index_metadata:
         warnings.append(
             "this registry serves PEP 503 HTML only: upstream upload times and yank markers are "

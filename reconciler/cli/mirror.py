@@ -80,7 +80,9 @@ def plan(
         desired = common.desired()
         the_plan = operations.make_plan(
             desired,
-            common.make_registry(desired).list_actual(),
+            # A plan reads the registry's record of its files (GitLab: the listing's pages,
+            # not one request per package); applies and drifts list every file again.
+            common.make_registry(desired).list_actual(recorded=True),
             common.make_upstream(desired),
             common.make_services(desired),
             common.now(),

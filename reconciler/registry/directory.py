@@ -67,7 +67,7 @@ class DirectoryRegistry(Registry):
         """The directory's path."""
         return f"directory registry {self.root}"
 
-    def list_actual(self) -> ActualState:
+    def list_actual(self, recorded: bool = False) -> ActualState:
         """Everything the registry serves: each distribution file on disk with the sha256 of
         its bytes (listed on its page, or an orphan no page lists), and every disagreement
         among pages and files as a repair. Hashes are cached by the files' stat keys."""

@@ -84,6 +84,10 @@ class GitLabRegistry(Registry):
         self._state: dict[str, Any] = {}
         self._held: dict[tuple[str, str], list[_Held]] = {}
         self._packages: dict[tuple[str, str], list[int]] = {}
+        # The full listing an apply started from (package id -> files), and the packages it
+        # changed since: what it records for the next plans when it lets go of the lock.
+        self._snapshot: dict[int, list[dict[str, Any]]] | None = None
+        self._touched: set[int] = set()
 
     def describe(self) -> str:
         """The project's API URL (no credentials)."""
@@ -91,8 +95,14 @@ class GitLabRegistry(Registry):
 
     # -- reading -------------------------------------------------------------------------------
 
-    def list_actual(self) -> ActualState:
-        """Every PyPI file the project holds; any failed page is an error, never emptiness."""
+    def list_actual(self, recorded: bool = False) -> ActualState:
+        """Every PyPI file the project holds; any failed page is an error, never emptiness.
+
+        `recorded`: each package's files from the record the last apply or drift wrote (one
+        request per package saved: a plan costs the listing's pages), listed afresh only for
+        packages the record does not know. A file changed by hand inside a recorded package is
+        then seen by the next apply or drift, which list every package's files.
+        """
         self._state = self._read_state()
         listed = self.client.paginate(
             f"{self.client.project_url}/packages",
@@ -107,9 +117,13 @@ class GitLabRegistry(Registry):
             raise GitLabRegistryError(
                 f"GitLab's package listing has an unexpected shape: {error!r}"
             ) from None
-        files_by_package: list[list[dict[str, Any]]] = []
-        if packages:
-            files_by_package = map_concurrently(self._package_files, packages, self.workers)
+        record = self._record() if recorded else {}
+        unknown = [p for p in packages if str(p["id"]) not in record]
+        fetched = map_concurrently(self._package_files, unknown, self.workers)
+        files_of = {int(p["id"]): record.get(str(p["id"]), []) for p in packages}
+        files_of.update(zip((int(p["id"]) for p in unknown), fetched, strict=True))
+        files_by_package = [files_of[int(p["id"])] for p in packages]
+        self._snapshot, self._touched = (None if recorded else files_of), set()
         try:
             held = self._index(packages, files_by_package)
         except (KeyError, TypeError, AttributeError) as error:
@@ -121,8 +135,11 @@ class GitLabRegistry(Registry):
             quarantined = quarantine_log.from_json(mirror.get("quarantine", {}))
         except ValueError as error:
             raise GitLabRegistryError(f"the mirror state ({self.state_name}): {error}") from None
+        recorded_at = _parse_time(mirror.get("files_recorded_at")) if recorded else None
         return ActualState(
             files=tuple(self._with_yanks(held)),
+            recorded_at=recorded_at,
+            recorded_packages=len(packages) - len(unknown) if recorded else 0,
             generation=int(mirror.get("generation", 0)),
             last_plan=mirror.get("last_plan"),
             applied_commit=mirror.get("commit") if isinstance(mirror.get("commit"), str) else None,
@@ -140,6 +157,29 @@ class GitLabRegistry(Registry):
                 yield replace(registry_file, yanked=True, yanked_reason=reason[:1000] or None)
             else:
                 yield registry_file
+
+    def _record(self) -> dict[str, list[dict[str, Any]]]:
+        """`mirror.files` of the state: package id -> its files as last listed in full."""
+        record = self._state.get("mirror", {}).get("files", {})
+        if not isinstance(record, dict):
+            return {}
+        return {k: v for k, v in record.items() if isinstance(v, list)}
+
+    def _write_record(self) -> None:
+        """Record, under the lock, each package's files as this apply's full listing saw
+        them, leaving out the packages it changed (the next plan lists those afresh)."""
+        if self._snapshot is None:
+            return
+        mirror = self._state.setdefault("mirror", {})
+        mirror["files"] = {
+            str(package_id): [
+                {k: entry.get(k) for k in ("id", "file_name", "file_sha256")} for entry in files
+            ]
+            for package_id, files in self._snapshot.items()
+            if package_id not in self._touched
+        }
+        mirror["files_recorded_at"] = self.clock().isoformat()
+        self._write_state()
 
     def _yanks(self) -> dict[str, dict[str, str]]:
         """`mirror.yanks` of the state: project -> file name -> yank reason."""
@@ -203,6 +243,7 @@ class GitLabRegistry(Registry):
                 f"{name} {version} package in GitLab, let its cleanup run, then apply again"
             )
         what = f"the upload of {planned.filename}"
+        self._touched.update(self._packages.get((name, version_key(version)), []))
 
         def attempt() -> None | Again:
             response = self._post_file(name, version, planned, local_path)
@@ -292,6 +333,7 @@ class GitLabRegistry(Registry):
         Each package's files are listed afresh: this apply may have added one since.
         """
         wanted = set(filenames)
+        self._touched.update(self._packages.get((name, version_key(version)), []))
         for package_id in self._packages.get((name, version_key(version)), []):
             live = {
                 str(entry["file_name"]): int(entry["id"])
@@ -327,6 +369,8 @@ class GitLabRegistry(Registry):
             mirror["generation"] = int(mirror.get("generation", 0)) + 1
             mirror["last_plan"] = plan_id
             mirror["commit"] = commit
+            # Until this apply ends well and records what it saw, no plan trusts a record.
+            mirror.pop("files", None)
             self._write_state()
 
     def record_quarantine(self, record: QuarantineRecord) -> None:
@@ -392,8 +436,13 @@ class GitLabRegistry(Registry):
         self._lock_id = info.id
         try:
             yield info
+            self._write_record()
         except BaseException:
             # The apply's own error matters more; a lock left behind is named by the next run.
+            # What it listed still holds for the packages it did not touch (a stale plan's
+            # apply refreshes the record the next plan reads).
+            with contextlib.suppress(GitLabRegistryError):
+                self._write_record()
             with contextlib.suppress(GitLabRegistryError):
                 self._release(info.id)
             raise
@@ -492,3 +541,11 @@ def _lock_holder(response: requests.Response) -> LockInfo:
     if created is not None and created.tzinfo is None:
         created = created.replace(tzinfo=timezone.utc)
     return LockInfo(id=str(body.get("ID", "")), owner=str(body.get("Who", "?")), created_at=created)
+
+
+def _parse_time(value: object) -> datetime | None:
+    """An ISO-8601 instant from the mirror state, or None."""
+    try:
+        return datetime.fromisoformat(str(value)) if value else None
+    except ValueError:
+        return None

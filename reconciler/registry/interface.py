@@ -42,8 +42,13 @@ class Registry(ABC):
         """A one-line, credential-free description for messages."""
 
     @abstractmethod
-    def list_actual(self) -> ActualState:
-        """Every file held, with the sha256 of its bytes; a failed listing raises."""
+    def list_actual(self, recorded: bool = False) -> ActualState:
+        """Every file held, with the sha256 of its bytes; a failed listing raises.
+
+        `recorded`: a plan's cheaper view where the registry keeps a record of what it holds
+        (GitLab: each package's files as the last apply or drift saw them, listed afresh only
+        for packages not in that record); the view says how fresh it is.
+        """
 
     @abstractmethod
     def staging(self) -> AbstractContextManager[Path]:

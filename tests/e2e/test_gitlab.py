@@ -539,3 +539,31 @@ def test_a_package_listed_twice_across_pages_is_held_once(gitlab: FakeGitLab) ->
     files = [f.filename for f in registry(gitlab).list_actual().files]
     assert "a-1.0-py3-none-any.whl" in files  # listed on page 1, and again on page 2
     assert len(files) == len(set(files))
+
+
+def test_a_plan_reads_the_recorded_files_and_the_drift_still_finds_a_hand_edit(
+    workspace: Workspace, gitlab: FakeGitLab
+) -> None:
+    seed(workspace)
+    assert workspace.mirror("apply", "--auto-approve").exit_code == 0
+    # The packages that apply made are listed by the next one, which records them.
+    assert workspace.mirror("drift", "--report-dir", "reports").exit_code == 0
+    start = len(gitlab.request_log)
+    planned = workspace.mirror("plan", "--out", "plan.json")
+    assert planned.exit_code == 0 and "No changes" in planned.stdout
+    assert "the files of 2 packages are as the last apply or drift recorded them" in (
+        planned.stdout
+    )
+    asked = [path for _, path in gitlab.request_log[start:]]
+    assert not any("package_files" in path for path in asked)  # the listing's pages only
+    assert workspace.mirror("apply", "plan.json").exit_code == 0
+
+    # A file deleted by hand inside a recorded package: plans do not list it again...
+    package = next(p for p in gitlab.packages if p["version"] == "1.1" and p["files"])
+    package["files"] = [f for f in package["files"] if not f["file_name"].endswith(".tar.gz")]
+    assert "No changes" in workspace.mirror("plan").stdout
+    # ...the nightly drift lists every file, puts it back, and records what it saw.
+    drift = workspace.mirror("drift", "--report-dir", "reports")
+    assert drift.exit_code == 2, drift.output
+    assert ("foo-bar", "1.1", "foo_bar-1.1.tar.gz") in held(gitlab)
+    assert "No changes" in workspace.mirror("plan").stdout
