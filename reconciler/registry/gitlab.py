@@ -88,6 +88,7 @@ class GitLabRegistry(Registry):
         # changed since: what it records for the next plans when it lets go of the lock.
         self._snapshot: dict[int, list[dict[str, Any]]] | None = None
         self._touched: set[int] = set()
+        self._unwritten = False  # yank marks changed and not yet in the state
 
     def describe(self) -> str:
         """The project's API URL (no credentials)."""
@@ -165,21 +166,24 @@ class GitLabRegistry(Registry):
             return {}
         return {k: v for k, v in record.items() if isinstance(v, list)}
 
-    def _write_record(self) -> None:
-        """Record, under the lock, each package's files as this apply's full listing saw
-        them, leaving out the packages it changed (the next plan lists those afresh)."""
-        if self._snapshot is None:
-            return
-        mirror = self._state.setdefault("mirror", {})
-        mirror["files"] = {
-            str(package_id): [
-                {k: entry.get(k) for k in ("id", "file_name", "file_sha256")} for entry in files
-            ]
-            for package_id, files in self._snapshot.items()
-            if package_id not in self._touched
-        }
-        mirror["files_recorded_at"] = self.clock().isoformat()
-        self._write_state()
+    def _flush(self) -> None:
+        """What an apply keeps in the mirror state, written once as it lets go of the lock:
+        the yank marks it changed, and each package's files as its full listing saw them,
+        less the packages it changed (the next plan lists those afresh)."""
+        if self._snapshot is not None:
+            mirror = self._state.setdefault("mirror", {})
+            mirror["files"] = {
+                str(package_id): [
+                    {k: entry.get(k) for k in ("id", "file_name", "file_sha256")} for entry in files
+                ]
+                for package_id, files in self._snapshot.items()
+                if package_id not in self._touched
+            }
+            mirror["files_recorded_at"] = self.clock().isoformat()
+            self._unwritten = True
+        if self._unwritten:
+            self._write_state()
+            self._unwritten = False
 
     def _yanks(self) -> dict[str, dict[str, str]]:
         """`mirror.yanks` of the state: project -> file name -> yank reason."""
@@ -325,7 +329,7 @@ class GitLabRegistry(Registry):
         else:
             marks.pop(planned.filename, None)
         if marks.get(planned.filename) != before:
-            self._write_state()
+            self._unwritten = True  # written once, as the apply lets go of the lock
 
     def delete(self, name: str, version: str, filenames: Sequence[str]) -> None:
         """Delete the whole version where every file goes, else the files one by one.
@@ -350,7 +354,7 @@ class GitLabRegistry(Registry):
         if wanted & set(marks):  # a file uploaded again later starts unmarked
             for filename in wanted:
                 marks.pop(filename, None)
-            self._write_state()
+            self._unwritten = True
 
     def _delete(self, path: str, what: str) -> None:
         response = self.client.request(
@@ -436,13 +440,13 @@ class GitLabRegistry(Registry):
         self._lock_id = info.id
         try:
             yield info
-            self._write_record()
+            self._flush()
         except BaseException:
             # The apply's own error matters more; a lock left behind is named by the next run.
             # What it listed still holds for the packages it did not touch (a stale plan's
             # apply refreshes the record the next plan reads).
             with contextlib.suppress(GitLabRegistryError):
-                self._write_record()
+                self._flush()
             with contextlib.suppress(GitLabRegistryError):
                 self._release(info.id)
             raise
