@@ -567,3 +567,22 @@ def test_a_plan_reads_the_recorded_files_and_the_drift_still_finds_a_hand_edit(
     assert drift.exit_code == 2, drift.output
     assert ("foo-bar", "1.1", "foo_bar-1.1.tar.gz") in held(gitlab)
     assert "No changes" in workspace.mirror("plan").stdout
+
+
+def test_a_plan_made_from_an_outdated_record_is_refused_and_the_record_mended(
+    workspace: Workspace, gitlab: FakeGitLab
+) -> None:
+    seed(workspace)
+    assert workspace.mirror("apply", "--auto-approve").exit_code == 0
+    assert workspace.mirror("drift", "--report-dir", "reports").exit_code == 0  # records
+    package = next(p for p in gitlab.packages if p["version"] == "1.1" and p["files"])
+    package["files"] = [f for f in package["files"] if not f["file_name"].endswith(".tar.gz")]
+
+    # The apply job: plan (from the record: it misses the hand edit), then apply it.
+    assert workspace.mirror("plan", "--out", "plan.json").exit_code == 0
+    stale = workspace.mirror("apply", "plan.json")
+    assert stale.exit_code == 1 and "stale" in stale.output
+    # That apply listed every file under the lock and recorded them: the next job mends it.
+    assert "upload foo-bar 1.1" in workspace.mirror("plan", "--out", "plan.json").stdout
+    assert workspace.mirror("apply", "plan.json").exit_code == 0
+    assert ("foo-bar", "1.1", "foo_bar-1.1.tar.gz") in held(gitlab)
