@@ -62,6 +62,7 @@ class Again:
 
     why: str  # for the message when every attempt failed
     retry_after: str | None = None  # the server's Retry-After header, where it sent one
+    rate_limited: bool = False  # a 429: waited out without using up an attempt, while paced
 
 
 def ci_setting(name: str, purpose: str) -> str:
@@ -130,7 +131,7 @@ class GitLabClient:
             return Again(str(error))
         if response.status_code == 429 or response.status_code >= 500:
             why = f"GitLab answered {response.status_code}: {_message(response)}"
-            return Again(why, response.headers.get("Retry-After"))
+            return Again(why, response.headers.get("Retry-After"), response.status_code == 429)
         return response
 
     def retry(self, attempt: Callable[[], T | Again], what: str) -> T:
@@ -140,15 +141,22 @@ class GitLabClient:
         one landed; raises GitLabError naming `what` when every try asked to go again.
         """
         attempts = self.retries.retries + 1
-        why = ""
-        for number in range(attempts):
+        number, limited = 0, 0.0
+        while True:
             outcome = attempt()
             if not isinstance(outcome, Again):
                 return outcome
-            why = outcome.why
-            if number + 1 < attempts:
-                self.retries.pause(self.retries.delay(number, outcome.retry_after))
-        raise self.error(f"{what} failed {attempts} times; the last time: {why}")
+            wait = self.retries.delay(number, outcome.retry_after)
+            paced = outcome.rate_limited and outcome.retry_after is not None
+            if paced and self.retries.paces(limited, wait):
+                limited += wait  # a rate limit: waited out, no attempt used up
+            else:
+                number += 1
+                if number == attempts:
+                    raise self.error(
+                        f"{what} failed {attempts} times; the last time: {outcome.why}"
+                    )
+            self.retries.pause(wait)
 
     def document(self, response: requests.Response, what: str) -> Any:
         """The response's JSON; malformed data is this client's error, naming `what`."""

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 USER_AGENT = f"pypi-delayed-mirror/{__version__}"
 # The longest Retry-After we wait out; a server asking for hours would stall a pipeline.
 MAX_RETRY_AFTER = 60.0
+# The longest one request waits out rate limits in all (GitLab's windows are a minute long).
+MAX_RATE_LIMITED = 1800.0
 
 
 # Requests that are safe to repeat. POST is here for the read-only POSTs of the vulnerability
@@ -49,6 +51,13 @@ class RetryPolicy:
     backoff: float = 0.5  # seconds before the second attempt; doubles with each one after
     max_wait: float = MAX_RETRY_AFTER
     sleep: Callable[[float], None] | None = None
+    # A rate limit (429 with Retry-After) is waited out without using up a retry, for this
+    # long in all per request: sustained limiting over a whole run paces it, never fails it.
+    rate_limited: float = MAX_RATE_LIMITED
+
+    def paces(self, waited: float, wait: float | None) -> bool:
+        """Whether a rate limit's `wait` is waited out on top of `waited`, not as a retry."""
+        return wait is not None and waited + wait <= self.rate_limited
 
     def pause(self, seconds: float) -> None:
         """Wait `seconds` between two attempts."""
@@ -88,12 +97,32 @@ class _PolicyRetry(Retry):
     def __init__(self, *args: Any, policy: RetryPolicy | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.policy = policy or RetryPolicy()
+        self.limited = 0.0  # seconds of rate limits waited out so far
 
     def new(self, **kwargs: Any) -> Self:
         """The next state of the retry counter, keeping the policy (urllib3 drops unknowns)."""
         fresh = super().new(**kwargs)
-        fresh.policy = self.policy
+        fresh.policy, fresh.limited = self.policy, self.limited
         return fresh
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: BaseHTTPResponse | None = None,
+        error: Exception | None = None,
+        _pool: Any = None,
+        _stacktrace: Any = None,
+    ) -> Self:
+        """A 429 with Retry-After uses up no retry while the policy paces it: the same
+        counters again, with its wait counted."""
+        limited = response is not None and response.status == 429
+        wait = self.get_retry_after(response) if limited and response is not None else None
+        if self.policy.paces(self.limited, wait):
+            fresh = self.new()
+            fresh.limited = self.limited + (wait or 0.0)
+            return fresh
+        return super().increment(method, url, response, error, _pool, _stacktrace)
 
     def parse_retry_after(self, retry_after: str) -> float:
         """The server's wait, capped."""

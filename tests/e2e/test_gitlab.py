@@ -586,3 +586,21 @@ def test_a_plan_made_from_an_outdated_record_is_refused_and_the_record_mended(
     assert "upload foo-bar 1.1" in workspace.mirror("plan", "--out", "plan.json").stdout
     assert workspace.mirror("apply", "plan.json").exit_code == 0
     assert ("foo-bar", "1.1", "foo_bar-1.1.tar.gz") in held(gitlab)
+
+
+def test_sustained_rate_limiting_is_paced_through_not_failed_after_five_retries(
+    workspace: Workspace, gitlab: FakeGitLab
+) -> None:
+    seed(workspace, "baz==2.0\n")
+    # Eight 429s in a row on a read and on an upload: more than the five retries a broken
+    # request gets, as when a whole run meets GitLab's per-minute limit.
+    gitlab.inject("GET", r"/packages$", "429", times=8, retry_after="30")
+    gitlab.inject("POST", r"/packages/pypi$", "429", times=8, retry_after="30")
+    applied = workspace.mirror("apply", "--auto-approve")
+    assert applied.exit_code == 0, applied.output
+    assert held(gitlab) == {("baz", "2.0", "baz-2.0-py3-none-any.whl")}
+    assert workspace.waits.count(30.0) == 16  # each wait was the one GitLab asked for
+    # A limit longer than a run may wait out (30 minutes per request) still ends, clearly.
+    gitlab.inject("GET", r"/packages$", "429", times=100, retry_after="60")
+    failed = workspace.mirror("plan")
+    assert failed.exit_code == 1 and "429" in failed.output
