@@ -201,7 +201,7 @@ class Provider(AbstractProvider[Need, Candidate, str]):
             ]
         return self.memo.admissible[key]
 
-    def _meeting(self, name: str, specifiers: frozenset[SpecifierSet]) -> list[policy.Verdict]:
+    def meeting(self, name: str, specifiers: frozenset[SpecifierSet]) -> list[policy.Verdict]:
         """The admissible releases that meet every specifier, newest first (each set of
         specifiers checked once per target: the resolver asks again on every pin)."""
         key = (self.facts.target, self.requirement_for(name), specifiers)
@@ -250,7 +250,7 @@ class Provider(AbstractProvider[Need, Candidate, str]):
         excluded = {c.version for c in incompatibilities[identifier]}
         matches = [
             Candidate(name, verdict.version, extras, verdict, needs[0].chain)
-            for verdict in self._meeting(name, frozenset(n.specifier for n in needs))
+            for verdict in self.meeting(name, frozenset(n.specifier for n in needs))
             if verdict.version not in excluded
         ]
         if self.facts.exhausted:  # unknown dependencies are not "none": leave those out
@@ -557,7 +557,7 @@ def _with_builds(provider: Provider, outcome: _TargetClosure) -> _TargetClosure:
         if isinstance(found, str):
             unbuildable[release] = found
             continue
-        needs = _build_requirements(found, provider.markers)
+        needs = _build_requirements(found, target)
         builder = provider.with_listed({r.name: r for r in needs})
         result = _attempt(builder, needs)
         provider.missing_projects |= builder.missing_projects
@@ -616,13 +616,13 @@ def _built_from(target: TargetEnvironment, files: Sequence[UpstreamFile]) -> Ups
     return next(_fitting_sdists(target, files), None)
 
 
-def _build_requirements(lines: Sequence[str], markers: Mapping[str, str]) -> list[Requirement]:
+def _build_requirements(lines: Sequence[str], target: TargetEnvironment) -> list[Requirement]:
     """Build requirements (PEP 508 lines, checked when read) whose markers hold in the build
     environment: the target's own."""
     found = []
     for line in lines:
         parsed = PackagingRequirement(line)
-        if parsed.marker is not None and not parsed.marker.evaluate({**markers, "extra": ""}):
+        if parsed.marker is not None and not target.satisfies(parsed.marker):
             continue
         found.append(
             Requirement(
@@ -736,15 +736,8 @@ def _reuse(
         if provider.missing_projects or provider.missing_files or provider.unread:
             return None  # a full resolution says what is missing, and why
     for name, on_it in needs.items():
-        newest = next(
-            (
-                v.version
-                for v in provider.admissible(name)
-                if all(n.specifier.contains(v.version, prereleases=True) for n in on_it)
-            ),
-            None,
-        )
-        if newest != earlier.admitted[name].version:
+        meeting = provider.meeting(name, frozenset(n.specifier for n in on_it))
+        if not meeting or meeting[0].version != earlier.admitted[name].version:
             return None
     return replace(
         earlier,

@@ -10,7 +10,7 @@ from enum import Enum
 from fnmatch import fnmatchcase
 from functools import cached_property
 
-from packaging.markers import Marker, UndefinedComparison, UndefinedEnvironmentName
+from packaging.markers import Marker
 from packaging.specifiers import SpecifierSet
 from packaging.utils import (
     InvalidSdistFilename,
@@ -75,10 +75,7 @@ class Requirement:
         if self.marker is None:
             return True
         marker = Marker(self.marker)
-        try:
-            return any(marker.evaluate({**e.markers(), "extra": ""}) for e in environments)
-        except (UndefinedComparison, UndefinedEnvironmentName):
-            return True  # a marker we cannot judge: mirror rather than miss it
+        return any(e.satisfies(marker) for e in environments)
 
 
 class Problem(str, Enum):

@@ -16,6 +16,7 @@ from enum import Enum
 from functools import cached_property, lru_cache
 
 from packaging import tags
+from packaging.markers import Marker, UndefinedComparison, UndefinedEnvironmentName
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
@@ -175,6 +176,18 @@ class TargetEnvironment:
             "platform_release": "",
             "platform_version": "",
         }
+
+    @cached_property
+    def _marker_environment(self) -> dict[str, str]:
+        return {**self.markers(), "extra": ""}
+
+    def satisfies(self, marker: Marker) -> bool:
+        """Whether a PEP 508 marker holds on this target, outside any extra; one it cannot
+        judge holds (the mirror would rather hold a dependency than miss it)."""
+        try:
+            return marker.evaluate(self._marker_environment)
+        except (UndefinedComparison, UndefinedEnvironmentName):
+            return True
 
     @cached_property
     def _tag_ranks(self) -> dict[tags.Tag, int]:

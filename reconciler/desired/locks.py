@@ -17,11 +17,12 @@ import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from packaging.markers import InvalidMarker, Marker, UndefinedComparison, UndefinedEnvironmentName
+from packaging.markers import InvalidMarker, Marker
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
@@ -60,8 +61,8 @@ def read_lock(
 ) -> list[Requirement]:
     """The locked packages of a `pylock.toml` or `uv.lock` as pinned requirements, each with
     its files' hashes and the targets that install it (none: a package no target needs)."""
-    document = _load(path, display)
-    lines = _package_lines(path.read_text(encoding="utf-8"))
+    text, document = _load(path, display)
+    lines = _package_lines(text)
     if kind is SetKind.PYLOCK:
         packages, targets = _pylock(document, display, lines, environments)
     else:
@@ -81,11 +82,13 @@ def read_lock(
     ]
 
 
-def _load(path: Path, display: str) -> dict[str, Any]:
+def _load(path: Path, display: str) -> tuple[str, dict[str, Any]]:
+    """The lock's text (read once, bounded) and its TOML document."""
     try:
         if path.stat().st_size > MAX_LOCK:
             raise UserError(f"larger than {MAX_LOCK >> 20} MiB: not a lockfile", path=display)
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        return text, tomllib.loads(text)
     except (OSError, UnicodeDecodeError) as error:
         raise UserError(f"cannot read: {error}", path=display) from None
     except (tomllib.TOMLDecodeError, RecursionError) as error:
@@ -325,12 +328,12 @@ def _allowed(
     if requires_python is None:
         return list(environments)
     try:
-        specifier = SpecifierSet(str(requires_python))
+        SpecifierSet(str(requires_python))
     except InvalidSpecifier:
         raise UserError(
             f"{where}: not a valid requires-python: {requires_python!r}", path=display
         ) from None
-    return [t for t in environments if specifier.contains(f"{t.python}.0", prereleases=True)]
+    return [t for t in environments if t.allows(str(requires_python))]
 
 
 def _holds(marker: str | None, target: TargetEnvironment, display: str, where: str) -> bool:
@@ -338,8 +341,13 @@ def _holds(marker: str | None, target: TargetEnvironment, display: str, where: s
     if marker is None:
         return True
     try:
-        return Marker(marker).evaluate({**target.markers(), "extra": ""})
+        return target.satisfies(_parsed_marker(marker))
     except InvalidMarker:
         raise UserError(f"{where}: not a valid marker: {marker[:80]!r}", path=display) from None
-    except (UndefinedComparison, UndefinedEnvironmentName):
-        return True
+
+
+@lru_cache(maxsize=4096)
+def _parsed_marker(text: str) -> Marker:
+    """A marker parsed once per lock, however many edges and targets ask (an invalid one
+    raises each time: it ends the read)."""
+    return Marker(text)
