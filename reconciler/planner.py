@@ -551,20 +551,18 @@ class _Review:
         prune = self._prune(name, version, files)
         days = self.settings.retain_days
         if days and not self.inputs.actual.keeps_yanks:
-            note = (
+            self._warn_once(
                 "policy.retain_days: this registry keeps no yank markers (nor the date a "
                 "version goes), so versions no longer desired are pruned at once"
             )
-            self.warnings.extend([note] if note not in self.warnings else [])
             return [prune]
         if days == 0:
             return [prune]
         if not self.inputs.actual.keeps_index_metadata:
-            note = (
+            self._warn_once(
                 "this registry serves no yank markers: a retained version stays installable "
                 "by pins and lockfiles, and a range only it satisfies still takes it"
             )
-            self.warnings.extend([note] if note not in self.warnings else [])
         marked = _retained_until(files.values())
         if marked is not None and marked < self.inputs.now.date():
             return [replace(prune, reason=f"{prune.reason}; retained until {marked}")]
@@ -592,6 +590,11 @@ class _Review:
         )
         reason = f"retained, yanked, until {until:%Y-%m-%d}: {prune.reason}"
         return [Action(ActionKind.UPLOAD, name, version, reason, planned, cause=Cause.RETAINED)]
+
+    def _warn_once(self, text: str) -> None:
+        """A warning about the registry as a whole: said once, however many versions."""
+        if text not in self.warnings:
+            self.warnings.append(text)
 
     def _quarantine(
         self, name: str, version: str, files: Mapping[str, RegistryFile]

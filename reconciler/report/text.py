@@ -76,13 +76,11 @@ def sets_line(plan: Plan) -> str | None:
         return None
     said = []
     for summary in plan.sets:
-        what = "locked" if summary.locked else plural(summary.requirements, "requirement")
-        count = summary.requirements if summary.locked else ""
+        count = summary.requirements
+        what = f"{count} locked" if summary.locked else plural(count, "requirement")
         blocked = sum(1 for b in plan.blocked if b.set_name == summary.name)
         stopped = f", {blocked} blocked" if blocked else ""
-        said.append(
-            f"{summary.name} ({summary.source}, {count}{' ' if count else ''}{what}{stopped})"
-        )
+        said.append(f"{summary.name} ({summary.source}, {what}{stopped})")
     return "Sets: " + ", ".join(said) + "."
 
 
