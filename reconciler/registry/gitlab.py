@@ -537,19 +537,17 @@ def _lock_holder(response: requests.Response) -> LockInfo:
         body = None
     if not isinstance(body, dict):
         raise GitLabRegistryError("GitLab says the registry lock is held, but not by whom")
-    created: datetime | None
-    try:
-        created = datetime.fromisoformat(str(body.get("Created", "")).replace("Z", "+00:00"))
-    except ValueError:
-        created = None
-    if created is not None and created.tzinfo is None:
-        created = created.replace(tzinfo=timezone.utc)
+    created = _parse_time(body.get("Created"))
     return LockInfo(id=str(body.get("ID", "")), owner=str(body.get("Who", "?")), created_at=created)
 
 
 def _parse_time(value: object) -> datetime | None:
-    """An ISO-8601 instant from the mirror state, or None."""
+    """An instant GitLab or the mirror state gives (ISO 8601 with `Z` or an offset; none
+    given: UTC), or None."""
     try:
-        return datetime.fromisoformat(str(value)) if value else None
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00")) if value else None
     except ValueError:
         return None
+    if moment is not None and moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment
