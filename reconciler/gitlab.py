@@ -210,7 +210,27 @@ class GitLabClient:
     def paginate(
         self, url: str, params: Mapping[str, Any], headers: Mapping[str, str], what: str
     ) -> Iterator[dict[str, Any]]:
-        """Every item of a list endpoint, page by page.
+        """Every item of a list endpoint, page by page."""
+        for items, _ in self._pages(url, params, headers, what):
+            yield from items
+
+    def listing(
+        self, url: str, params: Mapping[str, Any], headers: Mapping[str, str], what: str
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        """Every item of a list endpoint, and the count GitLab gave on the first page
+        (`x-total`; None above 10,000 results, where GitLab omits it)."""
+        items: list[dict[str, Any]] = []
+        total: int | None = None
+        for number, (page, response) in enumerate(self._pages(url, params, headers, what)):
+            items.extend(page)
+            if number == 0 and response.headers.get("x-total", "").isdigit():
+                total = int(response.headers["x-total"])
+        return items, total
+
+    def _pages(
+        self, url: str, params: Mapping[str, Any], headers: Mapping[str, str], what: str
+    ) -> Iterator[tuple[list[dict[str, Any]], requests.Response]]:
+        """Each page of a list endpoint with its response.
 
         Follows `x-next-page` (or `Link: rel="next"`), never the totals: GitLab omits them
         above 10,000 results (reference section 2.5).
@@ -224,7 +244,7 @@ class GitLabClient:
             items = self.document(response, what)
             if not isinstance(items, list):
                 raise self.error(f"GitLab answered {what} with something other than a list")
-            yield from items
+            yield items, response
             page = response.headers.get("x-next-page")
             if page is None:  # no offset headers: fall back to the Link header
                 next_link = response.links.get("next", {}).get("url")

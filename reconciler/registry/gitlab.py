@@ -49,6 +49,8 @@ STATE_NAME = "pypi-mirror"
 # lib/api/pypi_packages.rb: `bad_request!('File is too large')` past pypi_max_file_size.
 _TOO_LARGE = "File is too large"
 _TAKEN = "has already been taken"
+_LISTINGS = 3  # listings of the packages united before a short one is an error
+_SORTS = ("asc", "desc")
 
 
 class GitLabRegistryError(GitLabError, RegistryError):
@@ -84,6 +86,7 @@ class GitLabRegistry(Registry):
         self._state: dict[str, Any] = {}
         self._held: dict[tuple[str, str], list[_Held]] = {}
         self._packages: dict[tuple[str, str], list[int]] = {}
+        self._broken: list[dict[str, Any]] = []  # listed in status `error`: never served
         # The full listing an apply started from (package id -> files), and the packages it
         # changed since: what it records for the next plans when it lets go of the lock.
         self._snapshot: dict[int, list[dict[str, Any]]] | None = None
@@ -105,19 +108,11 @@ class GitLabRegistry(Registry):
         then seen by the next apply or drift, which list every package's files.
         """
         self._state = self._read_state()
-        listed = self.client.paginate(
-            f"{self.client.project_url}/packages",
-            {"package_type": "pypi", "order_by": "created_at", "sort": "asc"},
-            self.token.job_token_header(),
-            "the package listing",
-        )
-        try:
-            # GitLab orders by created_at alone: packages that tie can come twice across pages.
-            packages = list({int(p["id"]): p for p in listed}.values())
-        except (KeyError, TypeError, ValueError) as error:
-            raise GitLabRegistryError(
-                f"GitLab's package listing has an unexpected shape: {error!r}"
-            ) from None
+        packages = self._list_packages()
+        # A package GitLab failed to process is listed but never served (reference 2.4): its
+        # files are not held, and the apply deletes it before anything is uploaded again.
+        self._broken = [p for p in packages if p.get("status") == "error"]
+        packages = [p for p in packages if p.get("status") != "error"]
         record = self._record() if recorded else {}
         unknown = [p for p in packages if str(p["id"]) not in record]
         fetched = map_concurrently(self._package_files, unknown, self.workers)
@@ -146,6 +141,44 @@ class GitLabRegistry(Registry):
             applied_commit=mirror.get("commit") if isinstance(mirror.get("commit"), str) else None,
             quarantined=tuple(quarantined.values()),
             keeps_index_metadata=False,
+            repairs=tuple(
+                f"{p['name']} {p['version']}: GitLab lists the package in status 'error' and "
+                "does not serve it; the apply deletes it (its files are uploaded again where "
+                "the plan keeps the version)"
+                for p in self._broken
+            ),
+        )
+
+    def _list_packages(self) -> list[dict[str, Any]]:
+        """Every PyPI package the project lists, each once; a listing that lost some is an
+        error, never a smaller registry.
+
+        GitLab orders the listing by `created_at` alone (reference 2.1, 2.5): packages created
+        at one instant can come in another order on each page's query, so a page can repeat one
+        and skip another. Repeats are dropped by id; a listing short of its `x-total` is
+        listed again the other way round, and the listings united.
+        """
+        seen: dict[int, dict[str, Any]] = {}
+        total: int | None = None
+        for attempt in range(_LISTINGS):
+            listed, total = self.client.listing(
+                f"{self.client.project_url}/packages",
+                {"package_type": "pypi", "order_by": "created_at", "sort": _SORTS[attempt % 2]},
+                self.token.job_token_header(),
+                "the package listing",
+            )
+            try:
+                seen.update((int(p["id"]), p) for p in listed)
+            except (KeyError, TypeError, ValueError) as error:
+                raise GitLabRegistryError(
+                    f"GitLab's package listing has an unexpected shape: {error!r}"
+                ) from None
+            if total is None or len(seen) >= total:
+                return list(seen.values())
+        raise GitLabRegistryError(
+            f"GitLab's package listing skipped packages: {len(seen)} of the {total} it counts "
+            f"after {_LISTINGS} listings (packages created at one instant tie in its order); "
+            "run again"
         )
 
     def _with_yanks(self, held: list[RegistryFile]) -> Iterator[RegistryFile]:
@@ -367,7 +400,12 @@ class GitLabRegistry(Registry):
     # -- the mirror's own state ------------------------------------------------------------------
 
     def begin_apply(self, plan_id: str, commit: str | None) -> None:
-        """Count one more apply, unless the state already records this plan (a resume)."""
+        """Delete the packages GitLab holds in status `error` (an upload of the same version
+        would join them, unserved), then count one more apply, unless the state already
+        records this plan (a resume)."""
+        for package in self._broken:
+            self._delete(f"packages/{package['id']}", f"{package['name']} {package['version']}")
+        self._broken = []
         mirror = self._state.setdefault("mirror", {})
         if mirror.get("last_plan") != plan_id:
             mirror["generation"] = int(mirror.get("generation", 0)) + 1

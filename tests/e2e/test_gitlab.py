@@ -530,15 +530,55 @@ def test_a_file_over_the_instance_s_size_limit_is_named_with_the_limit(
     assert not held(gitlab)
 
 
-def test_a_package_listed_twice_across_pages_is_held_once(gitlab: FakeGitLab) -> None:
-    for name in ("a", "b", "c"):
+def test_packages_a_tied_listing_repeats_or_skips_are_each_held_once(gitlab: FakeGitLab) -> None:
+    names = ("a", "b", "c", "d", "e")
+    for name in names:
         gitlab.add_package(name, "1.0", {f"{name}-1.0-py3-none-any.whl": b"wheel " + name.encode()})
     for package in gitlab.packages:
         package["created_at"] = "2026-11-24T12:00:00.000Z"  # a bulk import: one instant
     gitlab.unstable_ties, gitlab.max_per_page = True, 2
+    start = len(gitlab.request_log)
     files = [f.filename for f in registry(gitlab).list_actual().files]
-    assert "a-1.0-py3-none-any.whl" in files  # listed on page 1, and again on page 2
-    assert len(files) == len(set(files))
+    # Ascending, the pages give a, b | c, b | e: b twice, d never; the listing the other way
+    # round finds d, and the two together are the x-total GitLab counts.
+    assert sorted(files) == [f"{name}-1.0-py3-none-any.whl" for name in names]
+    listings = [p for _, p in gitlab.request_log[start:] if "/packages?" in p]
+    assert sum("page=1&" in p or p.endswith("page=1") for p in listings) == 2
+
+
+def test_a_listing_still_short_of_its_count_is_an_error_not_a_smaller_registry() -> None:
+    client = GitLabClient("https://gitlab.example/api/v4", "42", retries=fast_retries())
+    registry_ = GitLabRegistry(client, Credential("t"))
+    with requests_mock.Mocker() as mocked:
+        mocked.get(f"{client.project_url}/terraform/state/pypi-mirror", status_code=204)
+        mocked.get(
+            f"{client.project_url}/packages",
+            json=[{"id": 1, "name": "a", "version": "1.0", "status": "default"}],
+            headers={"x-total": "2", "x-next-page": ""},
+        )
+        with pytest.raises(RegistryError, match="skipped packages: 1 of the 2 it counts"):
+            registry_.list_actual()
+
+
+def test_a_package_in_error_status_is_not_held_and_the_apply_replaces_it(
+    workspace: Workspace, gitlab: FakeGitLab
+) -> None:
+    seed(workspace, "baz==2.0\n")
+    assert workspace.mirror("apply", "--auto-approve").exit_code == 0
+    broken = gitlab.package_named("baz", "2.0")
+    assert broken is not None
+    broken["status"] = "error"  # GitLab failed to process it: listed, never served
+    planned = workspace.mirror("plan", "--out", "plan.json")
+    assert planned.exit_code == 0, planned.output
+    assert "baz 2.0: GitLab lists the package in status 'error'" in planned.stdout
+    assert "+ upload baz 2.0 (1 file)" in planned.stdout  # uploaded again
+    applied = workspace.mirror("apply", "plan.json")
+    assert applied.exit_code == 0, applied.output
+    assert broken["status"] == "pending_destruction"
+    assert ("baz", "2.0", "baz-2.0-py3-none-any.whl") in held(gitlab)  # a new, served package
+    result = pip_install(simple_url_with_token(gitlab), workspace.root / "site", "baz")
+    assert result.returncode == 0, result.stderr
+    assert "No changes" in workspace.mirror("plan").stdout
 
 
 def test_a_plan_reads_the_recorded_files_and_the_drift_still_finds_a_hand_edit(

@@ -869,9 +869,13 @@ class FakeGitLab(FakeServer):
         body = [self._package_json(p, request.user) for p in page]
         return json_reply(200, body, headers)
 
-    def _live_package(self, raw_id: str) -> dict[str, Any]:
+    def _live_package(self, raw_id: str, statuses: set[str] | None = None) -> dict[str, Any]:
+        """The package of that id in one of `statuses` (the single GET's default and
+        deprecated; the files and delete routes' finder takes every displayable one)."""
         for package in self.packages:
-            if str(package["id"]) == raw_id and package["status"] in ("default", "deprecated"):
+            if str(package["id"]) == raw_id and package["status"] in (
+                statuses or {"default", "deprecated"}
+            ):
                 return package
         raise fail(404, {"message": "404 Package Not Found"})
 
@@ -889,7 +893,7 @@ class FakeGitLab(FakeServer):
     def package_delete(self, request: Request) -> Reply:
         self.require(request, "reporter")
         self.require(request, "maintainer")
-        package = self._live_package(request.segments[1])
+        package = self._live_package(request.segments[1], DISPLAYABLE)
         self.protect(request, package["name"], push=False)
         package["status"] = "pending_destruction"
         for f in package["files"]:
@@ -898,7 +902,7 @@ class FakeGitLab(FakeServer):
 
     def package_files_list(self, request: Request) -> Reply:
         self.require(request, "reporter")
-        package = self._live_package(request.segments[1])
+        package = self._live_package(request.segments[1], DISPLAYABLE)
         files = [f for f in package["files"] if f["status"] != "pending_destruction"]
         files = self._order(
             files,
@@ -916,7 +920,7 @@ class FakeGitLab(FakeServer):
     def package_file_delete(self, request: Request) -> Reply:
         self.require(request, "reporter")
         self.require(request, "maintainer")
-        package = self._live_package(request.segments[1])
+        package = self._live_package(request.segments[1], DISPLAYABLE)
         self.protect(request, package["name"], push=False)
         for f in package["files"]:
             if str(f["id"]) == request.segments[3] and f["status"] != "pending_destruction":
