@@ -11,7 +11,10 @@ unknown names to pypi.org).
 from __future__ import annotations
 
 import copy
+import email.utils
 import os
+import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -21,7 +24,7 @@ import requests
 
 from reconciler import jsondata
 from reconciler.errors import ReconcilerError, UserError
-from reconciler.http import RetryPolicy, make_session
+from reconciler.http import MAX_RETRY_AFTER, RetryPolicy, make_session
 
 # State-changing POSTs are never repeated blindly: an upload that failed may have landed.
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE"})
@@ -65,6 +68,82 @@ class Again:
     rate_limited: bool = False  # a 429: waited out without using up an attempt, while paced
 
 
+class RateBudget:
+    """Pacing by GitLab's rate-limit headers, shared by every thread of one client.
+
+    GitLab's throttles count requests per user in fixed windows and say where a response
+    stands (`RateLimit-Observed`, `RateLimit-Remaining`, `RateLimit-Reset` in Unix time:
+    reference section 6). Once what remains of a window is down to the reserve, every request
+    waits for the next window, so a run that needs more than one window's worth (a nightly
+    drift of thousands of packages) spreads over several instead of meeting 429s. The reserve
+    is a tenth of the window, at least `in_flight`: the token is a person's (the merging user's
+    job token), and their own work shares the window. A throttle GitLab applies without these
+    headers still answers 429 with Retry-After, which the retry policy waits out.
+    """
+
+    def __init__(
+        self,
+        sleep: Callable[[float], None],
+        clock: Callable[[], float] = time.monotonic,
+        in_flight: int = 16,
+        max_wait: float = MAX_RETRY_AFTER,
+    ) -> None:
+        self.sleep, self.clock = sleep, clock
+        self.in_flight, self.max_wait = in_flight, max_wait
+        self._lock = threading.Lock()
+        self._ends: int | None = None  # the tracked window's end, as GitLab's clock has it
+        self._past = 0  # the end of the last window waited out: its answers are stale
+        self._deadline = 0.0  # the tracked window's end on `clock`
+        self._remaining = 0
+        self._reserve = 0
+
+    def take(self) -> None:
+        """Count one request about to go; first wait for the next window if this one is spent
+        (holding the lock: every thread waits with it)."""
+        with self._lock:
+            if self._ends is None or self._remaining > self._reserve:
+                self._remaining -= 1
+                return
+            wait = min(self._deadline - self.clock(), self.max_wait)
+            if wait > 0:
+                self.sleep(wait)
+            # The next response says where the new window stands.
+            self._past, self._ends = self._ends, None
+
+    def observe(self, headers: Mapping[str, str]) -> None:
+        """Where a response says its window stands; within a window the lowest count wins
+        (responses overtake each other), and an earlier window's answers are ignored."""
+        try:
+            remaining = int(headers["RateLimit-Remaining"])
+            observed = int(headers["RateLimit-Observed"])
+            ends = int(headers["RateLimit-Reset"])
+        except (KeyError, ValueError):
+            return
+        # How long the window has left by GitLab's clock (its Date header), not ours.
+        sent = _http_date(headers.get("Date"))
+        left = ends - (sent if sent is not None else time.time())
+        with self._lock:
+            if ends <= self._past:
+                return
+            current = self._ends
+            if (
+                current is None
+                or ends > current
+                or (ends == current and remaining < self._remaining)
+            ):
+                self._ends, self._remaining = ends, remaining
+                self._deadline = self.clock() + max(0.0, min(left, self.max_wait))
+                self._reserve = max(self.in_flight, (observed + remaining) // 10)
+
+
+def _http_date(value: str | None) -> float | None:
+    """An HTTP Date header as Unix time, or None."""
+    try:
+        return email.utils.parsedate_to_datetime(value).timestamp() if value else None
+    except (TypeError, ValueError):
+        return None
+
+
 def ci_setting(name: str, purpose: str) -> str:
     """A CI/CD variable the GitLab parts need; a clear error when it is missing."""
     value = os.environ.get(name, "").strip()
@@ -101,6 +180,7 @@ class GitLabClient:
         self.session = session or make_session(None, pool_size, self.retries, IDEMPOTENT)
         self.timeout = timeout
         self.error = error
+        self.budget = RateBudget(self.retries.pause, in_flight=pool_size)
 
     def raising(self, error: type[GitLabError]) -> GitLabClient:
         """This client (same session) raising `error`: a registry's failures are its own."""
@@ -113,14 +193,18 @@ class GitLabClient:
         return self.project_url
 
     def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
-        """One request, redirects off; connection failures become GitLabError."""
+        """One request, redirects off, paced by the rate-limit budget; connection failures
+        become GitLabError."""
         kwargs.setdefault("timeout", self.timeout)
+        self.budget.take()
         try:
-            return self.session.request(method, url, allow_redirects=False, **kwargs)
+            response = self.session.request(method, url, allow_redirects=False, **kwargs)
         except requests.RequestException as error:
             raise self.error(
                 f"GitLab could not be reached ({method} {_path(url)}): {type(error).__name__}"
             ) from None
+        self.budget.observe(response.headers)
+        return response
 
     def post(self, url: str, **kwargs: Any) -> requests.Response | Again:
         """One POST, not repeated by the session (it changes state): a broken connection, 429
@@ -141,15 +225,15 @@ class GitLabClient:
         one landed; raises GitLabError naming `what` when every try asked to go again.
         """
         attempts = self.retries.retries + 1
-        number, limited = 0, 0.0
+        number, limited, paced_times = 0, 0.0, 0
         while True:
             outcome = attempt()
             if not isinstance(outcome, Again):
                 return outcome
             wait = self.retries.delay(number, outcome.retry_after)
             paced = outcome.rate_limited and outcome.retry_after is not None
-            if paced and self.retries.paces(limited, wait):
-                limited += wait  # a rate limit: waited out, no attempt used up
+            if paced and self.retries.paces(limited, wait, paced_times):
+                limited, paced_times = limited + wait, paced_times + 1  # no attempt used up
             else:
                 number += 1
                 if number == attempts:

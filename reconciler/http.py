@@ -54,10 +54,13 @@ class RetryPolicy:
     # A rate limit (429 with Retry-After) is waited out without using up a retry, for this
     # long in all per request: sustained limiting over a whole run paces it, never fails it.
     rate_limited: float = MAX_RATE_LIMITED
+    # ...and at most this many times: urllib3 retries by recursion, a level per attempt.
+    paced_times: int = 60
 
-    def paces(self, waited: float, wait: float | None) -> bool:
-        """Whether a rate limit's `wait` is waited out on top of `waited`, not as a retry."""
-        return wait is not None and waited + wait <= self.rate_limited
+    def paces(self, waited: float, wait: float | None, times: int) -> bool:
+        """Whether a rate limit's `wait` is waited out on top of `waited` (in `times` waits
+        so far), not as a retry."""
+        return wait is not None and waited + wait <= self.rate_limited and times < self.paced_times
 
     def pause(self, seconds: float) -> None:
         """Wait `seconds` between two attempts."""
@@ -98,11 +101,12 @@ class _PolicyRetry(Retry):
         super().__init__(*args, **kwargs)
         self.policy = policy or RetryPolicy()
         self.limited = 0.0  # seconds of rate limits waited out so far
+        self.paced = 0  # and how many times
 
     def new(self, **kwargs: Any) -> Self:
         """The next state of the retry counter, keeping the policy (urllib3 drops unknowns)."""
         fresh = super().new(**kwargs)
-        fresh.policy, fresh.limited = self.policy, self.limited
+        fresh.policy, fresh.limited, fresh.paced = self.policy, self.limited, self.paced
         return fresh
 
     def increment(
@@ -118,9 +122,9 @@ class _PolicyRetry(Retry):
         counters again, with its wait counted."""
         limited = response is not None and response.status == 429
         wait = self.get_retry_after(response) if limited and response is not None else None
-        if self.policy.paces(self.limited, wait):
+        if self.policy.paces(self.limited, wait, self.paced):
             fresh = self.new()
-            fresh.limited = self.limited + (wait or 0.0)
+            fresh.limited, fresh.paced = self.limited + (wait or 0.0), self.paced + 1
             return fresh
         return super().increment(method, url, response, error, _pool, _stacktrace)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -45,9 +46,17 @@ def frozen_clock() -> datetime:
     return FROZEN_NOW
 
 
-def fast_retries(waits: list[float] | None = None) -> RetryPolicy:
-    """Production's retry counts without the waiting; `waits` records what would be slept."""
-    return RetryPolicy(sleep=(waits.append if waits is not None else lambda _seconds: None))
+def fast_retries(waits: list[float] | None = None, sleeps: bool = False) -> RetryPolicy:
+    """Production's retry counts without the waiting (unless `sleeps`); `waits` records what
+    would be slept."""
+
+    def wait(seconds: float) -> None:
+        if waits is not None:
+            waits.append(seconds)
+        if sleeps:
+            time.sleep(seconds)
+
+    return RetryPolicy(sleep=wait)
 
 
 def days_ago(days: float) -> datetime:
@@ -137,13 +146,14 @@ class Workspace:
     policy: dict[str, Any] = field(default_factory=dict)
     waits: list[float] = field(default_factory=list)  # retry waits the commands asked for
     elapsed: timedelta = timedelta()  # how far the wall clock has moved past FROZEN_NOW
+    sleeps: bool = False  # waits are slept too: for a fake that keeps real time (a throttle)
 
     @property
     def runtime(self) -> Runtime:
         """The frozen clock (moved on by `elapsed`), and retries that record their waits
-        instead of sleeping."""
+        instead of sleeping (unless `sleeps`)."""
         instant = FROZEN_NOW + self.elapsed
-        return Runtime(clock=lambda: instant, retries=fast_retries(self.waits))
+        return Runtime(clock=lambda: instant, retries=fast_retries(self.waits, self.sleeps))
 
     @property
     def desired(self) -> Path:

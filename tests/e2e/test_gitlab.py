@@ -8,6 +8,7 @@ notes the job token cannot write.
 
 from __future__ import annotations
 
+import email.utils
 import json
 import subprocess
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ import requests
 import requests_mock
 
 from reconciler.errors import UserError
-from reconciler.gitlab import IDEMPOTENT, Credential, GitLabClient, GitLabError
+from reconciler.gitlab import IDEMPOTENT, Credential, GitLabClient, GitLabError, RateBudget
 from reconciler.http import RetryPolicy, make_session
 from reconciler.model import Action, ActionKind, Plan, PlannedFile
 from reconciler.notes import APPLIED_MARKER, MARKER, note_body
@@ -28,7 +29,7 @@ from reconciler.registry.gitlab import GitLabRegistry
 from tests.conftest import FROZEN_NOW, Workspace, days_ago, fast_retries, wall_days_ago
 from tests.e2e.helpers import clean_env, installed_version, mirror_command, pip_install
 from tests.servers.base import Gate
-from tests.servers.gitlab import FakeGitLab
+from tests.servers.gitlab import FakeGitLab, Throttle
 
 
 @pytest.fixture
@@ -628,6 +629,48 @@ def test_a_plan_made_from_an_outdated_record_is_refused_and_the_record_mended(
     assert ("foo-bar", "1.1", "foo_bar-1.1.tar.gz") in held(gitlab)
 
 
+def test_the_budget_waits_for_the_next_window_once_a_window_is_down_to_its_reserve() -> None:
+    waits: list[float] = []
+    budget = RateBudget(waits.append, clock=lambda: 500.0, in_flight=4)
+    # 200 per window, 21 left, the window ends 30 s after the response was sent (GitLab's
+    # clock, read off its Date header; ours is elsewhere): a tenth (20) is kept in reserve.
+    sent = 1_700_000_000
+    budget.observe(
+        {
+            "Date": email.utils.formatdate(sent, usegmt=True),
+            "RateLimit-Observed": "179",
+            "RateLimit-Remaining": "21",
+            "RateLimit-Reset": str(sent + 30),
+        }
+    )
+    budget.take()  # 21 > 20: goes at once
+    assert waits == []
+    budget.take()  # 20 left: the rest of the window is the user's own
+    assert waits == [30.0]
+    budget.take()  # a new window: goes until a response says where it stands
+    assert waits == [30.0]
+    budget.observe({"RateLimit-Remaining": "x"})  # no usable headers: no pacing
+    budget.take()
+    assert waits == [30.0]
+
+
+def test_a_drift_over_more_requests_than_a_window_allows_is_paced_without_a_429(
+    workspace: Workspace, gitlab: FakeGitLab
+) -> None:
+    seed(workspace, "baz==2.0\n")
+    assert workspace.mirror("apply", "--auto-approve").exit_code == 0
+    for index in range(60):  # more packages than one window's requests
+        gitlab.add_package(f"extra-{index}", "1.0", {f"extra_{index}-1.0.tar.gz": b"x"})
+    config = workspace.desired / "config.yaml"
+    config.write_text(config.read_text().replace("policy:\n", "policy:\n  max_deletions: 100\n"))
+    gitlab.throttle = Throttle(limit=60, period=1)  # real time, so the waits are slept
+    workspace.sleeps = True
+    drift = workspace.mirror("drift", "--report-dir", "reports")
+    assert drift.exit_code == 2, drift.output  # the extras are not wanted: it prunes them
+    assert gitlab.throttle.counts and max(gitlab.throttle.counts.values()) <= 60
+    assert gitlab.throttled == 0
+
+
 def test_sustained_rate_limiting_is_paced_through_not_failed_after_five_retries(
     workspace: Workspace, gitlab: FakeGitLab
 ) -> None:
@@ -644,3 +687,10 @@ def test_sustained_rate_limiting_is_paced_through_not_failed_after_five_retries(
     gitlab.inject("GET", r"/packages$", "429", times=100, retry_after="60")
     failed = workspace.mirror("plan")
     assert failed.exit_code == 1 and "429" in failed.output
+    # So does one of a second at a time, past the 60 waits a request may pace (urllib3
+    # retries by recursion: without that bound, a RecursionError).
+    gitlab.faults.clear()
+    gitlab.inject("GET", r"/packages$", "429", times=1000, retry_after="1")
+    failed = workspace.mirror("plan")
+    assert failed.exit_code == 1 and "429" in failed.output, failed.output
+    assert "internal error" not in failed.output

@@ -22,8 +22,9 @@ It follows `/work/shared/reference/gitlab-api.md` (read from GitLab's source):
   `app/services/terraform/remote_state_handler.rb` behave: lock 200/409 (409 carries the
   holder's ID/Who/Created and the caller's Operation/Info/Version/Path), unlock by ID or
   forced, state writes guarded by the lock ID, Developer to read and Maintainer to change.
-- 6 rate limiting: injected 429s carry the plain-text body `Retry later`, `Retry-After` and
-  `RateLimit-ResetTime`.
+- 6 rate limiting: a `Throttle` (Rack::Attack's fixed window per user) sends the RateLimit
+  headers on every response and 429 past its limit; 429s, throttled or injected, carry the
+  plain-text body `Retry later`, `Retry-After` and `RateLimit-ResetTime`.
 
 Faults for retry tests are queued with `inject`. Secrets are never stored outside the token
 attributes: query-string credentials are redacted in every log and counter.
@@ -153,6 +154,39 @@ class Fault:
 
 
 @dataclass
+class Throttle:
+    """A Rack::Attack throttle as GitLab configures `throttle_authenticated_api` (reference 6):
+    `limit` requests per user per fixed window of `period` seconds (windows start at multiples
+    of the period in Unix time), every request counted, throttled ones too. Each response says
+    where its window stands; past the limit the answer is 429 `Retry later` with Retry-After
+    (whole seconds to the window's end) and RateLimit-ResetTime."""
+
+    limit: int
+    period: int = 60
+    clock: Callable[[], float] = time.time
+    counts: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    def count(self, who: str) -> tuple[bool, dict[str, str]]:
+        """(throttled, the RateLimit headers) for one more request of `who`."""
+        now = int(self.clock())
+        key = (who, now // self.period)
+        self.counts[key] = observed = self.counts.get(key, 0) + 1
+        retry_after = self.period - now % self.period
+        headers = {
+            "RateLimit-Name": "throttle_authenticated_api",
+            "RateLimit-Limit": str(-(-self.limit * 60 // self.period)),  # per minute, rounded up
+            "RateLimit-Observed": str(observed),
+            "RateLimit-Remaining": str(max(self.limit - observed, 0)),
+            "RateLimit-Reset": str(now + retry_after),
+        }
+        if observed <= self.limit:
+            return False, headers
+        headers["Retry-After"] = str(retry_after)
+        headers["RateLimit-ResetTime"] = email.utils.formatdate(now + retry_after, usegmt=True)
+        return True, headers
+
+
+@dataclass
 class Request:
     """What a route needs: method, raw path segments, query, body, and the caller."""
 
@@ -245,9 +279,18 @@ class GitLabHandler(QuietHandler):
                 fake.upload_body_sizes.append(len(body))  # every attempt, faulted ones too
             fake.auth_log.append((self.command, path, fake.credential_kind(request)))
             fault = fake.take_fault(self.command, path)
+            throttled, limits = (
+                fake.throttle.count(fake.caller_key(request))
+                if fake.throttle is not None
+                else (False, {})
+            )
             gate, upload = fake.upload_gate, self.command == "POST" and UPLOAD_PATH.fullmatch(path)
             if gate is not None and upload:
                 fake.upload_gate = None
+        if throttled:
+            fake.throttled += 1
+            self.send_reply(Reply(429, b"Retry later", "text/plain", limits))
+            return
         if gate is not None and upload:
             gate.pass_through()  # outside the mutex: other requests go on meanwhile
         if fault is not None and fault.kind in ("429", "500", "reset"):
@@ -263,6 +306,7 @@ class GitLabHandler(QuietHandler):
         if fault is not None:
             self.serve_fault(fault)
             return
+        reply.headers.update(limits)
         self.send_reply(reply)
 
     def serve_fault(self, fault: Fault) -> None:
@@ -309,6 +353,8 @@ class FakeGitLab(FakeServer):
         self.merge_requests: set[int] = {7}
         self.merged_by_commit: dict[str, int] = {}  # a merge commit's sha -> the MR it merged
         self.max_file_size = 3 * 1024**3  # the instance's pypi_max_file_size
+        self.throttle: Throttle | None = None  # a rate limit on every API request
+        self.throttled = 0  # the 429s it answered
         self.unstable_ties = False  # order ties differently per page, as GitLab may
         self.max_per_page = 100  # GitLab's; a test lowers it to see many pages
         self.packages: list[dict[str, Any]] = []
@@ -438,6 +484,11 @@ class FakeGitLab(FakeServer):
         if "job_token" in request.query:
             found.append(("job-token", "", request.query["job_token"]))
         return found
+
+    def caller_key(self, request: Request) -> str:
+        """Whom a throttle counts a request against: its first credential (else anyone)."""
+        presented = self._presented(request)
+        return presented[0][2] if presented else "anonymous"
 
     def credential_kind(self, request: Request) -> str:
         """What secret the request carried: basic-job-token, job-token-header, pat, ...

@@ -10,7 +10,7 @@ import pytest
 import requests
 from requests_toolbelt import MultipartEncoder
 
-from tests.servers.gitlab import FakeGitLab
+from tests.servers.gitlab import FakeGitLab, Throttle
 
 
 @pytest.fixture
@@ -321,3 +321,21 @@ def test_faults(gitlab: FakeGitLab) -> None:
     assert gitlab.fault_log[0] == ("POST", "/api/v4/projects/42/packages/pypi", "429")
     assert gitlab.count("/api/v4/projects/42/packages/pypi", method="POST") == 6
     assert len(gitlab.upload_body_sizes) == 6 and gitlab.statuses[0] == 2  # resets
+
+
+def test_a_throttle_counts_each_caller_per_fixed_window(gitlab: FakeGitLab) -> None:
+    now = [1_000_040.0]  # 20 s into a 60 s window (windows start at multiples of the period)
+    gitlab.throttle = Throttle(limit=2, period=60, clock=lambda: now[0])
+    url = f"{gitlab.api_url}/projects/42/packages"
+    job = {"JOB-TOKEN": gitlab.job_token}
+    answers = [requests.get(url, headers=job, timeout=5) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert [a.headers["RateLimit-Remaining"] for a in answers] == ["1", "0", "0"]
+    assert [a.headers["RateLimit-Observed"] for a in answers] == ["1", "2", "3"]
+    assert {a.headers["RateLimit-Reset"] for a in answers} == {"1000080"}
+    assert answers[2].text == "Retry later" and answers[2].headers["Retry-After"] == "40"
+    assert "RateLimit-ResetTime" in answers[2].headers and gitlab.throttled == 1
+    other = {"PRIVATE-TOKEN": gitlab.other_token}  # another user: a count of its own
+    assert requests.get(url, headers=other, timeout=5).status_code == 200
+    now[0] += 40  # the next window
+    assert requests.get(url, headers=job, timeout=5).headers["RateLimit-Remaining"] == "1"
