@@ -57,6 +57,10 @@ class GitLabRegistryError(GitLabError, RegistryError):
     """GitLab could not read or change the registry (after retries)."""
 
 
+class LockLostError(GitLabRegistryError):
+    """This apply's lock was force-unlocked while it ran."""
+
+
 @dataclass(frozen=True)
 class _Held:
     """Where a held file lives in GitLab, for deletes."""
@@ -463,8 +467,29 @@ class GitLabRegistry(Registry):
             headers={"Content-Type": "application/json"},
             auth=self.token.job_token_basic(),
         )
+        if response.status_code == 500:
+            self._check_still_locked(self._lock_id)
         self.client.check(
             response, f"the write of the mirror state ({self.state_name})", role="Maintainer"
+        )
+
+    def _check_still_locked(self, lock_id: str) -> None:
+        """After a refused state write: GitLab answers a write whose lock ID is not the lock's
+        with a 500 (reference section 4), so ask who holds the lock now, and name them."""
+        try:
+            probe, holder = self._take_lock("mirror apply (lock check)")
+        except GitLabRegistryError:
+            return  # cannot tell: the write's own error stands
+        if holder is None:  # nobody held it: our probe does now, so give it back
+            with contextlib.suppress(GitLabRegistryError):
+                self._release(probe.id)
+        elif holder.id == lock_id:
+            return  # still ours: a 500 of GitLab's own
+        now = f"{holder.owner} holds it (lock ID {holder.id})" if holder else "nobody holds it"
+        raise LockLostError(
+            f"the registry lock this apply took (lock ID {lock_id}) was force-unlocked while "
+            f"it ran, and {now}; the mirror state was not written (the next plan lists the "
+            "registry afresh)"
         )
 
     # -- the lock --------------------------------------------------------------------------------

@@ -236,6 +236,47 @@ def test_two_concurrent_applies_never_both_write(workspace: Workspace, gitlab: F
     assert "pypi-mirror" not in gitlab.locks
 
 
+def test_an_apply_whose_lock_was_force_unlocked_says_so_when_gitlab_refuses_its_write(
+    workspace: Workspace, gitlab: FakeGitLab
+) -> None:
+    workspace.upstream.add_release("held", "1.0", wall_days_ago(30))
+    workspace.requirements("held==1.0\n")
+    env = clean_env(
+        CI_API_V4_URL=gitlab.api_url,
+        CI_PROJECT_ID=gitlab.project_id,
+        CI_JOB_TOKEN=gitlab.job_token,
+        MIRROR_CACHE_DIR=str(workspace.root / "cache"),
+    )
+    command = mirror_command("apply", "--auto-approve", "--desired-state", str(workspace.desired))
+    gitlab.upload_gate = gate = Gate()  # the apply stops in its upload, lock held
+    running = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    lock_url = f"{gitlab.api_url}/projects/42/terraform/state/pypi-mirror/lock"
+    auth = ("gitlab-ci-token", gitlab.job_token)
+    try:
+        assert gate.arrived.wait(60), "the apply never reached its upload"
+        # Someone believes it dead: force-unlock (no ID), then another apply takes the lock.
+        assert requests.delete(lock_url, auth=auth, timeout=5).status_code == 200
+        other = {
+            "ID": "other-apply",
+            "Operation": "mirror apply",
+            "Who": "bob",
+            "Info": "",
+            "Version": "0",
+            "Created": "2026-11-24T12:00:00Z",
+            "Path": "pypi-mirror",
+        }
+        assert requests.post(lock_url, json=other, auth=auth, timeout=5).status_code == 200
+    finally:
+        gate.open()
+    _, stderr = running.communicate(timeout=60)
+    assert running.returncode == 1
+    assert "force-unlocked while it ran, and pipeline-user holds it (lock ID other-apply)" in (
+        stderr.decode()
+    )
+    assert "Traceback" not in stderr.decode()
+    assert gitlab.locks["pypi-mirror"]["ID"] == "other-apply"  # left to its holder
+
+
 def test_force_unlock_releases_a_stuck_lock(workspace: Workspace, gitlab: FakeGitLab) -> None:
     seed(workspace, "baz==2.0\n")
     stuck = {
