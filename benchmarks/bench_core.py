@@ -67,6 +67,27 @@ def run_measured(command: list[str], env: dict[str, str]) -> tuple[float, float,
     return elapsed, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status)
 
 
+def measured(command: list[str], env: dict[str, str]) -> tuple[float, float, float, int]:
+    """(wall s, CPU s, peak RSS MiB, exit code) of one child process (wait4's rusage)."""
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    return (
+        wall,
+        usage.ru_utime + usage.ru_stime,
+        usage.ru_maxrss / 1024,
+        os.waitstatus_to_exitcode(status),
+    )
+
+
+def line(label: str, figures: tuple[float, float, float, int]) -> str:
+    wall, cpu, peak, code = figures
+    return f"  {label:<34} {wall:6.2f} s wall  {cpu:6.2f} s CPU  {peak:6.1f} MiB  (exit {code})"
+
+
 def mirror(*args: str) -> list[str]:
     return [sys.executable, "-m", "reconciler", *args]
 

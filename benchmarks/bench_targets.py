@@ -14,17 +14,14 @@ Run from the repository root: `python benchmarks/bench_targets.py [--apps N] [--
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench_core import NOW, clean_env, mirror, write_state  # noqa: E402
+from bench_core import NOW, clean_env, line, measured, mirror, write_state  # noqa: E402
 
 from tests.servers.osv import FakeOsv  # noqa: E402
 from tests.servers.upstream import FakeUpstream  # noqa: E402
@@ -63,27 +60,6 @@ def build(upstream: FakeUpstream, apps: int, libraries: int) -> str:
             f"app-{index:03d}", "1.0", NOW - timedelta(days=60), requires=tuple(needs)
         )
     return "".join(f"app-{index:03d}\n" for index in range(apps))
-
-
-def measured(command: list[str], env: dict[str, str]) -> tuple[float, float, float, int]:
-    """(wall s, CPU s, peak RSS MiB, exit code) of one child process (wait4's rusage)."""
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - started
-    return (
-        wall,
-        usage.ru_utime + usage.ru_stime,
-        usage.ru_maxrss / 1024,
-        os.waitstatus_to_exitcode(status),
-    )
-
-
-def line(label: str, figures: tuple[float, float, float, int]) -> str:
-    wall, cpu, peak, code = figures
-    return f"  {label:<34} {wall:6.2f} s wall  {cpu:6.2f} s CPU  {peak:6.1f} MiB  (exit {code})"
 
 
 def main() -> None:

@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from enum import Enum
 from fnmatch import fnmatchcase
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from packaging.markers import Marker
 from packaging.specifiers import SpecifierSet
-from packaging.utils import (
-    InvalidSdistFilename,
-    InvalidWheelFilename,
-    canonicalize_name,
-    canonicalize_version,
-    parse_sdist_filename,
-    parse_wheel_filename,
-)
+from packaging.utils import canonicalize_name, canonicalize_version
 from packaging.version import InvalidVersion, Version
 
 from reconciler.targets import Platform, TargetEnvironment, parse_platform, wheel_tags
@@ -539,7 +533,7 @@ MAX_FILE_SIZE = 8 * 1024**3
 def is_sha256(text: str) -> bool:
     """A sha256 hex digest as indexes spell it (lower case): it names cache files and is
     compared with bytes, so it is checked for what it claims to be."""
-    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
+    return _SHA256.fullmatch(text) is not None
 
 
 def is_plain_filename(filename: str) -> bool:
@@ -555,15 +549,52 @@ def is_plain_filename(filename: str) -> bool:
 
 
 def parse_distribution_filename(filename: str) -> tuple[str, str] | None:
-    """(canonical project name, normalised version) of a wheel or sdist, else None."""
-    try:
-        if filename.endswith(".whl"):
-            name, version, _, _ = parse_wheel_filename(filename)
-        else:
-            name, version = parse_sdist_filename(filename)
-    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
+    """(canonical project name, normalised version) of a wheel or sdist, else None.
+
+    As `packaging.utils` reads them (PEP 427 and the sdist format), except that a wheel's tags
+    are checked for shape only (three components, none empty, interpreters identifiers): which
+    targets a wheel fits is read where a target asks (`targets.wheel_tags`). Called for every
+    file of every page, so nothing is parsed twice: versions and names are cached.
+    """
+    if filename.endswith(".whl"):
+        parts = filename[:-4].split("-")
+        if len(parts) not in (5, 6) or not _wheel_name(parts[0]):
+            return None
+        if len(parts) == 6 and _BUILD_TAG.fullmatch(parts[2]) is None:
+            return None
+        components = [component.split(".") for component in parts[-3:]]
+        if any("" in c for c in components) or not all(i.isidentifier() for i in components[0]):
+            return None
+        name, version = parts[0], parts[1]
+    elif filename.endswith((".tar.gz", ".zip")):
+        stem = filename[: -7 if filename.endswith(".tar.gz") else -4]
+        name, dash, version = stem.rpartition("-")  # a PEP 440 version has no dash
+        if not dash or not name:
+            return None
+    else:
         return None
-    return canonicalize_name(name), str(version)
+    normal = _normal_version(version)
+    return None if normal is None else (_canonical_name(name), normal)
+
+
+# PEP 427: a wheel's name part is escaped to word characters, dots and underscores.
+_WHEEL_NAME = re.compile(r"[\w._]+")
+_BUILD_TAG = re.compile(r"\d.*", re.ASCII)  # a build tag starts with a digit
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_canonical_name = lru_cache(maxsize=1024)(canonicalize_name)
+
+
+def _wheel_name(text: str) -> bool:
+    return "__" not in text and _WHEEL_NAME.fullmatch(text) is not None
+
+
+@lru_cache(maxsize=1 << 14)
+def _normal_version(text: str) -> str | None:
+    """A version's normal form (PEP 440), None if it is none; each text parsed once."""
+    try:
+        return str(Version(text))
+    except InvalidVersion:
+        return None
 
 
 @dataclass(frozen=True)

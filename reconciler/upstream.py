@@ -5,18 +5,15 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from datetime import timezone
-from email.message import Message
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 from urllib.parse import urljoin, urlsplit
 
 import requests
 import urllib3
 
-from reconciler import jsondata
 from reconciler.buildreqs import MAX_SDIST, BuildRequirementsReader
 from reconciler.cancel import Cancellation
 from reconciler.concurrency import map_concurrently
@@ -27,27 +24,20 @@ from reconciler.model import (
     MAX_FILE_SIZE,
     UpstreamFile,
     UpstreamProject,
-    is_plain_filename,
-    is_sha256,
-    parse_distribution_filename,
 )
+from reconciler.pages import read_page
 
 # PEP 691's preference: the JSON page, else HTML (pypi_simple's ACCEPT_JSON_PREFERRED).
 ACCEPT = (
     "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.5, "
     "text/html;q=0.01"
 )
-if TYPE_CHECKING:
-    from pypi_simple import ProjectPage
-
 _MAX_REDIRECTS = 5
 DOWNLOAD_CHUNK = 1024 * 1024
 # A project page larger or slower than this is not believed (botocore's JSON page, one of the
 # largest, is a few tens of MB).
 MAX_PAGE = 128 * 1024 * 1024
 PAGE_SECONDS = 300.0
-# The longest free text (a yank reason, a Requires-Python) taken from upstream.
-MAX_TEXT = 1000
 # A download may take this long, plus its size at this rate (bytes per second).
 DOWNLOAD_SECONDS = 600.0
 MIN_DOWNLOAD_RATE = 256 * 1024
@@ -129,10 +119,6 @@ class UpstreamIndex:
         # max-age=0 makes the cache revalidate with If-None-Match every time: always fresh,
         # and an unchanged page costs a 304 (RFC 9111 section 5.2.1.1).
         response = self._get(url, headers={"Accept": ACCEPT, "Cache-Control": "max-age=0"})
-        # pypi_simple (pydantic, BeautifulSoup) is imported when a page is read: the commands
-        # that read none start in half the time.
-        from pypi_simple.errors import UnsupportedContentTypeError, UnsupportedRepoVersionError
-
         with response:
             if response.status_code == 404:
                 return None
@@ -143,19 +129,17 @@ class UpstreamIndex:
                 )
             try:
                 body = read_body(response, self.page_bytes, self.page_seconds)
-                page = _parse_page(name, body, response)
+                content_type = response.headers.get("Content-Type", "text/html")
+                return read_page(name, body, content_type, response.url)
             except requests.RequestException as error:
                 raise UpstreamError(f"cannot read upstream page for {name}: {error}") from error
             except (
                 BodyError,
-                UnsupportedContentTypeError,
-                UnsupportedRepoVersionError,
-                ValueError,  # not JSON, or not the shape PEP 691 gives (pydantic's errors too)
-                RecursionError,  # JSON nested too deeply (pypi_simple's own parsing)
+                ValueError,  # not JSON, not the shape PEP 691 gives, an unknown page type
+                RecursionError,  # HTML nested too deeply for its parser
             ) as error:
                 why = str(error).splitlines()[0] if str(error) else type(error).__name__
                 return UpstreamProject(name, (), unreadable=why[:200])
-        return _to_project(name, page)
 
     @contextmanager
     def open_file(
@@ -259,23 +243,6 @@ class UpstreamIndex:
         )
 
 
-def _parse_page(name: str, body: bytes, response: requests.Response) -> ProjectPage:
-    """A page from its bytes, as `ProjectPage.from_response` would parse the response."""
-    from pypi_simple import ProjectPage
-    from pypi_simple.errors import UnsupportedContentTypeError
-
-    header = Message()
-    header["Content-Type"] = response.headers.get("Content-Type", "text/html")
-    media_type = header.get_content_type()
-    if media_type == "application/vnd.pypi.simple.v1+json":
-        return ProjectPage.from_json_data(jsondata.loads(body), response.url)
-    if media_type in ("application/vnd.pypi.simple.v1+html", "text/html"):
-        charset = header.get_param("charset")
-        encoding = charset if isinstance(charset, str) else None
-        return ProjectPage.from_html(name, body, response.url, from_encoding=encoding)
-    raise UnsupportedContentTypeError(response.url, media_type)
-
-
 def _checked_chunks(
     response: requests.Response, url: str, cancel: Cancellation, expired: threading.Event
 ) -> Iterator[bytes]:
@@ -292,50 +259,3 @@ def _checked_chunks(
         raise UpstreamError(f"download of {redact(url)} broke off: {error}") from error
     if expired.is_set():
         raise UpstreamError(f"download of {redact(url)} was too slow")
-
-
-def _sha256(digests: Mapping[str, str]) -> str | None:
-    """A sha256 hex digest, or None for anything else."""
-    digest = str(digests.get("sha256") or "").lower()
-    return digest if is_sha256(digest) else None
-
-
-def _bounded(text: str | None) -> str | None:
-    """Free text from upstream (a yank reason), cut to MAX_TEXT: it reaches every report."""
-    if not text:
-        return None
-    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
-
-
-def _to_project(name: str, page: ProjectPage) -> UpstreamProject:
-    """Typed values from a parsed page; files that are not wheels or sdists are left out."""
-    files = []
-    for package in page.packages:
-        parsed = parse_distribution_filename(package.filename)
-        # A name that is not a plain file name (a wheel build tag may hold "/") is never ours,
-        # nor is a Requires-Python no real release writes.
-        if parsed is None or parsed[0] != name or not is_plain_filename(package.filename):
-            continue
-        if package.requires_python and len(package.requires_python) > MAX_TEXT:
-            continue
-        files.append(
-            UpstreamFile(
-                filename=package.filename,
-                url=package.url,
-                version=parsed[1],
-                sha256=_sha256(package.digests),
-                # PEP 700: upload-time is UTC; a server that omits the zone still means UTC.
-                upload_time=package.upload_time.replace(tzinfo=timezone.utc)
-                if package.upload_time and package.upload_time.tzinfo is None
-                else package.upload_time,
-                yanked=package.is_yanked,
-                yanked_reason=_bounded(package.yanked_reason),
-                size=package.size if type(package.size) is int and package.size >= 0 else None,
-                requires_python=package.requires_python or None,  # "" says nothing
-                # PEP 658/714: the core metadata is served beside the file, with its digest.
-                has_metadata=bool(package.has_metadata),
-                metadata_sha256=_sha256(package.metadata_digests or {}),
-            )
-        )
-    status = page.status.value if page.status is not None else None
-    return UpstreamProject(name=name, files=tuple(files), status=status)
