@@ -28,7 +28,7 @@ from reconciler.model import (
     version_key,
 )
 from reconciler.progress import ApplyProgress, FileProgress
-from reconciler.registry import Registry
+from reconciler.registry import LockLostError, Registry
 from reconciler.upstream import UpstreamIndex
 
 # Concurrent downloads in an apply; placing stays sequential.
@@ -211,6 +211,8 @@ class _Apply:
         except Cancelled:  # a retry's wait ended by Ctrl-C (GitLab): the next apply looks again
             handle.done("not placed: cancelled")
             return False
+        except LockLostError:
+            raise  # another apply may be writing now: this one stops
         except (ReconcilerError, OSError) as error:
             self._fail(handle, _message(planned, error))
             return False
@@ -233,6 +235,8 @@ class _Apply:
         except Cancelled:
             self.result.undone.append(_describe(action))
             outcome = "not deleted: cancelled"
+        except LockLostError:
+            raise
         except (ReconcilerError, OSError) as error:
             outcome = f"FAILED: delete {action.name} {action.version}: {error}"
             self.result.errors.append(outcome.removeprefix("FAILED: "))

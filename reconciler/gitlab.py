@@ -24,11 +24,12 @@ import requests
 
 from reconciler import jsondata
 from reconciler.errors import ReconcilerError, UserError
-from reconciler.http import MAX_RETRY_AFTER, RetryPolicy, make_session
+from reconciler.http import MAX_RATE_LIMITED, MAX_RETRY_AFTER, RetryPolicy, make_session
 
 # State-changing POSTs are never repeated blindly: an upload that failed may have landed.
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE"})
 PER_PAGE = 100  # GitLab's maximum
+MAX_WINDOW = 3600  # seconds: the longest throttle window believed (GitLab: a minute, an hour)
 
 T = TypeVar("T")
 
@@ -68,16 +69,27 @@ class Again:
     rate_limited: bool = False  # a 429: waited out without using up an attempt, while paced
 
 
+@dataclass
+class _Window:
+    """One throttle's window as the latest answers tell it."""
+
+    deadline: float  # its end, on the budget's clock
+    remaining: int
+    reserve: int  # what is left to the token's owner
+
+
 class RateBudget:
     """Pacing by GitLab's rate-limit headers, shared by every thread of one client.
 
     GitLab's throttles count requests per user in fixed windows and say where a response
-    stands (`RateLimit-Observed`, `RateLimit-Remaining`, `RateLimit-Reset` in Unix time:
-    reference section 6). Once what remains of a window is down to the reserve, every request
-    waits for the next window, so a run that needs more than one window's worth (a nightly
-    drift of thousands of packages) spreads over several instead of meeting 429s. The reserve
-    is a tenth of the window, at least `in_flight`: the token is a person's (the merging user's
-    job token), and their own work shares the window. A throttle GitLab applies without these
+    stands (`RateLimit-Name`, `-Observed`, `-Remaining`, `-Reset` in Unix time: reference
+    section 6). Once any window known is down to its reserve, requests wait for it to end, so
+    a run that needs more than one window's worth (a nightly drift of thousands of packages)
+    spreads over several instead of meeting 429s. The reserve is a tenth of the window (at
+    least the requests in flight, at most half): the token is a person's (the merging user's
+    job token), and their own work shares the window. Each window (a throttle and its end) is
+    tracked apart, so a roomy hourly one never hides a spent per-minute one. A window said to
+    end more than an hour away is not believed; a throttle GitLab applies without these
     headers still answers 429 with Retry-After, which the retry policy waits out.
     """
 
@@ -87,32 +99,34 @@ class RateBudget:
         clock: Callable[[], float] = time.monotonic,
         in_flight: int = 16,
         max_wait: float = MAX_RETRY_AFTER,
+        max_total: float = MAX_RATE_LIMITED,
     ) -> None:
         self.sleep, self.clock = sleep, clock
-        self.in_flight, self.max_wait = in_flight, max_wait
+        self.in_flight, self.max_wait, self.max_total = in_flight, max_wait, max_total
         self._lock = threading.Lock()
-        self._ends: int | None = None  # the tracked window's end, as GitLab's clock has it
-        self._past = 0  # the end of the last window waited out: its answers are stale
-        self._deadline = 0.0  # the tracked window's end on `clock`
-        self._remaining = 0
-        self._reserve = 0
+        self._windows: dict[tuple[str, int], _Window] = {}
 
     def take(self) -> None:
-        """Count one request about to go; first wait for the next window if this one is spent
-        (holding the lock: every thread waits with it)."""
+        """Count one request about to go, first waiting (in steps of at most `max_wait`, at
+        most `max_total` in all) while a window is spent; every thread waits with it."""
         with self._lock:
-            if self._ends is None or self._remaining > self._reserve:
-                self._remaining -= 1
-                return
-            wait = min(self._deadline - self.clock(), self.max_wait)
-            if wait > 0:
+            waited = 0.0
+            while waited < self.max_total:
+                now = self.clock()
+                for key in [k for k, w in self._windows.items() if w.deadline <= now]:
+                    del self._windows[key]
+                spent = [w.deadline for w in self._windows.values() if w.remaining <= w.reserve]
+                if not spent:
+                    break
+                wait = min(min(spent) - now, self.max_wait, self.max_total - waited)
                 self.sleep(wait)
-            # The next response says where the new window stands.
-            self._past, self._ends = self._ends, None
+                waited += wait
+            for window in self._windows.values():
+                window.remaining -= 1
 
     def observe(self, headers: Mapping[str, str]) -> None:
         """Where a response says its window stands; within a window the lowest count wins
-        (responses overtake each other), and an earlier window's answers are ignored."""
+        (responses overtake each other). Absent or absurd figures say nothing."""
         try:
             remaining = int(headers["RateLimit-Remaining"])
             observed = int(headers["RateLimit-Observed"])
@@ -121,19 +135,18 @@ class RateBudget:
             return
         # How long the window has left by GitLab's clock (its Date header), not ours.
         sent = _http_date(headers.get("Date"))
-        left = ends - (sent if sent is not None else time.time())
+        left = ends - int(sent if sent is not None else time.time()) if ends < 2**40 else -1
+        if not 0 < left <= MAX_WINDOW:
+            return
+        limit = max(observed + remaining, 0)
+        key = (headers.get("RateLimit-Name", "")[:100], ends)
         with self._lock:
-            if ends <= self._past:
-                return
-            current = self._ends
-            if (
-                current is None
-                or ends > current
-                or (ends == current and remaining < self._remaining)
-            ):
-                self._ends, self._remaining = ends, remaining
-                self._deadline = self.clock() + max(0.0, min(left, self.max_wait))
-                self._reserve = max(self.in_flight, (observed + remaining) // 10)
+            window = self._windows.get(key)
+            if window is None:
+                reserve = min(max(self.in_flight, limit // 10), limit // 2)
+                self._windows[key] = _Window(self.clock() + left, remaining, reserve)
+            elif remaining < window.remaining:
+                window.remaining = remaining
 
 
 def _http_date(value: str | None) -> float | None:

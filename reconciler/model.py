@@ -484,6 +484,9 @@ class ActualState:
     recorded_at: datetime | None = None
     recorded_packages: int = 0
     repairs: tuple[str, ...] = ()  # where pages and files disagree: the next apply mends them
+    # Versions the registry lists but does not serve (and why): not held; an upload of the
+    # version replaces them.
+    unserved: tuple[str, ...] = ()
 
     def by_version(self) -> Mapping[tuple[str, str], dict[str, RegistryFile]]:
         """Files keyed by (canonical name, `version_key`), then by filename."""

@@ -484,6 +484,11 @@ def _plan_warnings(
             f"drift recorded them{at}, not listed again: a file changed by hand since is seen "
             "by the next apply or nightly drift"
         )
+    if inputs.actual.unserved:
+        warnings.append(
+            f"the registry lists {', '.join(inputs.actual.unserved)} but does not serve it: not "
+            "held; an apply that uploads the version replaces it, else remove it by hand"
+        )
     if not inputs.actual.keeps_index_metadata:
         warnings.append(
             "this registry serves PEP 503 HTML only: upstream upload times and yank markers are "

@@ -1,6 +1,6 @@
 """Registries: where the mirror's packages live."""
 
 from reconciler.registry.directory import DirectoryRegistry
-from reconciler.registry.interface import LockInfo, Registry, RegistryError
+from reconciler.registry.interface import LockInfo, LockLostError, Registry, RegistryError
 
-__all__ = ["DirectoryRegistry", "LockInfo", "Registry", "RegistryError"]
+__all__ = ["DirectoryRegistry", "LockInfo", "LockLostError", "Registry", "RegistryError"]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import tempfile
+import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -43,21 +44,21 @@ from reconciler.model import (
     version_key,
 )
 from reconciler.registry import quarantine_log
-from reconciler.registry.interface import LockInfo, Registry, RegistryError
+from reconciler.registry.interface import LockInfo, LockLostError, Registry, RegistryError
 
 STATE_NAME = "pypi-mirror"
 # lib/api/pypi_packages.rb: `bad_request!('File is too large')` past pypi_max_file_size.
 _TOO_LARGE = "File is too large"
 _TAKEN = "has already been taken"
-_LISTINGS = 3  # listings of the packages united before a short one is an error
-_SORTS = ("asc", "desc")
+# The orders the package listing is asked in, one after another while listings come up short.
+_ORDERS = (("created_at", "asc"), ("created_at", "desc"), ("name", "asc"))
 
 
 class GitLabRegistryError(GitLabError, RegistryError):
     """GitLab could not read or change the registry (after retries)."""
 
 
-class LockLostError(GitLabRegistryError):
+class GitLabLockLostError(GitLabRegistryError, LockLostError):
     """This apply's lock was force-unlocked while it ran."""
 
 
@@ -90,7 +91,11 @@ class GitLabRegistry(Registry):
         self._state: dict[str, Any] = {}
         self._held: dict[tuple[str, str], list[_Held]] = {}
         self._packages: dict[tuple[str, str], list[int]] = {}
-        self._broken: list[dict[str, Any]] = []  # listed in status `error`: never served
+        # Packages listed in status `error` (never served), by (name, version key): replaced
+        # when this apply uploads their version, else left (and named by the plan).
+        self._broken: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self._replacing = threading.Lock()
+        self._lost: GitLabLockLostError | None = None  # the lock was taken from this apply
         # The full listing an apply started from (package id -> files), and the packages it
         # changed since: what it records for the next plans when it lets go of the lock.
         self._snapshot: dict[int, list[dict[str, Any]]] | None = None
@@ -114,9 +119,13 @@ class GitLabRegistry(Registry):
         self._state = self._read_state()
         packages = self._list_packages()
         # A package GitLab failed to process is listed but never served (reference 2.4): its
-        # files are not held, and the apply deletes it before anything is uploaded again.
-        self._broken = [p for p in packages if p.get("status") == "error"]
+        # files are not held; an upload of its version replaces it (one would join it).
+        broken = [p for p in packages if p.get("status") == "error"]
         packages = [p for p in packages if p.get("status") != "error"]
+        self._broken = {}
+        for package in broken:
+            key = (canonicalize_name(str(package["name"])), version_key(str(package["version"])))
+            self._broken.setdefault(key, []).append(package)
         record = self._record() if recorded else {}
         unknown = [p for p in packages if str(p["id"]) not in record]
         fetched = map_concurrently(self._package_files, unknown, self.workers)
@@ -145,45 +154,62 @@ class GitLabRegistry(Registry):
             applied_commit=mirror.get("commit") if isinstance(mirror.get("commit"), str) else None,
             quarantined=tuple(quarantined.values()),
             keeps_index_metadata=False,
-            repairs=tuple(
-                f"{p['name']} {p['version']}: GitLab lists the package in status 'error' and "
-                "does not serve it; the apply deletes it (its files are uploaded again where "
-                "the plan keeps the version)"
-                for p in self._broken
-            ),
+            unserved=tuple(f"{p['name']} {p['version']} (GitLab status 'error')" for p in broken),
         )
 
     def _list_packages(self) -> list[dict[str, Any]]:
         """Every PyPI package the project lists, each once; a listing that lost some is an
         error, never a smaller registry.
 
-        GitLab orders the listing by `created_at` alone (reference 2.1, 2.5): packages created
-        at one instant can come in another order on each page's query, so a page can repeat one
-        and skip another. Repeats are dropped by id; a listing short of its `x-total` is
-        listed again the other way round, and the listings united.
+        GitLab orders the listing by one column with no tie-break (reference 2.1, 2.5):
+        packages created at one instant can come in another order on each page's query, so a
+        page can repeat one and skip another. Repeats are dropped by id. A listing short of its
+        own `x-total` is listed again in another order (creation time the other way round,
+        then by name) and the listings united, keeping from earlier ones only the packages
+        that still exist (one may have been deleted meanwhile); without a total (above 10,000
+        packages) until a listing adds nothing new. Still short: an error.
         """
-        seen: dict[int, dict[str, Any]] = {}
+        united: dict[int, dict[str, Any]] = {}
         total: int | None = None
-        for attempt in range(_LISTINGS):
+        for number, (order_by, sort) in enumerate(_ORDERS):
             listed, total = self.client.listing(
                 f"{self.client.project_url}/packages",
-                {"package_type": "pypi", "order_by": "created_at", "sort": _SORTS[attempt % 2]},
+                {"package_type": "pypi", "order_by": order_by, "sort": sort},
                 self.token.job_token_header(),
                 "the package listing",
             )
             try:
-                seen.update((int(p["id"]), p) for p in listed)
+                latest = {int(p["id"]): p for p in listed}
             except (KeyError, TypeError, ValueError) as error:
                 raise GitLabRegistryError(
                     f"GitLab's package listing has an unexpected shape: {error!r}"
                 ) from None
-            if total is None or len(seen) >= total:
-                return list(seen.values())
+            if total is not None and len(latest) >= total:
+                return list(latest.values())
+            earlier = {i: p for i, p in united.items() if i not in latest}
+            added = len(latest.keys() - united.keys())
+            united = {**{i: p for i, p in earlier.items() if self._exists(i)}, **latest}
+            if total is not None and len(united) >= total:
+                return list(united.values())
+            if total is None and number > 0 and not added:
+                return list(united.values())
         raise GitLabRegistryError(
-            f"GitLab's package listing skipped packages: {len(seen)} of the {total} it counts "
-            f"after {_LISTINGS} listings (packages created at one instant tie in its order); "
+            f"GitLab's package listing skipped packages: {len(united)} of the {total} it counts "
+            f"after {len(_ORDERS)} listings (packages created at one instant tie in its order); "
             "run again"
         )
+
+    def _exists(self, package_id: int) -> bool:
+        """Whether a package one listing gave and a later one did not is still there."""
+        response = self.client.request(
+            "GET",
+            f"{self.client.project_url}/packages/{package_id}",
+            headers=self.token.job_token_header(),
+        )
+        if response.status_code == 404:
+            return False
+        self.client.check(response, f"package {package_id}")
+        return True
 
     def _with_yanks(self, held: list[RegistryFile]) -> Iterator[RegistryFile]:
         """The files with the yank markers the mirror state keeps for them: GitLab serves
@@ -285,6 +311,7 @@ class GitLabRegistry(Registry):
             )
         what = f"the upload of {planned.filename}"
         self._touched.update(self._packages.get((name, version_key(version)), []))
+        self._replace_broken(name, version)
 
         def attempt() -> None | Again:
             response = self._post_file(name, version, planned, local_path)
@@ -316,6 +343,13 @@ class GitLabRegistry(Registry):
             return response
 
         self.client.retry(attempt, what)
+
+    def _replace_broken(self, name: str, version: str) -> None:
+        """Delete the `error` packages of this version before its first upload (GitLab would
+        attach the file to one of them, unserved); uploads of its other files wait for it."""
+        with self._replacing:
+            for package in self._broken.pop((name, version_key(version)), []):
+                self._delete(f"packages/{package['id']}", f"{name} {version} (status 'error')")
 
     def _post_file(
         self, name: str, version: str, planned: PlannedFile, local_path: Path
@@ -404,12 +438,7 @@ class GitLabRegistry(Registry):
     # -- the mirror's own state ------------------------------------------------------------------
 
     def begin_apply(self, plan_id: str, commit: str | None) -> None:
-        """Delete the packages GitLab holds in status `error` (an upload of the same version
-        would join them, unserved), then count one more apply, unless the state already
-        records this plan (a resume)."""
-        for package in self._broken:
-            self._delete(f"packages/{package['id']}", f"{package['name']} {package['version']}")
-        self._broken = []
+        """Count one more apply, unless the state already records this plan (a resume)."""
         mirror = self._state.setdefault("mirror", {})
         if mirror.get("last_plan") != plan_id:
             mirror["generation"] = int(mirror.get("generation", 0)) + 1
@@ -453,6 +482,8 @@ class GitLabRegistry(Registry):
 
     def _write_state(self) -> None:
         """Write the state under our lock (GitLab refuses a write without the lock's ID)."""
+        if self._lost is not None:
+            raise self._lost
         if self._lock_id is None:
             raise GitLabRegistryError("the mirror state can only be written while holding the lock")
         self._state["serial"] = int(self._state.get("serial", 0)) + 1
@@ -480,17 +511,25 @@ class GitLabRegistry(Registry):
             probe, holder = self._take_lock("mirror apply (lock check)")
         except GitLabRegistryError:
             return  # cannot tell: the write's own error stands
-        if holder is None:  # nobody held it: our probe does now, so give it back
-            with contextlib.suppress(GitLabRegistryError):
-                self._release(probe.id)
-        elif holder.id == lock_id:
+        if holder is not None and holder.id == lock_id:
             return  # still ours: a 500 of GitLab's own
-        now = f"{holder.owner} holds it (lock ID {holder.id})" if holder else "nobody holds it"
-        raise LockLostError(
+        if holder is not None:
+            now = f"{holder.owner} holds it (lock ID {holder.id})"
+        else:  # nobody held it: the probe does now, and gives it back
+            try:
+                self._release(probe.id)
+                now = "nobody holds it"
+            except GitLabRegistryError:
+                now = (
+                    f"nobody held it, and this check's own lock (lock ID {probe.id}) could not "
+                    f"be given back: run `mirror force-unlock {probe.id}`"
+                )
+        self._lost = GitLabLockLostError(
             f"the registry lock this apply took (lock ID {lock_id}) was force-unlocked while "
-            f"it ran, and {now}; the mirror state was not written (the next plan lists the "
-            "registry afresh)"
+            f"it ran, and {now}; the apply stops, the mirror state not written (the next plan "
+            "lists the registry afresh)"
         )
+        raise self._lost
 
     # -- the lock --------------------------------------------------------------------------------
 
@@ -500,18 +539,20 @@ class GitLabRegistry(Registry):
         info, holder = self._take_lock(owner)
         if holder is not None:
             raise holder.held_error(self.describe())
-        self._lock_id = info.id
+        self._lock_id, self._lost = info.id, None
         try:
             yield info
             self._flush()
         except BaseException:
             # The apply's own error matters more; a lock left behind is named by the next run.
             # What it listed still holds for the packages it did not touch (a stale plan's
-            # apply refreshes the record the next plan reads).
-            with contextlib.suppress(GitLabRegistryError):
-                self._flush()
-            with contextlib.suppress(GitLabRegistryError):
-                self._release(info.id)
+            # apply refreshes the record the next plan reads). A lock taken from it is not its
+            # own to write under or release.
+            if self._lost is None:
+                with contextlib.suppress(GitLabRegistryError):
+                    self._flush()
+                with contextlib.suppress(GitLabRegistryError):
+                    self._release(info.id)
             raise
         finally:
             self._lock_id = None

@@ -17,6 +17,10 @@ class RegistryError(ReconcilerError):
     """The registry could not be read or changed."""
 
 
+class LockLostError(RegistryError):
+    """The apply's lock was taken from it while it ran: nothing more may be written."""
+
+
 @dataclass(frozen=True)
 class LockInfo:
     """Who holds the registry lock, since when, under which id."""

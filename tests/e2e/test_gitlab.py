@@ -22,7 +22,7 @@ import requests_mock
 from reconciler.errors import UserError
 from reconciler.gitlab import IDEMPOTENT, Credential, GitLabClient, GitLabError, RateBudget
 from reconciler.http import RetryPolicy, make_session
-from reconciler.model import Action, ActionKind, Plan, PlannedFile
+from reconciler.model import Action, ActionKind, Plan, PlannedFile, QuarantineRecord
 from reconciler.notes import APPLIED_MARKER, MARKER, note_body
 from reconciler.registry import RegistryError
 from reconciler.registry.gitlab import GitLabRegistry
@@ -127,7 +127,10 @@ def test_listing_follows_every_page_and_never_the_totals(gitlab: FakeGitLab) -> 
     assert len(actual.files) == 251
     assert {f.name for f in actual.files if f.name.startswith("pkg-0")} == {"pkg-0", "pkg-0-extra"}
     listing = [p for _, p in gitlab.request_log if p.startswith("/api/v4/projects/42/packages?")]
-    assert len(listing) == 3 and all("per_page=100" in p for p in listing)
+    # Without a total to check the listing against, it is listed the other way round too
+    # (packages tied in creation time could hide): three pages each way, nothing added.
+    assert len(listing) == 6 and all("per_page=100" in p for p in listing)
+    assert sum("sort=desc" in p for p in listing) == 3
 
 
 def test_a_failed_listing_is_an_error_not_an_empty_registry(
@@ -275,6 +278,55 @@ def test_an_apply_whose_lock_was_force_unlocked_says_so_when_gitlab_refuses_its_
     )
     assert "Traceback" not in stderr.decode()
     assert gitlab.locks["pypi-mirror"]["ID"] == "other-apply"  # left to its holder
+
+
+def test_an_apply_whose_lock_is_taken_mid_run_writes_nothing_more(
+    workspace: Workspace, gitlab: FakeGitLab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed(workspace)
+    assert workspace.mirror("apply", "--auto-approve").exit_code == 0
+    workspace.osv.add("GHSA-a", "foo-bar", ["1.1"], fixed="1.2")
+    workspace.osv.add("GHSA-b", "baz", ["2.0"], fixed="2.1")
+    lock_url = f"{gitlab.api_url}/projects/42/terraform/state/pypi-mirror/lock"
+    auth = ("gitlab-ci-token", gitlab.job_token)
+    record_quarantine = GitLabRegistry.record_quarantine
+    taken_at: list[int] = []
+
+    def taken_first(self: GitLabRegistry, record: QuarantineRecord) -> None:
+        if not taken_at:  # force-unlocked and taken by another apply, as the first one writes
+            assert requests.delete(lock_url, auth=auth, timeout=5).status_code == 200
+            other = {
+                "ID": "other",
+                "Operation": "mirror apply",
+                "Who": "bob",
+                "Info": "",
+                "Version": "0",
+                "Created": "2026-11-24T12:00:00Z",
+                "Path": "pypi-mirror",
+            }
+            assert requests.post(lock_url, json=other, auth=auth, timeout=5).status_code == 200
+            taken_at.append(len(gitlab.request_log))
+        record_quarantine(self, record)
+
+    monkeypatch.setattr(GitLabRegistry, "record_quarantine", taken_first)
+    drift = workspace.mirror("drift", "--report-dir", "reports")
+    assert drift.exit_code == 1 and "was force-unlocked while it ran" in drift.output
+    after = gitlab.request_log[taken_at[0] :]
+    assert not [(m, p) for m, p in after if m in ("DELETE", "POST") and "/terraform/" not in p]
+    assert gitlab.locks["pypi-mirror"]["ID"] == "other"
+
+
+def test_a_lock_check_that_cannot_give_its_own_lock_back_names_it() -> None:
+    client = GitLabClient("https://gitlab.example/api/v4", "42", retries=fast_retries())
+    gitlab_registry = GitLabRegistry(client, Credential("t"))
+    state = f"{client.project_url}/terraform/state/pypi-mirror"
+    with requests_mock.Mocker() as mocked:
+        mocked.post(f"{state}/lock", [{"status_code": 200, "json": {}}] * 2)  # ours, the probe's
+        mocked.delete(f"{state}/lock", status_code=503, text="busy")
+        mocked.post(state, status_code=500, json={"message": "500 Internal Server Error"})
+        with pytest.raises(RegistryError) as raised, gitlab_registry.lock("apply"):
+            gitlab_registry.begin_apply("plan-1", None)  # its state write: refused
+    assert "could not be given back: run `mirror force-unlock" in str(raised.value)
 
 
 def test_force_unlock_releases_a_stuck_lock(workspace: Workspace, gitlab: FakeGitLab) -> None:
@@ -605,22 +657,41 @@ def test_a_listing_still_short_of_its_count_is_an_error_not_a_smaller_registry()
 def test_a_package_in_error_status_is_not_held_and_the_apply_replaces_it(
     workspace: Workspace, gitlab: FakeGitLab
 ) -> None:
-    seed(workspace, "baz==2.0\n")
+    seed(workspace, "baz==2.0\nfoo-bar==1.1\n")
     assert workspace.mirror("apply", "--auto-approve").exit_code == 0
     broken = gitlab.package_named("baz", "2.0")
     assert broken is not None
     broken["status"] = "error"  # GitLab failed to process it: listed, never served
     planned = workspace.mirror("plan", "--out", "plan.json")
     assert planned.exit_code == 0, planned.output
-    assert "baz 2.0: GitLab lists the package in status 'error'" in planned.stdout
+    assert "the registry lists baz 2.0 (GitLab status 'error') but does not serve it" in (
+        planned.stdout
+    )
     assert "+ upload baz 2.0 (1 file)" in planned.stdout  # uploaded again
     applied = workspace.mirror("apply", "plan.json")
     assert applied.exit_code == 0, applied.output
-    assert broken["status"] == "pending_destruction"
+    assert broken["status"] == "pending_destruction"  # replaced, not joined
     assert ("baz", "2.0", "baz-2.0-py3-none-any.whl") in held(gitlab)  # a new, served package
     result = pip_install(simple_url_with_token(gitlab), workspace.root / "site", "baz")
     assert result.returncode == 0, result.stderr
     assert "No changes" in workspace.mirror("plan").stdout
+
+
+def test_a_package_in_error_status_the_plan_does_not_upload_is_left_and_named(
+    workspace: Workspace, gitlab: FakeGitLab
+) -> None:
+    seed(workspace, "baz==2.0\nfoo-bar==1.1\n")
+    assert workspace.mirror("apply", "--auto-approve").exit_code == 0
+    broken = gitlab.package_named("foo-bar", "1.1")
+    assert broken is not None
+    broken["status"] = "error"
+    workspace.requirements("baz==2.0\n")  # foo-bar no longer wanted: nothing uploads it again
+    applied = workspace.mirror("apply", "--auto-approve")
+    assert applied.exit_code == 0, applied.output
+    assert "the registry lists foo-bar 1.1 (GitLab status 'error') but does not serve it" in (
+        applied.stdout
+    )
+    assert broken["status"] == "error"  # the only copy is not destroyed by the mirror
 
 
 def test_a_plan_reads_the_recorded_files_and_the_drift_still_finds_a_hand_edit(
@@ -670,20 +741,34 @@ def test_a_plan_made_from_an_outdated_record_is_refused_and_the_record_mended(
     assert ("foo-bar", "1.1", "foo_bar-1.1.tar.gz") in held(gitlab)
 
 
-def test_the_budget_waits_for_the_next_window_once_a_window_is_down_to_its_reserve() -> None:
-    waits: list[float] = []
-    budget = RateBudget(waits.append, clock=lambda: 500.0, in_flight=4)
-    # 200 per window, 21 left, the window ends 30 s after the response was sent (GitLab's
-    # clock, read off its Date header; ours is elsewhere): a tenth (20) is kept in reserve.
+def limits(remaining: int, observed: int, ends_in: int, name: str = "api") -> dict[str, str]:
+    """A response's RateLimit headers: its window ends `ends_in` s after it was sent."""
     sent = 1_700_000_000
-    budget.observe(
-        {
-            "Date": email.utils.formatdate(sent, usegmt=True),
-            "RateLimit-Observed": "179",
-            "RateLimit-Remaining": "21",
-            "RateLimit-Reset": str(sent + 30),
-        }
-    )
+    return {
+        "Date": email.utils.formatdate(sent, usegmt=True),  # GitLab's clock, not ours
+        "RateLimit-Name": name,
+        "RateLimit-Observed": str(observed),
+        "RateLimit-Remaining": str(remaining),
+        "RateLimit-Reset": str(sent + ends_in),
+    }
+
+
+def budget_on_a_clock(in_flight: int = 4) -> tuple[RateBudget, list[float]]:
+    """A budget whose clock moves by what it sleeps; the sleeps recorded."""
+    waits: list[float] = []
+    now = [500.0]
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        now[0] += seconds
+
+    return RateBudget(sleep, clock=lambda: now[0], in_flight=in_flight), waits
+
+
+def test_the_budget_waits_for_the_next_window_once_a_window_is_down_to_its_reserve() -> None:
+    budget, waits = budget_on_a_clock()
+    # 200 per window, 21 left, 30 s to go: a tenth (20) is kept in reserve.
+    budget.observe(limits(21, 179, 30))
     budget.take()  # 21 > 20: goes at once
     assert waits == []
     budget.take()  # 20 left: the rest of the window is the user's own
@@ -691,8 +776,25 @@ def test_the_budget_waits_for_the_next_window_once_a_window_is_down_to_its_reser
     budget.take()  # a new window: goes until a response says where it stands
     assert waits == [30.0]
     budget.observe({"RateLimit-Remaining": "x"})  # no usable headers: no pacing
+    budget.observe(limits(0, 200, 10**400))  # an absurd end: not believed, no crash
+    budget.observe(limits(0, 200, 86_400))  # a day away: not believed
     budget.take()
     assert waits == [30.0]
+
+
+def test_a_roomy_window_of_one_throttle_never_hides_a_spent_one_of_another() -> None:
+    budget, waits = budget_on_a_clock()
+    budget.observe(limits(5000, 100, 3000, name="throttle_authenticated_api"))  # an hour's
+    budget.observe(limits(3, 997, 40, name="throttle_authenticated_packages_api"))  # spent
+    budget.take()
+    assert waits == [40.0]
+
+
+def test_a_spent_hour_long_window_is_waited_out_in_steps() -> None:
+    budget, waits = budget_on_a_clock()
+    budget.observe(limits(700, 6500, 150))  # 7200 an hour, down to its tenth, 150 s to go
+    budget.take()
+    assert waits == [60.0, 60.0, 30.0]  # in steps of at most a minute, to the window's end
 
 
 def test_a_drift_over_more_requests_than_a_window_allows_is_paced_without_a_429(

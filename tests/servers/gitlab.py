@@ -486,9 +486,11 @@ class FakeGitLab(FakeServer):
         return found
 
     def caller_key(self, request: Request) -> str:
-        """Whom a throttle counts a request against: its first credential (else anyone)."""
+        """Whom a throttle counts a request against: its first credential (a digest of it:
+        the fake keeps no token outside its token attributes), else anyone."""
         presented = self._presented(request)
-        return presented[0][2] if presented else "anonymous"
+        secret = presented[0][2] if presented else "anonymous"
+        return hashlib.sha256(secret.encode()).hexdigest()[:12]
 
     def credential_kind(self, request: Request) -> str:
         """What secret the request carried: basic-job-token, job-token-header, pat, ...
