@@ -24,6 +24,7 @@ from packaging.markers import UndefinedComparison, UndefinedEnvironmentName
 from packaging.requirements import InvalidRequirement
 from packaging.requirements import Requirement as PackagingRequirement
 from packaging.specifiers import SpecifierSet
+from packaging.tags import Tag
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 from resolvelib import AbstractProvider, BaseReporter, Resolver
@@ -41,7 +42,7 @@ from reconciler.model import (
     UpstreamProject,
     WheelChoice,
 )
-from reconciler.targets import TargetEnvironment
+from reconciler.targets import TargetEnvironment, wheel_tags
 
 # Where a requirement comes from when no line lists it: a release's Requires-Dist.
 DEPENDENCY = SourceLocation("(dependency)", 0)
@@ -392,8 +393,27 @@ def _fitting_sdists(
     )
 
 
-def _wheel_fits(target: TargetEnvironment, files: Iterable[UpstreamFile]) -> bool:
-    return next(_fitting_wheels(target, files), None) is not None
+def _wheel_fits(target: TargetEnvironment, files: tuple[UpstreamFile, ...]) -> bool:
+    """Whether the target installs some wheel of a release: asked of every admitted release
+    for every target, so of its wheels' tags grouped by Requires-Python, built once."""
+    return any(
+        target.installs_any(tags) and target.allows(requires_python)
+        for requires_python, tags in _wheel_tag_groups(files)
+    )
+
+
+@functools.lru_cache(maxsize=1 << 15)
+def _wheel_tag_groups(
+    files: tuple[UpstreamFile, ...],
+) -> tuple[tuple[str | None, frozenset[Tag]], ...]:
+    """The tags of a release's wheels, united per Requires-Python."""
+    groups: dict[str | None, set[Tag]] = {}
+    for upstream_file in files:
+        if upstream_file.filename.endswith(".whl"):
+            groups.setdefault(upstream_file.requires_python, set()).update(
+                wheel_tags(upstream_file.filename)
+            )
+    return tuple((requires_python, frozenset(tags)) for requires_python, tags in groups.items())
 
 
 def _sdist_fits(target: TargetEnvironment, files: Iterable[UpstreamFile]) -> bool:
@@ -609,7 +629,7 @@ def _listed_above(
     return found
 
 
-def _built_from(target: TargetEnvironment, files: Sequence[UpstreamFile]) -> UpstreamFile | None:
+def _built_from(target: TargetEnvironment, files: tuple[UpstreamFile, ...]) -> UpstreamFile | None:
     """The sdist a target builds a release from: when no wheel of it fits the target."""
     if _wheel_fits(target, files):
         return None

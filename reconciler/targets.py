@@ -209,6 +209,10 @@ class TargetEnvironment:
         wheel of every release judged, so a set test rather than a ranking."""
         return not wheel_tags(filename).isdisjoint(self._tags)
 
+    def installs_any(self, wheel_tags: frozenset[tags.Tag]) -> bool:
+        """Whether this target supports any of these tags (of one or more wheels)."""
+        return not wheel_tags.isdisjoint(self._tags)
+
     def wheel_rank(self, filename: str) -> int | None:
         """How much this target prefers a wheel (0 is best, as pip orders tags), or None
         when it cannot install it at all (or the name is not a wheel's)."""

@@ -118,15 +118,26 @@ def _findings(
         if not key.startswith("$") and key != "meta":
             by_name.setdefault(str(canonicalize_name(key)), []).extend(value)
     base = str(meta.get("base_domain") or DEFAULT_BASE_DOMAIN).rstrip("/")
-    findings = {
-        package: tuple(
-            _advisory(entry, base)
-            for entry in by_name.get(package[0], ())
-            if _affects(entry, package[1])
-        )
-        for package in dict.fromkeys(packages)
+    # Each entry's ranges parsed once, for the projects asked about: a plan asks about
+    # thousands of versions of the same few hundred projects.
+    ranges = {
+        name: [(entry, _specifiers(entry)) for entry in by_name.get(name, ())]
+        for name in {name for name, _ in packages}
     }
+    findings: dict[PackageVersion, tuple[Advisory, ...]] = {}
+    for name, version in dict.fromkeys(packages):
+        parsed = Version(version) if ranges[name] else None  # parsed once, if anything asks
+        findings[(name, version)] = tuple(
+            _advisory(entry, base)
+            for entry, specifiers in ranges[name]
+            if parsed is not None and _affects(specifiers, parsed)
+        )
     return findings, _database_date(meta)
+
+
+def _affects(specifiers: Sequence[SpecifierSet], version: Version) -> bool:
+    """Whether any of an entry's ranges contains the version."""
+    return any(spec.contains(version, prereleases=True) for spec in specifiers)
 
 
 def _database_date(meta: Mapping[str, Any]) -> str | None:
@@ -166,17 +177,11 @@ def _quiet() -> Any:
         yield
 
 
-def _affects(entry: Mapping[str, Any], version: str) -> bool:
-    """Whether any of an entry's specifiers (`specs`, else `v`) contains the version.
+def _specifiers(entry: Mapping[str, Any]) -> list[SpecifierSet]:
+    """The entry's affected ranges (`specs`, else `v`), each a PEP 440 specifier set.
 
     A specifier that cannot be read stops the plan: skipping it could admit a version it names.
     """
-    parsed = Version(version)
-    return any(spec.contains(parsed, prereleases=True) for spec in _specifiers(entry))
-
-
-def _specifiers(entry: Mapping[str, Any]) -> list[SpecifierSet]:
-    """The entry's affected ranges (`specs`, else `v`), each a PEP 440 specifier set."""
     specs = entry.get("specs") or [entry.get("v", "")]
     return [_specifier(entry, spec) for spec in specs if spec]
 
