@@ -313,6 +313,10 @@ class UpstreamFile:
     has_metadata: bool = False  # PEP 658: `<url>.metadata` holds the core metadata
     metadata_sha256: str | None = None
 
+    def __hash__(self) -> int:
+        # Files key caches by the thousand: two strings' cached hashes, not eleven fields.
+        return hash((self.filename, self.sha256))
+
 
 @dataclass(frozen=True)
 class UpstreamProject:

@@ -18,7 +18,6 @@ from functools import cached_property, lru_cache
 from packaging import tags
 from packaging.markers import Marker, UndefinedComparison, UndefinedEnvironmentName
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 
 class OperatingSystem(str, Enum):
@@ -143,13 +142,19 @@ def platform_names() -> list[str]:
     return list(_NAMED)
 
 
-@lru_cache(maxsize=1 << 17)
 def wheel_tags(filename: str) -> frozenset[tags.Tag]:
-    """The tags a wheel's file name declares (PEP 427), none when it is not a wheel's; read
-    once per plan, however many targets ask."""
+    """The tags a wheel's file name declares (PEP 427: its last three dash-separated parts),
+    none when it is not shaped like a wheel's; each distinct tag text read once per plan (a
+    project's thousands of wheels repeat a few dozen)."""
+    parts = filename[:-4].split("-") if filename.endswith(".whl") else []
+    return _parsed_tags("-".join(parts[-3:])) if len(parts) in (5, 6) else frozenset()
+
+
+@lru_cache(maxsize=1 << 12)
+def _parsed_tags(text: str) -> frozenset[tags.Tag]:
     try:
-        return parse_wheel_filename(filename)[3]
-    except InvalidWheelFilename:
+        return tags.parse_tag(text)
+    except ValueError:  # packaging's InvalidTag: an empty or malformed component
         return frozenset()
 
 
