@@ -105,6 +105,7 @@ class RateBudget:
         self.in_flight, self.max_wait, self.max_total = in_flight, max_wait, max_total
         self._lock = threading.Lock()
         self._windows: dict[tuple[str, int], _Window] = {}
+        self._ended: dict[str, int] = {}  # per throttle, the end of the last window over
 
     def take(self) -> None:
         """Count one request about to go, first waiting (in steps of at most `max_wait`, at
@@ -115,6 +116,7 @@ class RateBudget:
                 now = self.clock()
                 for key in [k for k, w in self._windows.items() if w.deadline <= now]:
                     del self._windows[key]
+                    self._ended[key[0]] = max(self._ended.get(key[0], 0), key[1])
                 spent = [w.deadline for w in self._windows.values() if w.remaining <= w.reserve]
                 if not spent:
                     break
@@ -141,6 +143,8 @@ class RateBudget:
         limit = max(observed + remaining, 0)
         key = (headers.get("RateLimit-Name", "")[:100], ends)
         with self._lock:
+            if ends <= self._ended.get(key[0], 0):
+                return  # a late answer from a window already over
             window = self._windows.get(key)
             if window is None:
                 reserve = min(max(self.in_flight, limit // 10), limit // 2)

@@ -775,6 +775,9 @@ def test_the_budget_waits_for_the_next_window_once_a_window_is_down_to_its_reser
     assert waits == [30.0]
     budget.take()  # a new window: goes until a response says where it stands
     assert waits == [30.0]
+    budget.observe(limits(3, 197, 30))  # a late answer from the window over: not believed
+    budget.take()
+    assert waits == [30.0]
     budget.observe({"RateLimit-Remaining": "x"})  # no usable headers: no pacing
     budget.observe(limits(0, 200, 10**400))  # an absurd end: not believed, no crash
     budget.observe(limits(0, 200, 86_400))  # a day away: not believed
