@@ -297,7 +297,7 @@ class DesiredState:
         return tuple(r for r in self.requirements if r.set_name == name)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a plan holds ~100,000 of them
 class UpstreamFile:
     """One distribution file as the upstream simple API describes it (PEP 691/700/592)."""
 

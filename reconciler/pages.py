@@ -231,9 +231,11 @@ def _time(text: str) -> datetime:
 
 
 def _sha256(digests: Mapping[str, str]) -> str | None:
-    """A sha256 hex digest, or None for anything else."""
-    digest = str(digests.get("sha256") or "").lower()
-    return digest if is_sha256(digest) else None
+    """A sha256 hex digest, or None for anything else (lower case: kept as given, no copy)."""
+    digest = digests.get("sha256")
+    if not isinstance(digest, str):
+        return None
+    return digest if is_sha256(digest) else (digest.lower() if is_sha256(digest.lower()) else None)
 
 
 def _bounded(text: str) -> str | None:

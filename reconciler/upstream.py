@@ -87,6 +87,9 @@ class UpstreamIndex:
         self.timeout = timeout
         self.metadata = MetadataReader(self.download_session, metadata_cache, workers, timeout)
         self.builds = BuildRequirementsReader(self._download_sdist, metadata_cache)
+        # Pages are fetched concurrently but read one at a time: reading holds the GIL anyway,
+        # and a large page's decoded JSON (several times its size) is then alive once at most.
+        self._reading = threading.Lock()
 
     def projects(self, names: Iterable[str]) -> dict[str, UpstreamProject | None]:
         """Each project's page by canonical name; None where upstream has no such project."""
@@ -130,7 +133,8 @@ class UpstreamIndex:
             try:
                 body = read_body(response, self.page_bytes, self.page_seconds)
                 content_type = response.headers.get("Content-Type", "text/html")
-                return read_page(name, body, content_type, response.url)
+                with self._reading:
+                    return read_page(name, body, content_type, response.url)
             except requests.RequestException as error:
                 raise UpstreamError(f"cannot read upstream page for {name}: {error}") from error
             except (
