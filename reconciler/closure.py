@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from enum import Enum
 from typing import Any, Union
 
 from packaging.markers import UndefinedComparison, UndefinedEnvironmentName
@@ -189,18 +190,40 @@ class Provider(AbstractProvider[Need, Candidate, str]):
         whose Requires-Python holds for it): those with a wheel for it newest first, then
         those it would build from the sdist (as uv, and pip told `--prefer-binary`, order
         them: a range takes a wheel, a pin of an sdist-only release still resolves)."""
-        target = self.facts.target
-        key = (target, self.requirement_for(name))
+        key = (self.facts.target, self.requirement_for(name))
         if key not in self.memo.admissible:
-            fitting = [
-                (v, _wheel_fits(target, v.files))
-                for v in _verdicts(self, name)
-                if v.problem is None
-            ]
-            self.memo.admissible[key] = [v for v, wheel in fitting if wheel] + [
-                v for v, wheel in fitting if not wheel and _sdist_fits(target, v.files)
+            fitting = [(v, self.installs(v)) for v in _verdicts(self, name)]
+            self.memo.admissible[key] = [v for v, how in fitting if how is _Install.WHEEL] + [
+                v for v, how in fitting if how is _Install.SDIST
             ]
         return self.memo.admissible[key]
+
+    def installs(self, verdict: policy.Verdict) -> _Install | None:
+        """How the target installs a release the policy admits: from a wheel, else built
+        from its sdist; None when it cannot (or the policy refused the release)."""
+        if verdict.problem is not None:
+            return None
+        if _wheel_fits(self.facts.target, verdict.files):
+            return _Install.WHEEL
+        return _Install.SDIST if _sdist_fits(self.facts.target, verdict.files) else None
+
+    def first_meeting(
+        self, name: str, specifiers: frozenset[SpecifierSet]
+    ) -> policy.Verdict | None:
+        """`meeting(name, specifiers)[0]`, the release the resolver tries first, found
+        walking the releases newest first and stopping at the first with a wheel for the
+        target: an earlier target's resolution is checked against it, release by release,
+        and most of a project's history is never looked at."""
+        built: policy.Verdict | None = None
+        for verdict in _verdicts(self, name):
+            if not all(s.contains(verdict.version, prereleases=True) for s in specifiers):
+                continue
+            how = self.installs(verdict)
+            if how is _Install.WHEEL:
+                return verdict
+            if how is _Install.SDIST and built is None:
+                built = verdict
+        return built
 
     def meeting(self, name: str, specifiers: frozenset[SpecifierSet]) -> list[policy.Verdict]:
         """The admissible releases that meet every specifier, newest first (each set of
@@ -518,6 +541,13 @@ def resolve(
     return _united(listed, outcomes, context.config.policy.files.wheels)
 
 
+class _Install(Enum):
+    """How a target installs a release."""
+
+    WHEEL = "wheel"
+    SDIST = "sdist"  # built from it
+
+
 @dataclass
 class Memo:
     """What one plan's rounds keep: a round adds pages and metadata of projects nothing
@@ -744,9 +774,9 @@ def _reuse(
             continue
         walked.add((need.name, need.extras))
         verdict = next(
-            (v for v in provider.admissible(need.name) if v.version == pinned.version), None
+            (v for v in _verdicts(provider, need.name) if v.version == pinned.version), None
         )
-        if verdict is None:
+        if verdict is None or provider.installs(verdict) is None:
             return None
         candidate = Candidate(need.name, pinned.version, need.extras, verdict)
         for dependency in provider.get_dependencies(candidate):
@@ -756,8 +786,8 @@ def _reuse(
         if provider.missing_projects or provider.missing_files or provider.unread:
             return None  # a full resolution says what is missing, and why
     for name, on_it in needs.items():
-        meeting = provider.meeting(name, frozenset(n.specifier for n in on_it))
-        if not meeting or meeting[0].version != earlier.admitted[name].version:
+        first = provider.first_meeting(name, frozenset(n.specifier for n in on_it))
+        if first is None or first.version != earlier.admitted[name].version:
             return None
     return replace(
         earlier,

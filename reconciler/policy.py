@@ -5,6 +5,7 @@ Nothing here does I/O; `now` is always passed in, so a decision can be reproduce
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
@@ -218,8 +219,8 @@ def _verifiable_files(
     A release listing one file name twice is refused whole: PyPI never does that, and which of
     the two a client would get is anyone's guess.
     """
-    names = [f.filename for f in release]
-    if twice := sorted({n for n in names if names.count(n) > 1}):
+    counted = Counter(f.filename for f in release)
+    if twice := sorted(name for name, count in counted.items() if count > 1):
         detail = f"upstream lists {', '.join(twice)} more than once"
         return Verdict(version, problem=Problem.AMBIGUOUS_FILE, detail=detail)
     files = [f for f in release if context.config.policy.files.keeps(f.filename)]

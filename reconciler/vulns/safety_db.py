@@ -124,14 +124,21 @@ def _findings(
         name: [(entry, _specifiers(entry)) for entry in by_name.get(name, ())]
         for name in {name for name, _ in packages}
     }
+    # An entry's Advisory is made once, however many versions it affects (its summary is
+    # shortened, which costs). Keyed by the entry's id: every entry outlives this call.
+    made: dict[int, Advisory] = {}
     findings: dict[PackageVersion, tuple[Advisory, ...]] = {}
     for name, version in dict.fromkeys(packages):
         parsed = Version(version) if ranges[name] else None  # parsed once, if anything asks
-        findings[(name, version)] = tuple(
-            _advisory(entry, base)
+        affected = [
+            entry
             for entry, specifiers in ranges[name]
             if parsed is not None and _affects(specifiers, parsed)
-        )
+        ]
+        for entry in affected:
+            if id(entry) not in made:
+                made[id(entry)] = _advisory(entry, base)
+        findings[(name, version)] = tuple(made[id(entry)] for entry in affected)
     return findings, _database_date(meta)
 
 
