@@ -25,7 +25,6 @@ from packaging.markers import UndefinedComparison, UndefinedEnvironmentName
 from packaging.requirements import InvalidRequirement
 from packaging.requirements import Requirement as PackagingRequirement
 from packaging.specifiers import SpecifierSet
-from packaging.tags import Tag
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 from resolvelib import AbstractProvider, BaseReporter, Resolver
@@ -42,8 +41,10 @@ from reconciler.model import (
     UpstreamFile,
     UpstreamProject,
     WheelChoice,
+    WheelTagGroups,
+    wheel_tag_groups,
 )
-from reconciler.targets import TargetEnvironment, wheel_tags
+from reconciler.targets import TargetEnvironment
 
 # Where a requirement comes from when no line lists it: a release's Requires-Dist.
 DEPENDENCY = SourceLocation("(dependency)", 0)
@@ -203,7 +204,7 @@ class Provider(AbstractProvider[Need, Candidate, str]):
         from its sdist; None when it cannot (or the policy refused the release)."""
         if verdict.problem is not None:
             return None
-        if _wheel_fits(self.facts.target, verdict.files):
+        if _wheel_fits(self.facts.target, verdict.wheel_tag_groups):
             return _Install.WHEEL
         return _Install.SDIST if _sdist_fits(self.facts.target, verdict.files) else None
 
@@ -416,27 +417,14 @@ def _fitting_sdists(
     )
 
 
-def _wheel_fits(target: TargetEnvironment, files: tuple[UpstreamFile, ...]) -> bool:
-    """Whether the target installs some wheel of a release: asked of every admitted release
-    for every target, so of its wheels' tags grouped by Requires-Python, built once."""
+def _wheel_fits(target: TargetEnvironment, groups: WheelTagGroups) -> bool:
+    """Whether the target installs some wheel of a release, asked of its wheels' tags united
+    per Requires-Python (`wheel_tag_groups`): asked of every admitted release for every
+    target, so never of each wheel."""
     return any(
         target.installs_any(tags) and target.allows(requires_python)
-        for requires_python, tags in _wheel_tag_groups(files)
+        for requires_python, tags in groups
     )
-
-
-@functools.lru_cache(maxsize=1 << 15)
-def _wheel_tag_groups(
-    files: tuple[UpstreamFile, ...],
-) -> tuple[tuple[str | None, frozenset[Tag]], ...]:
-    """The tags of a release's wheels, united per Requires-Python."""
-    groups: dict[str | None, set[Tag]] = {}
-    for upstream_file in files:
-        if upstream_file.filename.endswith(".whl"):
-            groups.setdefault(upstream_file.requires_python, set()).update(
-                wheel_tags(upstream_file.filename)
-            )
-    return tuple((requires_python, frozenset(tags)) for requires_python, tags in groups.items())
 
 
 def _sdist_fits(target: TargetEnvironment, files: Iterable[UpstreamFile]) -> bool:
@@ -661,7 +649,7 @@ def _listed_above(
 
 def _built_from(target: TargetEnvironment, files: tuple[UpstreamFile, ...]) -> UpstreamFile | None:
     """The sdist a target builds a release from: when no wheel of it fits the target."""
-    if _wheel_fits(target, files):
+    if _wheel_fits(target, wheel_tag_groups(files)):
         return None
     return next(_fitting_sdists(target, files), None)
 

@@ -13,6 +13,7 @@ from functools import cached_property, lru_cache
 
 from packaging.markers import Marker
 from packaging.specifiers import SpecifierSet
+from packaging.tags import Tag
 from packaging.utils import canonicalize_name, canonicalize_version
 from packaging.version import InvalidVersion, Version
 
@@ -316,6 +317,21 @@ class UpstreamFile:
     def __hash__(self) -> int:
         # Files key caches by the thousand: two strings' cached hashes, not eleven fields.
         return hash((self.filename, self.sha256))
+
+
+# A release's wheels' tags, united per Requires-Python (a release has one or a few).
+WheelTagGroups = tuple[tuple[str | None, frozenset[Tag]], ...]
+
+
+def wheel_tag_groups(files: Iterable[UpstreamFile]) -> WheelTagGroups:
+    """The tags of the wheels among `files`, united per Requires-Python."""
+    groups: dict[str | None, set[Tag]] = {}
+    for upstream_file in files:
+        if upstream_file.filename.endswith(".whl"):
+            groups.setdefault(upstream_file.requires_python, set()).update(
+                wheel_tags(upstream_file.filename)
+            )
+    return tuple((requires_python, frozenset(tags)) for requires_python, tags in groups.items())
 
 
 @dataclass(frozen=True)

@@ -183,8 +183,8 @@ def _checked_locks(
     missing = []
     for requirement in listed:
         project = projects.get(requirement.name)
-        if project is None or project.unreadable is not None:
-            continue  # blocked as not found, or unreadable, with the rest of the requirement
+        if not requirement.locked_files or project is None or project.unreadable is not None:
+            continue  # nothing locked; or blocked as not found, or unreadable
         upstream = {f.filename: f.sha256 for f in project.files}
         for filename, sha256 in requirement.locked_files:
             if filename not in upstream:

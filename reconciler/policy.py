@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
+from functools import cached_property
 
 from packaging.version import Version
 
@@ -25,8 +26,10 @@ from reconciler.model import (
     UpstreamFile,
     UpstreamProject,
     Waiting,
+    WheelTagGroups,
     YankedPolicy,
     parse_version,
+    wheel_tag_groups,
 )
 
 Advisories = Mapping[tuple[str, str], Sequence[Advisory]]
@@ -159,6 +162,11 @@ class Verdict:
     eligible_at: datetime | None = None
     notes: tuple[str, ...] = ()
     advisories: tuple[Advisory, ...] = ()
+
+    @cached_property
+    def wheel_tag_groups(self) -> WheelTagGroups:
+        """Its wheels' tags united per Requires-Python: every target asks which it installs."""
+        return wheel_tag_groups(self.files)
 
 
 @dataclass(frozen=True)
