@@ -16,6 +16,7 @@ resolving and raised once as `NeedData`, so the caller fetches a whole frontier 
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
@@ -876,10 +877,12 @@ def _admitted(
     it would have taken (not those another requirement excludes anyway)."""
     judged = provider.judged(candidate.name)
     needs = [information.requirement for information in result.criteria[key].information]
+    # Newest first: only the releases newer than the one chosen can explain it.
+    newer = itertools.takewhile(
+        lambda v: v.version > candidate.version, judged if isinstance(judged, list) else []
+    )
     verdicts = [
-        v
-        for v in (judged if isinstance(judged, list) else [])
-        if all(n.specifier.contains(v.version, prereleases=True) for n in needs)
+        v for v in newer if all(n.specifier.contains(v.version, prereleases=True) for n in needs)
     ]
     return policy.admit(provider.requirement_for(candidate.name), candidate.verdict, verdicts)
 
