@@ -331,7 +331,7 @@ class Provider(AbstractProvider[Need, Candidate, str]):
         return needs
 
     def _core_metadata(self, candidate: Candidate) -> CoreMetadata | None:
-        chosen = _metadata_file(candidate.verdict)
+        chosen = metadata_file(candidate.verdict)
         digest = (chosen.sha256 or "") if chosen else ""  # policy admits files with a sha256
         if digest in self.facts.metadata:
             return self.facts.metadata[digest]
@@ -352,11 +352,11 @@ class Provider(AbstractProvider[Need, Candidate, str]):
             v for v in (judged if isinstance(judged, list) else [])
             if v.problem is None and v.version < candidate.version
         ]  # fmt: skip
-        files = [_metadata_file(v) for v in older]
+        files = [metadata_file(v) for v in older]
         return [f for f in files if f is not None and self._unfetched_file(f)][:count]
 
     def _unfetched_metadata(self, verdict: policy.Verdict) -> bool:
-        chosen = _metadata_file(verdict)
+        chosen = metadata_file(verdict)
         return chosen is not None and self._unfetched_file(chosen)
 
     def _unfetched_file(self, upstream_file: UpstreamFile) -> bool:
@@ -453,7 +453,7 @@ def _parsed(line: str) -> PackagingRequirement | None:
         return None
 
 
-def _metadata_file(verdict: policy.Verdict) -> UpstreamFile | None:
+def metadata_file(verdict: policy.Verdict) -> UpstreamFile | None:
     """The file whose core metadata stands for a release: a wheel, one with a PEP 658 file
     first; None for a release of sdists only."""
     wheels = sorted(

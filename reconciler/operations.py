@@ -13,7 +13,6 @@ from reconciler import applier, closure, planfile, planner
 from reconciler.cancel import Cancellation
 from reconciler.clock import Clock
 from reconciler.errors import MassDeleteError, OlderStateError, UpstreamError, UserError
-from reconciler.metadata import CoreMetadata
 from reconciler.model import (
     ActionKind,
     ActualState,
@@ -53,7 +52,7 @@ def make_plan(
     projects = upstream.projects(planner.projects_to_fetch(desired, actual))
     audit = _Audit(services, clock)
     audit.query(planner.versions_to_audit(desired, projects, actual, now))
-    metadata: dict[str, CoreMetadata] = {}
+    metadata = upstream.core_metadata(planner.likely_metadata(desired, projects, now))
     unreadable: set[str] = set()
     build: dict[str, tuple[str, ...] | str] = {}
     memo = closure.Memo()
@@ -84,7 +83,8 @@ def make_plan(
             projects.update(fetched)
             # Only the new projects' candidates: what was judged before is audited already.
             audit.query(planner.versions_to_audit(desired, fetched, actual, now))
-            read = upstream.core_metadata(need.files)
+            wanted = need.files | planner.likely_metadata(desired, fetched, now)
+            read = upstream.core_metadata(wanted)
             metadata.update(read)
             unreadable |= {f.sha256 for f in need.files if f.sha256 and f.sha256 not in read}
             build.update(upstream.build_requirements(need.sdists))

@@ -107,6 +107,33 @@ def versions_to_audit(
     return list(dict.fromkeys(pairs))
 
 
+def likely_metadata(
+    desired: DesiredState, projects: Mapping[str, UpstreamProject | None], now: datetime
+) -> set[UpstreamFile]:
+    """The files whose core metadata the dependency closure will most likely read next: for
+    each project, that of the newest release its requirement (a listed one, else any version)
+    takes by policy, advisories aside. Fetched in the round that brought the page, not a round
+    later (each round is a resolution and a wait on the network); a guess that misses costs a
+    file nobody reads."""
+    if desired.config.policy.dependencies is not DependencyMode.CLOSURE:
+        return set()
+    context = policy.PolicyContext(desired.config, now)
+    listed = {r.name: r for r in desired.requirements}
+    files: set[UpstreamFile] = set()
+    for name, project in projects.items():
+        if project is None or project.unreadable is not None:
+            continue
+        requirement = listed.get(name) or closure.dependency_requirement(name)
+        for version in policy.candidates(requirement, project):
+            verdict = policy.judge_version(
+                requirement, version, project.releases()[version], context, check_advisories=False
+            )
+            if verdict.problem is None:
+                files.update(f for f in [closure.metadata_file(verdict)] if f is not None)
+                break
+    return files
+
+
 def plan(inputs: PlanInputs) -> Plan:
     """Compute the actions that bring the registry to the desired state, and what is blocked."""
     desired, actual = inputs.desired, inputs.actual
