@@ -453,6 +453,19 @@ def _parsed(line: str) -> PackagingRequirement | None:
         return None
 
 
+def likely_dependencies(metadata: CoreMetadata, targets: Sequence[TargetEnvironment]) -> set[str]:
+    """The projects a release's Requires-Dist names for some target, outside any extra: the
+    pages a resolution that takes the release asks for."""
+    names: set[str] = set()
+    for line in metadata.requires_dist:
+        parsed = _parsed(line)
+        if parsed is not None and (
+            parsed.marker is None or any(t.satisfies(parsed.marker) for t in targets)
+        ):
+            names.add(canonicalize_name(parsed.name))
+    return names
+
+
 def metadata_file(verdict: policy.Verdict) -> UpstreamFile | None:
     """The file whose core metadata stands for a release: a wheel, one with a PEP 658 file
     first; None for a release of sdists only."""

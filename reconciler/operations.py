@@ -13,6 +13,7 @@ from reconciler import applier, closure, planfile, planner
 from reconciler.cancel import Cancellation
 from reconciler.clock import Clock
 from reconciler.errors import MassDeleteError, OlderStateError, UpstreamError, UserError
+from reconciler.metadata import CoreMetadata
 from reconciler.model import (
     ActionKind,
     ActualState,
@@ -20,6 +21,7 @@ from reconciler.model import (
     AdvisorySource,
     DesiredState,
     Plan,
+    UpstreamProject,
 )
 from reconciler.progress import ApplyProgress
 from reconciler.registry import Registry
@@ -31,6 +33,9 @@ from reconciler.vulns import PackageVersion, VulnerabilityService
 CLOCK_SKEW = timedelta(minutes=5)
 # Fetch rounds of the dependency closure: about the depth of the dependency graph.
 MAX_FETCH_ROUNDS = 50
+# Levels of the dependency graph fetched ahead of the resolver in one round (a bound: a
+# hostile index could name a new project at every level).
+FETCH_AHEAD = 8
 
 
 def make_plan(
@@ -49,12 +54,27 @@ def make_plan(
     batch per service.
     """
     created_at = clock()
-    projects = upstream.projects(planner.projects_to_fetch(desired, actual))
     audit = _Audit(services, clock)
-    audit.query(planner.versions_to_audit(desired, projects, actual, now))
-    metadata = upstream.core_metadata(planner.likely_metadata(desired, projects, now))
+    projects: dict[str, UpstreamProject | None] = {}
+    metadata: dict[str, CoreMetadata] = {}
     unreadable: set[str] = set()
     build: dict[str, tuple[str, ...] | str] = {}
+
+    def fetch_ahead(names: set[str]) -> None:
+        """These pages, audited, with the core metadata of each project's likely pick, then
+        the pages those name, and so on, a few levels ahead of the resolver: what it would
+        ask for in as many rounds, each a resolution and a wait on the network."""
+        for _ in range(FETCH_AHEAD):
+            fetched = upstream.projects(names - projects.keys())
+            projects.update(fetched)
+            audit.query(planner.versions_to_audit(desired, fetched, actual, now))
+            guessed = upstream.core_metadata(planner.likely_metadata(desired, fetched, now))
+            metadata.update(guessed)
+            names = planner.likely_dependencies(desired, guessed.values()) - projects.keys()
+            if not names:
+                return
+
+    fetch_ahead(planner.projects_to_fetch(desired, actual))
     memo = closure.Memo()
     for round_number in range(MAX_FETCH_ROUNDS + 1):
         exhausted = round_number == MAX_FETCH_ROUNDS
@@ -79,14 +99,11 @@ def make_plan(
         try:
             return planner.plan(inputs)
         except closure.NeedData as need:
-            fetched = upstream.projects(need.projects - projects.keys())
-            projects.update(fetched)
-            # Only the new projects' candidates: what was judged before is audited already.
-            audit.query(planner.versions_to_audit(desired, fetched, actual, now))
-            wanted = need.files | planner.likely_metadata(desired, fetched, now)
-            read = upstream.core_metadata(wanted)
+            read = upstream.core_metadata(need.files)
             metadata.update(read)
             unreadable |= {f.sha256 for f in need.files if f.sha256 and f.sha256 not in read}
+            # Only the new projects' candidates are audited: the others were before.
+            fetch_ahead(set(need.projects))
             build.update(upstream.build_requirements(need.sdists))
     raise UpstreamError(f"the dependency closure did not settle in {MAX_FETCH_ROUNDS} rounds")
 

@@ -134,6 +134,12 @@ def likely_metadata(
     return files
 
 
+def likely_dependencies(desired: DesiredState, metadata: Iterable[CoreMetadata]) -> set[str]:
+    """The projects these releases depend on for some target of the policy."""
+    targets = desired.config.policy.environments
+    return set().union(*(closure.likely_dependencies(m, targets) for m in metadata))
+
+
 def plan(inputs: PlanInputs) -> Plan:
     """Compute the actions that bring the registry to the desired state, and what is blocked."""
     desired, actual = inputs.desired, inputs.actual
