@@ -206,12 +206,24 @@ def _optional(entry: Mapping[str, Any], key: str, kind: type) -> Any:
 
 
 def _strings(value: Any) -> bool:
-    """A JSON object of strings (PEP 691's hashes, PEP 714's metadata digests)."""
-    return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+    """A JSON object (PEP 691's hashes, PEP 714's metadata digests: of strings, though only
+    the sha256 one is read, and checked where it is)."""
+    return isinstance(value, dict)
 
 
 def _time(text: str) -> datetime:
-    """PEP 700's upload time; a time without a zone means UTC."""
+    """PEP 700's upload time, in UTC; a time without a zone means UTC."""
+    try:  # C, and PEP 700's own form since Python 3.11 (3.10's takes no "Z")
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        moment = _iso_time(text)
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo is timezone.utc else moment.astimezone(timezone.utc)
+
+
+def _iso_time(text: str) -> datetime:
+    """`yyyy-mm-ddThh:mm:ss[.f…][Z|±hh:mm]`, read by hand."""
     match = _TIME.fullmatch(text)
     if match is None:
         raise ValueError(f"page validation: upload-time {text[:40]!r}")
