@@ -1,4 +1,5 @@
-"""One function over many items on a pool of threads, the results in the items' order.
+"""One function over many items on a pool of threads: a list in the items' order, or a crawl
+over the items each visit leads to.
 
 On an error or Ctrl-C the caller gets it at once: threads still waiting on the network are not
 waited for (their requests end on their own timeouts, or with the process).
@@ -6,8 +7,8 @@ waited for (their requests end on their own timeouts, or with the process).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Collection, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -25,4 +26,39 @@ def map_concurrently(function: Callable[[T], R], items: Iterable[T], workers: in
         return list(pool.map(function, todo))
     finally:
         # Done: every future has finished. Failed or interrupted: none is waited for.
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def crawl(
+    seeds: Iterable[T],
+    visit: Callable[[T], tuple[R, Iterable[T]]],
+    workers: int,
+    depth: int,
+    known: Collection[T] = (),
+) -> dict[T, R]:
+    """`visit` each seed, then each item a visit names (`visit(item)` is its result and the
+    items it leads to), up to `depth` levels, each item once, at most `workers` at a time:
+    an item's visit starts as soon as the one naming it is done, not with a level's last.
+    Items in `known` are not visited; the first error is raised."""
+    pool = ThreadPoolExecutor(max_workers=workers)
+    seen = set(known)
+    results: dict[T, R] = {}
+    pending: dict[Future[tuple[R, Iterable[T]]], tuple[T, int]] = {}
+
+    def start(items: Iterable[T], level: int) -> None:
+        for item in items:
+            if item not in seen and level < depth:
+                seen.add(item)
+                pending[pool.submit(visit, item)] = (item, level)
+
+    try:
+        start(seeds, 0)
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                item, level = pending.pop(future)
+                results[item], leads = future.result()
+                start(leads, level + 1)
+        return results
+    finally:
         pool.shutdown(wait=False, cancel_futures=True)

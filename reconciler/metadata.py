@@ -111,11 +111,11 @@ class MetadataReader:
         unique = {f.sha256: f for f in files if f.sha256}
         if not unique:
             return {}
-        read = map_concurrently(self._read_or_none, unique.values(), self.workers)
+        read = map_concurrently(self.read_or_none, unique.values(), self.workers)
         found = dict(zip(unique, read, strict=True))
         return {sha: metadata for sha, metadata in found.items() if metadata is not None}
 
-    def _read_or_none(self, upstream_file: UpstreamFile) -> CoreMetadata | None:
+    def read_or_none(self, upstream_file: UpstreamFile) -> CoreMetadata | None:
         """None for a file that has no readable metadata (an sdist, a broken wheel): the plan
         then says its dependencies were not read. An outage is not that: it stops the plan, as
         every upstream outage does, rather than admit a release without its dependencies."""

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from reconciler import applier, closure, planfile, planner
 from reconciler.cancel import Cancellation
 from reconciler.clock import Clock
+from reconciler.concurrency import crawl
 from reconciler.errors import MassDeleteError, OlderStateError, UpstreamError, UserError
 from reconciler.metadata import CoreMetadata
 from reconciler.model import (
@@ -60,19 +61,28 @@ def make_plan(
     unreadable: set[str] = set()
     build: dict[str, tuple[str, ...] | str] = {}
 
+    foresight = planner.Foresight(desired, now)
+
+    def visit(name: str) -> tuple[tuple[UpstreamProject | None, dict[str, CoreMetadata]], set[str]]:
+        """A page, the core metadata of its likely pick (by sha256), and the pages that names."""
+        project = upstream.project(name)
+        chosen = foresight.metadata_file(name, project)
+        found = upstream.metadata.read_or_none(chosen) if chosen else None
+        if chosen is None or chosen.sha256 is None or found is None:
+            return (project, {}), set()
+        return (project, {chosen.sha256: found}), foresight.dependencies(found)
+
     def fetch_ahead(names: set[str]) -> None:
-        """These pages, audited, with the core metadata of each project's likely pick, then
-        the pages those name, and so on, a few levels ahead of the resolver: what it would
-        ask for in as many rounds, each a resolution and a wait on the network."""
-        for _ in range(FETCH_AHEAD):
-            fetched = upstream.projects(names - projects.keys())
-            projects.update(fetched)
-            audit.query(planner.versions_to_audit(desired, fetched, actual, now))
-            guessed = upstream.core_metadata(planner.likely_metadata(desired, fetched, now))
-            metadata.update(guessed)
-            names = planner.likely_dependencies(desired, guessed.values()) - projects.keys()
-            if not names:
-                return
+        """These pages, and a few levels of what they lead to, ahead of the resolver: each
+        page's likely pick's metadata is asked for as soon as the page is in, and the pages
+        it names as soon as it is; then all that came in is audited in one batch."""
+        crawled = crawl(names, visit, upstream.workers, FETCH_AHEAD, known=projects.keys())
+        fetched = {name: project for name, (project, _) in crawled.items()}
+        projects.update(fetched)
+        for _, found in crawled.values():
+            metadata.update(found)
+        # Only the new projects' candidates are audited: the others were before.
+        audit.query(planner.versions_to_audit(desired, fetched, actual, now))
 
     fetch_ahead(planner.projects_to_fetch(desired, actual))
     memo = closure.Memo()
@@ -102,7 +112,6 @@ def make_plan(
             read = upstream.core_metadata(need.files)
             metadata.update(read)
             unreadable |= {f.sha256 for f in need.files if f.sha256 and f.sha256 not in read}
-            # Only the new projects' candidates are audited: the others were before.
             fetch_ahead(set(need.projects))
             build.update(upstream.build_requirements(need.sdists))
     raise UpstreamError(f"the dependency closure did not settle in {MAX_FETCH_ROUNDS} rounds")

@@ -107,37 +107,35 @@ def versions_to_audit(
     return list(dict.fromkeys(pairs))
 
 
-def likely_metadata(
-    desired: DesiredState, projects: Mapping[str, UpstreamProject | None], now: datetime
-) -> set[UpstreamFile]:
-    """The files whose core metadata the dependency closure will most likely read next: for
-    each project, that of the newest release its requirement (a listed one, else any version)
-    takes by policy, advisories aside. Fetched in the round that brought the page, not a round
-    later (each round is a resolution and a wait on the network); a guess that misses costs a
-    file nobody reads."""
-    if desired.config.policy.dependencies is not DependencyMode.CLOSURE:
-        return set()
-    context = policy.PolicyContext(desired.config, now)
-    listed = {r.name: r for r in desired.requirements}
-    files: set[UpstreamFile] = set()
-    for name, project in projects.items():
-        if project is None or project.unreadable is not None:
-            continue
-        requirement = listed.get(name) or closure.dependency_requirement(name)
+class Foresight:
+    """What the dependency closure will most likely ask for next, guessed from what came in:
+    fetched ahead of the resolver, each round of which is a resolution and a wait on the
+    network. A guess that misses costs a file or a page nobody reads."""
+
+    def __init__(self, desired: DesiredState, now: datetime) -> None:
+        self.closure = desired.config.policy.dependencies is DependencyMode.CLOSURE
+        self.context = policy.PolicyContext(desired.config, now)
+        self.listed = {r.name: r for r in desired.requirements}
+        self.targets = desired.config.policy.environments
+
+    def metadata_file(self, name: str, project: UpstreamProject | None) -> UpstreamFile | None:
+        """The file whose core metadata stands for the release the project's requirement (a
+        listed one, else any version) takes by policy, advisories aside: the newest."""
+        if not self.closure or project is None or project.unreadable is not None:
+            return None
+        requirement = self.listed.get(name) or closure.dependency_requirement(name)
+        releases = project.releases()
         for version in policy.candidates(requirement, project):
             verdict = policy.judge_version(
-                requirement, version, project.releases()[version], context, check_advisories=False
+                requirement, version, releases[version], self.context, check_advisories=False
             )
             if verdict.problem is None:
-                files.update(f for f in [closure.metadata_file(verdict)] if f is not None)
-                break
-    return files
+                return closure.metadata_file(verdict)
+        return None
 
-
-def likely_dependencies(desired: DesiredState, metadata: Iterable[CoreMetadata]) -> set[str]:
-    """The projects these releases depend on for some target of the policy."""
-    targets = desired.config.policy.environments
-    return set().union(*(closure.likely_dependencies(m, targets) for m in metadata))
+    def dependencies(self, metadata: CoreMetadata) -> set[str]:
+        """The projects a release depends on for some target of the policy."""
+        return closure.likely_dependencies(metadata, self.targets)
 
 
 def plan(inputs: PlanInputs) -> Plan:
