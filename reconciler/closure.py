@@ -550,6 +550,10 @@ class _Install(Enum):
     SDIST = "sdist"  # built from it
 
 
+# Listed requirements resolved together in chunks of this many (see `_attempt_in_chunks`).
+CHUNK = 100
+
+
 @dataclass
 class Memo:
     """What one plan's rounds keep: a round adds pages and metadata of projects nothing
@@ -695,10 +699,10 @@ def _resolve_target(provider: Provider, listed: Sequence[Requirement]) -> _Targe
     resolved together, in groups that share projects, and a requirement whose closure
     conflicts with the others' is blocked in turn. (While data is missing, the one
     resolution of them all names it: a fetch round's frontier.)"""
-    together = _attempt(provider, listed) if listed else None
+    together = _attempt_in_chunks(provider, listed) if listed else None
     _raise_if_missing(provider)
-    if isinstance(together, Result):
-        return _target_closure(provider, listed, [together], {})
+    if together is not None:
+        return _target_closure(provider, listed, together, {})
     blocked: dict[str, Blocked] = {}
     reach: dict[str, set[str]] = {}  # requirement -> the projects its own closure touches
     for requirement in listed:
@@ -718,6 +722,27 @@ def _resolve_target(provider: Provider, listed: Sequence[Requirement]) -> _Targe
     return _target_closure(
         provider, listed, _resolve_in_groups(provider, listed, reach, blocked), blocked
     )
+
+
+def _attempt_in_chunks(
+    provider: Provider, listed: Sequence[Requirement]
+) -> list[Result[Need, Candidate, str]] | None:
+    """All requirements resolved together (None if they cannot be): in chunks of CHUNK
+    when there are more, united when the chunks pin every project they share alike, else
+    all at once. The resolver checks every requirement at every pin, so one resolution of
+    3,000 listed projects makes millions of checks; 30 of 100 make a hundredth of that."""
+    chunks = [listed[i : i + CHUNK] for i in range(0, len(listed), CHUNK)]
+    results = [_attempt(provider, chunk) for chunk in chunks]
+    if not all(isinstance(r, Result) for r in results):
+        return None
+    resolved = [r for r in results if isinstance(r, Result)]
+    pins: dict[str, Version] = {}
+    for result in resolved:
+        for key, candidate in result.mapping.items():
+            if pins.setdefault(key, candidate.version) != candidate.version:
+                whole = _attempt(provider, listed)  # the chunks disagree: the resolver decides
+                return [whole] if isinstance(whole, Result) else None
+    return resolved
 
 
 def _target_closure(

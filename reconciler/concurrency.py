@@ -7,8 +7,9 @@ waited for (their requests end on their own timeouts, or with the process).
 
 from __future__ import annotations
 
+import queue
 from collections.abc import Callable, Collection, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -43,22 +44,33 @@ def crawl(
     pool = ThreadPoolExecutor(max_workers=workers)
     seen = set(known)
     results: dict[T, R] = {}
-    pending: dict[Future[tuple[R, Iterable[T]]], tuple[T, int]] = {}
+    finished: queue.SimpleQueue[tuple[T, int, Future[tuple[R, Iterable[T]]]]] = queue.SimpleQueue()
+    running = 0
 
     def start(items: Iterable[T], level: int) -> None:
+        nonlocal running
         for item in items:
             if item not in seen and level < depth:
                 seen.add(item)
-                pending[pool.submit(visit, item)] = (item, level)
+                future = pool.submit(visit, item)
+                running += 1
+                # Told when done (a queue, not `wait` over every pending future per step).
+                future.add_done_callback(_reporting(finished, item, level))
 
     try:
         start(seeds, 0)
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                item, level = pending.pop(future)
-                results[item], leads = future.result()
-                start(leads, level + 1)
+        while running:
+            item, level, done = finished.get()
+            running -= 1
+            results[item], leads = done.result()
+            start(leads, level + 1)
         return results
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _reporting(
+    finished: queue.SimpleQueue[tuple[T, int, Future[tuple[R, Iterable[T]]]]], item: T, level: int
+) -> Callable[[Future[tuple[R, Iterable[T]]]], None]:
+    """A done-callback putting the item's finished visit on the queue."""
+    return lambda done: finished.put((item, level, done))
