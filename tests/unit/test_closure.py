@@ -338,3 +338,35 @@ def test_a_pin_on_a_release_published_only_as_an_sdist_is_built_not_refused() ->
     assert not resolved.blocked
     assert held_for(resolved, "lib") == {"2.0": ["3.12 linux"]}
     assert held_for(resolved, "setuptools") == {"70.0": ["3.12 linux"]}
+
+
+def test_requirements_resolved_in_chunks_that_disagree_on_a_shared_project_are_resolved_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(closure, "CHUNK", 2)  # a, b | c
+    shared = make_project(
+        "shared",
+        make_file("shared", "1.0", days_ago(100)),
+        make_file("shared", "2.0", days_ago(100)),
+    )
+    projects = {"a": project("a"), "b": project("b"), "c": project("c"), "shared": shared}
+    metadata = {
+        sha(projects["a"]): CoreMetadata(("shared<2",)),
+        sha(projects["b"]): CoreMetadata(()),
+        sha(projects["c"]): CoreMetadata(("shared",)),  # alone, it would take 2.0
+        **{f.sha256 or "": CoreMetadata(()) for f in shared.files},
+    }
+    context = policy.PolicyContext(make_config(dependencies=DependencyMode.CLOSURE), FROZEN_NOW)
+    resolved = closure.resolve(
+        [make_requirement(name) for name in "abc"],
+        projects,
+        metadata,
+        frozenset(),
+        context,
+        {},
+        {},
+        LINUX_39,
+        {},
+    )
+    assert {v for n, v in resolved.admitted if n == "shared"} == {Version("1.0")}
+    assert names(resolved) == {"a", "b", "c", "shared"} and not resolved.blocked
