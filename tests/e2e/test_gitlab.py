@@ -14,6 +14,7 @@ import subprocess
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -61,6 +62,17 @@ def held(gitlab: FakeGitLab) -> set[tuple[str, str, str]]:
         for f in p["files"]
         if f["status"] == "default"
     }
+
+
+def steal_lock(gitlab: FakeGitLab, lock_id: str) -> None:
+    """Someone believes the running apply dead: force-unlock (no ID), then another apply
+    takes the lock under `lock_id`."""
+    lock_url = f"{gitlab.api_url}/projects/42/terraform/state/pypi-mirror/lock"
+    auth = ("gitlab-ci-token", gitlab.job_token)
+    assert requests.delete(lock_url, auth=auth, timeout=5).status_code == 200
+    other = {"ID": lock_id, "Operation": "mirror apply", "Who": "bob", "Info": "",
+             "Version": "0", "Created": "2026-11-24T12:00:00Z", "Path": "pypi-mirror"}  # fmt: skip
+    assert requests.post(lock_url, json=other, auth=auth, timeout=5).status_code == 200
 
 
 def simple_url_with_token(gitlab: FakeGitLab) -> str:
@@ -212,7 +224,11 @@ def test_a_protected_package_is_named_as_the_cause(
     assert "(403: 403 Forbidden - Package is deletion protected.)" in result.stderr
 
 
-def test_two_concurrent_applies_never_both_write(workspace: Workspace, gitlab: FakeGitLab) -> None:
+def apply_held_at_its_upload(
+    workspace: Workspace, gitlab: FakeGitLab
+) -> tuple[subprocess.Popen[bytes], Gate, list[str], dict[str, str]]:
+    """An apply of `held==1.0` in a process of its own, held in its upload (lock taken) until
+    the gate opens; with its command and environment, for a second one."""
     workspace.upstream.add_release("held", "1.0", wall_days_ago(30))
     workspace.requirements("held==1.0\n")
     env = clean_env(
@@ -222,8 +238,13 @@ def test_two_concurrent_applies_never_both_write(workspace: Workspace, gitlab: F
         MIRROR_CACHE_DIR=str(workspace.root / "cache"),
     )
     command = mirror_command("apply", "--auto-approve", "--desired-state", str(workspace.desired))
-    gitlab.upload_gate = gate = Gate()  # the first apply stops in its upload, lock held
-    first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    gitlab.upload_gate = gate = Gate()
+    running = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return running, gate, command, env
+
+
+def test_two_concurrent_applies_never_both_write(workspace: Workspace, gitlab: FakeGitLab) -> None:
+    first, gate, command, env = apply_held_at_its_upload(workspace, gitlab)
     try:
         assert gate.arrived.wait(60), "the first apply never reached its upload"
         assert "pypi-mirror" in gitlab.locks
@@ -242,33 +263,10 @@ def test_two_concurrent_applies_never_both_write(workspace: Workspace, gitlab: F
 def test_an_apply_whose_lock_was_force_unlocked_says_so_when_gitlab_refuses_its_write(
     workspace: Workspace, gitlab: FakeGitLab
 ) -> None:
-    workspace.upstream.add_release("held", "1.0", wall_days_ago(30))
-    workspace.requirements("held==1.0\n")
-    env = clean_env(
-        CI_API_V4_URL=gitlab.api_url,
-        CI_PROJECT_ID=gitlab.project_id,
-        CI_JOB_TOKEN=gitlab.job_token,
-        MIRROR_CACHE_DIR=str(workspace.root / "cache"),
-    )
-    command = mirror_command("apply", "--auto-approve", "--desired-state", str(workspace.desired))
-    gitlab.upload_gate = gate = Gate()  # the apply stops in its upload, lock held
-    running = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    lock_url = f"{gitlab.api_url}/projects/42/terraform/state/pypi-mirror/lock"
-    auth = ("gitlab-ci-token", gitlab.job_token)
+    running, gate, _, _ = apply_held_at_its_upload(workspace, gitlab)
     try:
         assert gate.arrived.wait(60), "the apply never reached its upload"
-        # Someone believes it dead: force-unlock (no ID), then another apply takes the lock.
-        assert requests.delete(lock_url, auth=auth, timeout=5).status_code == 200
-        other = {
-            "ID": "other-apply",
-            "Operation": "mirror apply",
-            "Who": "bob",
-            "Info": "",
-            "Version": "0",
-            "Created": "2026-11-24T12:00:00Z",
-            "Path": "pypi-mirror",
-        }
-        assert requests.post(lock_url, json=other, auth=auth, timeout=5).status_code == 200
+        steal_lock(gitlab, "other-apply")
     finally:
         gate.open()
     _, stderr = running.communicate(timeout=60)
@@ -287,24 +285,12 @@ def test_an_apply_whose_lock_is_taken_mid_run_writes_nothing_more(
     assert workspace.mirror("apply", "--auto-approve").exit_code == 0
     workspace.osv.add("GHSA-a", "foo-bar", ["1.1"], fixed="1.2")
     workspace.osv.add("GHSA-b", "baz", ["2.0"], fixed="2.1")
-    lock_url = f"{gitlab.api_url}/projects/42/terraform/state/pypi-mirror/lock"
-    auth = ("gitlab-ci-token", gitlab.job_token)
     record_quarantine = GitLabRegistry.record_quarantine
     taken_at: list[int] = []
 
     def taken_first(self: GitLabRegistry, record: QuarantineRecord) -> None:
-        if not taken_at:  # force-unlocked and taken by another apply, as the first one writes
-            assert requests.delete(lock_url, auth=auth, timeout=5).status_code == 200
-            other = {
-                "ID": "other",
-                "Operation": "mirror apply",
-                "Who": "bob",
-                "Info": "",
-                "Version": "0",
-                "Created": "2026-11-24T12:00:00Z",
-                "Path": "pypi-mirror",
-            }
-            assert requests.post(lock_url, json=other, auth=auth, timeout=5).status_code == 200
+        if not taken_at:  # as the first one writes
+            steal_lock(gitlab, "other")
             taken_at.append(len(gitlab.request_log))
         record_quarantine(self, record)
 
@@ -654,14 +640,23 @@ def test_a_listing_still_short_of_its_count_is_an_error_not_a_smaller_registry()
             registry_.list_actual()
 
 
+def mirrored_then_broken(
+    workspace: Workspace, gitlab: FakeGitLab, name: str, version: str
+) -> dict[str, Any]:
+    """baz 2.0 and foo-bar 1.1 mirrored, then one of them in status `error` (GitLab failed to
+    process it: listed, never served)."""
+    seed(workspace, "baz==2.0\nfoo-bar==1.1\n")
+    assert workspace.mirror("apply", "--auto-approve").exit_code == 0
+    broken = gitlab.package_named(name, version)
+    assert broken is not None
+    broken["status"] = "error"
+    return broken
+
+
 def test_a_package_in_error_status_is_not_held_and_the_apply_replaces_it(
     workspace: Workspace, gitlab: FakeGitLab
 ) -> None:
-    seed(workspace, "baz==2.0\nfoo-bar==1.1\n")
-    assert workspace.mirror("apply", "--auto-approve").exit_code == 0
-    broken = gitlab.package_named("baz", "2.0")
-    assert broken is not None
-    broken["status"] = "error"  # GitLab failed to process it: listed, never served
+    broken = mirrored_then_broken(workspace, gitlab, "baz", "2.0")
     planned = workspace.mirror("plan", "--out", "plan.json")
     assert planned.exit_code == 0, planned.output
     assert "the registry lists baz 2.0 (GitLab status 'error') but does not serve it" in (
@@ -680,11 +675,7 @@ def test_a_package_in_error_status_is_not_held_and_the_apply_replaces_it(
 def test_a_package_in_error_status_the_plan_does_not_upload_is_left_and_named(
     workspace: Workspace, gitlab: FakeGitLab
 ) -> None:
-    seed(workspace, "baz==2.0\nfoo-bar==1.1\n")
-    assert workspace.mirror("apply", "--auto-approve").exit_code == 0
-    broken = gitlab.package_named("foo-bar", "1.1")
-    assert broken is not None
-    broken["status"] = "error"
+    broken = mirrored_then_broken(workspace, gitlab, "foo-bar", "1.1")
     workspace.requirements("baz==2.0\n")  # foo-bar no longer wanted: nothing uploads it again
     applied = workspace.mirror("apply", "--auto-approve")
     assert applied.exit_code == 0, applied.output
