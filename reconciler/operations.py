@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from reconciler import applier, closure, planfile, planner
+from reconciler import applier, closure, planfile, planner, policy
 from reconciler.cancel import Cancellation
 from reconciler.clock import Clock
 from reconciler.concurrency import crawl
@@ -61,7 +61,8 @@ def make_plan(
     unreadable: set[str] = set()
     build: dict[str, tuple[str, ...] | str] = {}
 
-    foresight = planner.Foresight(desired, now)
+    prejudged: policy.Prejudgements = {}  # each version judged once (policy.PolicyContext)
+    foresight = planner.Foresight(desired, now, prejudged)
 
     def visit(name: str) -> tuple[tuple[UpstreamProject | None, dict[str, CoreMetadata]], set[str]]:
         """A page, the core metadata of its likely pick (by sha256), and the pages that names."""
@@ -82,7 +83,7 @@ def make_plan(
         for _, found in crawled.values():
             metadata.update(found)
         # Only the new projects' candidates are audited: the others were before.
-        audit.query(planner.versions_to_audit(desired, fetched, actual, now))
+        audit.query(planner.versions_to_audit(desired, fetched, actual, now, prejudged))
 
     fetch_ahead(planner.projects_to_fetch(desired, actual))
     memo = closure.Memo()
@@ -102,6 +103,7 @@ def make_plan(
             unreadable=frozenset(unreadable),
             build=build,
             memo=memo,
+            prejudged=prejudged,
             # Budget spent: what is still missing blocks the requirements that need it,
             # and everything else (quarantines first) is planned as usual.
             exhausted=exhausted,

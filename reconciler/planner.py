@@ -65,6 +65,7 @@ class PlanInputs:
     build: Mapping[str, tuple[str, ...] | str] = field(default_factory=dict)
     exhausted: bool = False  # the fetch budget is spent: what is missing is unavailable
     memo: closure.Memo | None = None  # what earlier rounds of this plan resolved
+    prejudged: policy.Prejudgements | None = None  # policy.PolicyContext.prejudged, plan-wide
 
 
 def projects_to_fetch(desired: DesiredState, actual: ActualState) -> set[str]:
@@ -77,10 +78,11 @@ def versions_to_audit(
     projects: Mapping[str, UpstreamProject | None],
     actual: ActualState,
     now: datetime,
+    prejudged: policy.Prejudgements | None = None,
 ) -> list[policy.PackageKey]:
     """(name, version) pairs to check for advisories, in one batch: every candidate a
     requirement could select, and everything the registry holds (the audit)."""
-    context = policy.PolicyContext(desired.config, now)
+    context = policy.PolicyContext(desired.config, now, prejudged=prejudged)
     listed: dict[str, list[Requirement]] = {}
     for requirement in desired.requirements:  # lines split by markers: several per project
         listed.setdefault(requirement.name, []).append(requirement)
@@ -112,9 +114,11 @@ class Foresight:
     fetched ahead of the resolver, each round of which is a resolution and a wait on the
     network. A guess that misses costs a file or a page nobody reads."""
 
-    def __init__(self, desired: DesiredState, now: datetime) -> None:
+    def __init__(
+        self, desired: DesiredState, now: datetime, prejudged: policy.Prejudgements | None = None
+    ) -> None:
         self.closure = desired.config.policy.dependencies is DependencyMode.CLOSURE
-        self.context = policy.PolicyContext(desired.config, now)
+        self.context = policy.PolicyContext(desired.config, now, prejudged=prejudged)
         self.listed = {r.name: r for r in desired.requirements}
         self.targets = desired.config.policy.environments
 
@@ -148,6 +152,7 @@ def plan(inputs: PlanInputs) -> Plan:
         inputs.unchecked,
         inputs.audited,
         wall_clock=inputs.created_at,
+        prejudged=inputs.prejudged,
     )
     lock_warnings = _checked_locks(desired.requirements, inputs.projects)
     mirrored = actual.by_version()

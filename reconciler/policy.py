@@ -58,6 +58,11 @@ class PolicyContext:
     unchecked: frozenset[PackageKey] = frozenset()
     audited: frozenset[PackageKey] | None = None  # what was asked; None: plain-data callers
     wall_clock: datetime | None = None  # when the plan is made; `now` may be a past `--now`
+    # What `judge_version` found by the rules that depend on neither the maturity period nor
+    # advisories, shared by the contexts of one plan (same config): the audit's choice of
+    # versions and the resolver's judgements then apply them once per version. None: nothing
+    # kept.
+    prejudged: Prejudgements | None = field(default=None, compare=False)
 
     @property
     def grants_checked_at(self) -> datetime:
@@ -169,6 +174,13 @@ class Verdict:
         return wheel_tag_groups(self.files)
 
 
+# What the files and yank rules found of a version: its refusal, or (files, notes).
+_Prejudged = Verdict | tuple[tuple[UpstreamFile, ...], tuple[str, ...]]
+_PrejudgeKey = tuple[Requirement, Version, PolicyException | None]
+# Kept for one plan (`PolicyContext.prejudged`).
+Prejudgements = dict[_PrejudgeKey, _Prejudged]
+
+
 @dataclass(frozen=True)
 class Admitted:
     """A requirement served by one version and the files of it to mirror."""
@@ -195,6 +207,36 @@ def judge_version(
     security-fix lane).
     """
     exception = context.exception_for(requirement.name, version)
+    key = (requirement, version, exception)
+    kept = context.prejudged.get(key) if context.prejudged is not None else None
+    if kept is None:
+        kept = _prejudge(requirement, version, release, context, exception)
+        if context.prejudged is not None:
+            context.prejudged[key] = kept
+    if isinstance(kept, Verdict):
+        return kept
+    files, notes = list(kept[0]), list(kept[1])
+    if exception is None:
+        mature = _mature_files(version, files, context, min_age, notes)
+        if isinstance(mature, Verdict):
+            return mature
+        files = mature
+    if check_advisories:
+        refused = _advisory_verdict(requirement.name, version, context, exception, notes)
+        if refused is not None:
+            return refused
+    return Verdict(version, files=tuple(files), notes=tuple(notes))
+
+
+def _prejudge(
+    requirement: Requirement,
+    version: Version,
+    release: Sequence[UpstreamFile],
+    context: PolicyContext,
+    exception: PolicyException | None,
+) -> _Prejudged:
+    """The rules that do not depend on the maturity period or advisories: which files the
+    policy mirrors, and yanks. The refusal, or the files that pass and the notes."""
     notes: list[str] = []
     files = _verifiable_files(requirement, version, release, context)
     if isinstance(files, Verdict):
@@ -204,15 +246,7 @@ def judge_version(
     files = _unyanked_files(requirement, version, files, context, exception, notes)
     if isinstance(files, Verdict):
         return files
-    if exception is None:
-        files = _mature_files(version, files, context, min_age, notes)
-        if isinstance(files, Verdict):
-            return files
-    if check_advisories:
-        refused = _advisory_verdict(requirement.name, version, context, exception, notes)
-        if refused is not None:
-            return refused
-    return Verdict(version, files=tuple(files), notes=tuple(notes))
+    return tuple(files), tuple(notes)
 
 
 def _verifiable_files(
