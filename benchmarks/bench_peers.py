@@ -11,7 +11,9 @@ to the upstream (and, for the mirror, to OSV), and its time over `mirror plan` c
 4. `bandersnatch mirror` with the allowlist plugin restricted to the same projects, installed
    from the package index into a venv of its own (its XML-RPC and project JSON API are served by
    benchmarks/peer_servers.py); `--skip-bandersnatch` leaves it out;
-5. `mirror plan` cold at 10x the projects, to show growth.
+5. `mirror plan` cold at 10x the projects, to show growth;
+6. the ratios the planner's speed goals are set in, each beside its goal: cold plan over
+   `pip download`, apply over bandersnatch, the 10x plan over its bound, and its growth.
 
 Run from the repository root:
 `python benchmarks/bench_peers.py [--projects N] [--latency-ms MS] [--skip-bandersnatch]`.
@@ -125,7 +127,8 @@ def files_under(directory: Path) -> int:
 
 def bench_bandersnatch(
     root: Path, upstream: PeerUpstream, names: list[str], base: float, timeout: float
-) -> None:
+) -> float | None:
+    """bandersnatch's mirror time of the same projects (None: not measured, said why)."""
     venv = root / "bandersnatch-venv"
     python3 = shutil.which("python3") or sys.executable
     started = time.perf_counter()
@@ -138,7 +141,7 @@ def bench_bandersnatch(
     installed = time.perf_counter() - started
     if code != 0:
         print(f"  bandersnatch: not measured: install failed (exit {code}): {tail(log)}")
-        return
+        return None
     ask = "import bandersnatch; print(bandersnatch.__version__)"
     version = subprocess.run(
         [str(venv / "bin" / "python"), "-c", ask], capture_output=True, text=True
@@ -168,7 +171,7 @@ def bench_bandersnatch(
     placed = files_under(root / "bandersnatch" / "web" / "packages")
     if code != 0:
         print(f"  bandersnatch: not measured: `bandersnatch mirror` exit {code}: {tail(log)}")
-        return
+        return None
     line(
         f"bandersnatch {version} mirror",
         elapsed,
@@ -176,9 +179,12 @@ def bench_bandersnatch(
         f"exit {code}, {breakdown(upstream)}; {placed} files placed; {BANDERSNATCH_WORKERS} "
         f"workers (its maximum); venv + install took {installed:.0f} s, not counted",
     )
+    return elapsed
 
 
-def bench(projects: int, latency: float, skip_bandersnatch: bool) -> None:
+def bench(projects: int, latency: float, skip_bandersnatch: bool) -> dict[str, float | None]:
+    """Each tool's seconds, by name; and the growth run's."""
+    seconds: dict[str, float | None] = {"bandersnatch": None}
     with world(projects, latency) as (root, upstream, osv, names, desired):
         print(
             f"{projects} projects x {len(VERSIONS)} versions (ages {AGES} days, min_age_days 14),"
@@ -190,6 +196,7 @@ def bench(projects: int, latency: float, skip_bandersnatch: bool) -> None:
         upstream.reset_counts()
         osv.reset_counts()
         cold, code = run(plan, env, root / "plan-cold.log", 600)
+        seconds["plan"] = cold
         cold_detail = f"exit {code}, {breakdown(upstream)}, {osv_requests(osv)}"
         line("mirror plan, cold cache", cold, cold, cold_detail)
         if code not in (0, 2):
@@ -213,6 +220,7 @@ def bench(projects: int, latency: float, skip_bandersnatch: bool) -> None:
         apply = mirror("apply", "--auto-approve", "--desired-state", str(desired))
         log = root / "apply.log"
         elapsed, code = run(apply, clean_env(root / "apply-cache"), log, 600)
+        seconds["apply"] = elapsed
         placed = sum(1 for p in (root / "registry").rglob("*.whl"))
         line(
             "mirror apply (cold cache)",
@@ -230,6 +238,7 @@ def bench(projects: int, latency: float, skip_bandersnatch: bool) -> None:
         upstream.reset_counts()
         log = root / "pip.log"
         elapsed, code = run(pip, clean_env(root / "unused"), log, 600)
+        seconds["pip"] = elapsed
         line(
             "pip download --no-deps",
             elapsed,
@@ -243,13 +252,15 @@ def bench(projects: int, latency: float, skip_bandersnatch: bool) -> None:
             print("  bandersnatch: not measured: --skip-bandersnatch")
         else:
             try:
-                bench_bandersnatch(root, upstream, names, cold, 600)
+                seconds["bandersnatch"] = bench_bandersnatch(root, upstream, names, cold, 600)
             except Exception as error:  # the benchmark goes on: report, don't crash
                 print(f"  bandersnatch: not measured: {type(error).__name__}: {error}")
-    bench_growth(projects * 10, latency, cold)
+    seconds["growth"], seconds["growth bound"] = bench_growth(projects * 10, latency, cold)
+    return seconds
 
 
-def bench_growth(projects: int, latency: float, base: float) -> None:
+def bench_growth(projects: int, latency: float, base: float) -> tuple[float, float]:
+    """A cold plan at `projects` projects: (seconds, the bound N*latency/C)."""
     with world(projects, latency) as (root, upstream, osv, names, desired):
         plan = mirror("plan", "--format", "json", "--desired-state", str(desired))
         upstream.reset_counts()
@@ -265,6 +276,25 @@ def bench_growth(projects: int, latency: float, base: float) -> None:
         )
         if code not in (0, 2):
             print(f"    {tail(log)}")
+        return elapsed, bound
+
+
+def ratios(seconds: dict[str, float | None], growth: int) -> None:
+    """Each ratio issue 15 sets a goal for, beside it."""
+    print("ratios (wall time), with their goals:")
+    figures = (
+        ("cold plan / pip download --no-deps", "plan", "pip", 0.05),
+        ("apply / bandersnatch mirror", "apply", "bandersnatch", 0.1),
+        (f"plan of {growth}x projects / its bound", "growth", "growth bound", 1.5),
+        (f"growth of the cold plan, {growth}x projects", "growth", "plan", 11.0),
+    )
+    for label, top, bottom, goal in figures:
+        a, b = seconds.get(top), seconds.get(bottom)
+        if a is None or not b:
+            print(f"  {label:44} not measured")
+            continue
+        verdict = "met" if a / b <= goal else "NOT met"
+        print(f"  {label:44} {a / b:7.3f}x  goal <= {goal:g}x: {verdict}")
 
 
 def main() -> None:
@@ -274,7 +304,7 @@ def main() -> None:
     parser.add_argument("--skip-bandersnatch", action="store_true")
     args = parser.parse_args()
     print(f"{'tool':30} {'wall':>7}    {'/plan cold':>6}  requests")
-    bench(args.projects, args.latency_ms / 1000, args.skip_bandersnatch)
+    ratios(bench(args.projects, args.latency_ms / 1000, args.skip_bandersnatch), 10)
 
 
 if __name__ == "__main__":
