@@ -727,22 +727,64 @@ def _resolve_target(provider: Provider, listed: Sequence[Requirement]) -> _Targe
 def _attempt_in_chunks(
     provider: Provider, listed: Sequence[Requirement]
 ) -> list[Result[Need, Candidate, str]] | None:
-    """All requirements resolved together (None if they cannot be): in chunks of CHUNK
-    when there are more, united when the chunks pin every project they share alike, else
-    all at once. The resolver checks every requirement at every pin, so one resolution of
-    3,000 listed projects makes millions of checks; 30 of 100 make a hundredth of that."""
-    chunks = [listed[i : i + CHUNK] for i in range(0, len(listed), CHUNK)]
-    results = [_attempt(provider, chunk) for chunk in chunks]
-    if not all(isinstance(r, Result) for r in results):
-        return None
-    resolved = [r for r in results if isinstance(r, Result)]
-    pins: dict[str, Version] = {}
-    for result in resolved:
+    """All requirements resolved together (None if they cannot be).
+
+    The resolver checks every requirement at every pin, so one resolution of 3,000 listed
+    projects makes millions of checks. More than CHUNK requirements are first resolved in
+    chunks of CHUNK; their results stand for the whole only when they are what one resolution
+    gives: no chunk backtracked, and each project is pinned alike in every chunk, to the
+    release the resolver tries first for all the chunks' requirements on it (which answer
+    resolvelib settles on can depend on what it is given). Otherwise, or when a chunk fails
+    (a part can fail where the whole resolves), all at once.
+    """
+    if len(listed) > CHUNK:
+        results = []
+        for chunk in (listed[i : i + CHUNK] for i in range(0, len(listed), CHUNK)):
+            reporter = _Backtracking()
+            result = _attempt(provider, chunk, reporter)
+            if not isinstance(result, Result) or reporter.rejected:
+                break
+            results.append(result)
+        else:
+            if _as_one(provider, results):
+                return results
+    whole = _attempt(provider, listed)
+    return [whole] if isinstance(whole, Result) else None
+
+
+def _as_one(provider: Provider, results: Sequence[Result[Need, Candidate, str]]) -> bool:
+    """Whether the chunks' results pin each project alike, to the release the resolver tries
+    first for every requirement the chunks put on it."""
+    pins: dict[str, Candidate] = {}
+    needs: dict[str, set[SpecifierSet]] = {}
+    for result in results:
         for key, candidate in result.mapping.items():
-            if pins.setdefault(key, candidate.version) != candidate.version:
-                whole = _attempt(provider, listed)  # the chunks disagree: the resolver decides
-                return [whole] if isinstance(whole, Result) else None
-    return resolved
+            if pins.setdefault(key, candidate).version != candidate.version:
+                return False
+            needs.setdefault(key, set()).update(
+                information.requirement.specifier
+                for information in result.criteria[key].information
+            )
+    for key, candidate in pins.items():
+        if key == candidate.name:  # a release with extras: its base is pinned under the name
+            first = provider.first_meeting(key, frozenset(needs[key]))
+            if first is None or first.version != candidate.version:
+                return False
+    return True
+
+
+class _Backtracking(BaseReporter[Need, Candidate, str]):
+    """Counts the conflicts a resolution met and the candidates it rejected: none of either,
+    and it went straight to its answer."""
+
+    def __init__(self) -> None:
+        self.rejected = 0
+
+    def resolving_conflicts(self, causes: Collection[Any]) -> None:
+        self.rejected += 1
+
+    def rejecting_candidate(self, criterion: Any, candidate: Candidate) -> None:
+        self.rejected += 1
 
 
 def _target_closure(
@@ -931,7 +973,10 @@ def _required_by(results: Iterable[Result[Need, Candidate, str]]) -> dict[str, s
     for result in results:
         for key, candidate in result.mapping.items():
             for parent in result.graph.iter_parents(key):
-                if parent is not None and result.mapping[parent].name != candidate.name:
+                # A parent the resolver left unpinned (dropped in backtracking) pulls in nothing.
+                if parent is None or parent not in result.mapping:
+                    continue
+                if result.mapping[parent].name != candidate.name:
                     pulled_by = result.mapping[parent]
                     parents.setdefault(candidate.name, set()).add(
                         f"{pulled_by.name} {pulled_by.version}"
@@ -1046,17 +1091,20 @@ class Conflict:
 
 
 def _attempt(
-    provider: Provider, requirements: Sequence[Requirement]
+    provider: Provider,
+    requirements: Sequence[Requirement],
+    reporter: BaseReporter[Need, Candidate, str] | None = None,
 ) -> Result[Need, Candidate, str] | Blocked | Conflict:
     """A resolution's result; a Blocked for a single requirement that cannot be satisfied; or
-    the Conflict among several."""
+    the Conflict among several. `reporter` hears the resolver's steps."""
     needs = [
         Need(r.name, r.specifier, frozenset(canonicalize_name(e) for e in r.extras), r.text)
         for r in requirements
     ]
     provider.unfetched_now = set()
     try:
-        return Resolver(provider, BaseReporter()).resolve(needs, max_rounds=MAX_ROUNDS)
+        resolver = Resolver(provider, reporter or BaseReporter())
+        return resolver.resolve(needs, max_rounds=MAX_ROUNDS)
     except ResolutionImpossible as impossible:
         causes = list(impossible.causes)
         why = _explain_all(provider, [c.requirement for c in causes])
@@ -1091,6 +1139,9 @@ def _attempt(
         return Conflict(why, frozenset(canonicalize_name(r) for r in roots))
     except ResolutionError as error:
         return Conflict(f"the resolver gave up: {error}", frozenset(r.name for r in requirements))
+    except RecursionError:  # resolvelib builds its result recursively: a cycle of leftover pins
+        why = "the resolver gave up: its result's dependency graph nests too deeply"
+        return Conflict(why, frozenset(r.name for r in requirements))
 
 
 def _reasons(provider: Provider, causes: Iterable[Any]) -> list[Blocked]:

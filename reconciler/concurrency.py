@@ -36,11 +36,13 @@ def crawl(
     workers: int,
     depth: int,
     known: Collection[T] = (),
+    spare: int = 10**9,
 ) -> dict[T, R]:
     """`visit` each seed, then each item a visit names (`visit(item)` is its result and the
-    items it leads to), up to `depth` levels, each item once, at most `workers` at a time:
-    an item's visit starts as soon as the one naming it is done, not with a level's last.
-    Items in `known` are not visited; the first error is raised."""
+    items it leads to), up to `depth` levels and `spare` items beyond the seeds, each item
+    once, at most `workers` at a time: an item's visit starts as soon as the one naming it is
+    done, not with a level's last. Items in `known` are not visited; the first error is
+    raised."""
     pool = ThreadPoolExecutor(max_workers=workers)
     seen = set(known)
     results: dict[T, R] = {}
@@ -48,9 +50,10 @@ def crawl(
     running = 0
 
     def start(items: Iterable[T], level: int) -> None:
-        nonlocal running
+        nonlocal running, spare
         for item in items:
-            if item not in seen and level < depth:
+            if item not in seen and level < depth and (level == 0 or spare > 0):
+                spare -= level > 0
                 seen.add(item)
                 future = pool.submit(visit, item)
                 running += 1

@@ -579,6 +579,8 @@ def parse_distribution_filename(filename: str) -> tuple[str, str] | None:
     targets a wheel fits is read where a target asks (`targets.wheel_tags`). Called for every
     file of every page, so nothing is parsed twice: versions and names are cached.
     """
+    if len(filename) > 255:  # no filesystem takes the name (nor do the caches below)
+        return None
     if filename.endswith(".whl"):
         parts = filename[:-4].split("-")
         if len(parts) not in (5, 6) or not _wheel_name(parts[0]):
@@ -616,7 +618,7 @@ def _normal_version(text: str) -> str | None:
     """A version's normal form (PEP 440), None if it is none; each text parsed once."""
     try:
         return str(Version(text))
-    except InvalidVersion:
+    except ValueError:  # InvalidVersion, or a number too long to convert
         return None
 
 

@@ -37,6 +37,9 @@ MAX_FETCH_ROUNDS = 50
 # Levels of the dependency graph fetched ahead of the resolver in one round (a bound: a
 # hostile index could name a new project at every level).
 FETCH_AHEAD = 8
+# Guessed pages a plan fetches ahead of the resolver, at most (what the resolver asks for is
+# fetched whatever the guesses cost): a hostile index's fan-out stops here.
+FETCH_AHEAD_PAGES = 2000
 
 
 def make_plan(
@@ -63,25 +66,39 @@ def make_plan(
 
     prejudged: policy.Prejudgements = {}  # each version judged once (policy.PolicyContext)
     foresight = planner.Foresight(desired, now, prejudged)
-
-    def visit(name: str) -> tuple[tuple[UpstreamProject | None, dict[str, CoreMetadata]], set[str]]:
-        """A page, the core metadata of its likely pick (by sha256), and the pages that names."""
-        project = upstream.project(name)
-        chosen = foresight.metadata_file(name, project)
-        found = upstream.metadata.read_or_none(chosen) if chosen else None
-        if chosen is None or chosen.sha256 is None or found is None:
-            return (project, {}), set()
-        return (project, {chosen.sha256: found}), foresight.dependencies(found)
+    spare = [FETCH_AHEAD_PAGES]  # guessed pages this plan may still fetch
 
     def fetch_ahead(names: set[str]) -> None:
         """These pages, and a few levels of what they lead to, ahead of the resolver: each
         page's likely pick's metadata is asked for as soon as the page is in, and the pages
-        it names as soon as it is; then all that came in is audited in one batch."""
-        crawled = crawl(names, visit, upstream.workers, FETCH_AHEAD, known=projects.keys())
-        fetched = {name: project for name, (project, _) in crawled.items()}
+        it names as soon as it is; then all that came in is audited in one batch. A guess
+        that upstream cannot answer is dropped (the resolver asks again if it needs it); a
+        page the resolver asked for that upstream cannot answer stops the plan."""
+
+        def visit(name: str) -> tuple[_Visit, set[str]]:
+            try:
+                project = upstream.project(name)
+            except UpstreamError:
+                if name in names:
+                    raise
+                return _Visit(fetched=False), set()
+            chosen = foresight.metadata_file(name, project)
+            try:
+                found = upstream.metadata.read_or_none(chosen) if chosen else None
+            except UpstreamError:
+                found = None
+            if chosen is None or chosen.sha256 is None or found is None:
+                return _Visit(project), set()
+            return _Visit(project, {chosen.sha256: found}), foresight.dependencies(found)
+
+        crawled = crawl(
+            names, visit, upstream.workers, FETCH_AHEAD, known=projects.keys(), spare=spare[0]
+        )
+        spare[0] -= len(crawled.keys() - names)
+        fetched = {name: seen.project for name, seen in crawled.items() if seen.fetched}
         projects.update(fetched)
-        for _, found in crawled.values():
-            metadata.update(found)
+        for visited in crawled.values():
+            metadata.update(visited.metadata)
         # Only the new projects' candidates are audited: the others were before.
         audit.query(planner.versions_to_audit(desired, fetched, actual, now, prejudged))
 
@@ -117,6 +134,17 @@ def make_plan(
             fetch_ahead(set(need.projects))
             build.update(upstream.build_requirements(need.sdists))
     raise UpstreamError(f"the dependency closure did not settle in {MAX_FETCH_ROUNDS} rounds")
+
+
+@dataclass(frozen=True)
+class _Visit:
+    """What fetching ahead found of one project: its page (None: upstream has no such
+    project), the core metadata of its likely pick, by sha256; `fetched` False when upstream
+    could not answer for a guessed page."""
+
+    project: UpstreamProject | None = None
+    metadata: dict[str, CoreMetadata] = field(default_factory=dict)
+    fetched: bool = True
 
 
 class _Audit:

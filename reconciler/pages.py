@@ -18,6 +18,8 @@ from email.message import Message
 from typing import Any
 from urllib.parse import urljoin
 
+from packaging.version import InvalidVersion, Version
+
 from reconciler import jsondata
 from reconciler.model import (
     UpstreamFile,
@@ -33,10 +35,12 @@ API_MAJOR = 1
 MAX_TEXT = 1000
 # PEP 792's statuses; any other is a page this reader does not understand.
 STATUSES = frozenset({"active", "archived", "quarantined", "deprecated"})
+# A URL with nothing urljoin would clean or refuse: printable ASCII, no brackets or backslash.
+_PLAIN_URL = re.compile(r"[!-Z^-~]+")  # 0x21-0x7e but "[", "\\" and "]"
 # PEP 700's upload-time: ISO 8601, "yyyy-mm-ddThh:mm:ss.ffffffZ", with or without the fraction.
 _TIME = re.compile(
     r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?"
-    r"(Z|[+-]\d\d:?\d\d)?",
+    r"([Zz]|[+-]\d\d:?\d\d)?",
     re.ASCII,
 )
 
@@ -107,11 +111,15 @@ def _check_version(meta: Any) -> None:
     """PEP 691: `meta.api-version` is "major.minor"; a newer major is not understood."""
     if not isinstance(meta, dict) or not isinstance(meta.get("api-version"), str):
         raise ValueError("page validation: no meta.api-version")
-    major, _, minor = meta["api-version"].partition(".")
-    if not (major.isdigit() and minor.isdigit()):
-        raise ValueError(f"page validation: api-version {meta['api-version']!r}")
-    if int(major) > API_MAJOR:
-        raise ValueError(f"unsupported repository version {meta['api-version']}")
+    text = meta["api-version"]
+    try:
+        version = Version(text) if len(text) <= 40 else None  # "1.1"; "1" and "1.0.0" too
+    except InvalidVersion:
+        version = None
+    if version is None:
+        raise ValueError(f"page validation: api-version {text[:40]!r}")
+    if (version.epoch, version.major) > (0, API_MAJOR):
+        raise ValueError(f"unsupported repository version {text}")
 
 
 def _status(value: Any) -> str | None:
@@ -121,7 +129,7 @@ def _status(value: Any) -> str | None:
     if not isinstance(value, dict):
         raise ValueError("page validation: 'project-status' is not an object")
     status = value.get("status")
-    if status is not None and status not in STATUSES:
+    if status is not None and (not isinstance(status, str) or status not in STATUSES):
         raise ValueError(f"page validation: project status {str(status)[:40]!r}")
     return status if isinstance(status, str) else None
 
@@ -212,33 +220,41 @@ def _strings(value: Any) -> bool:
 
 
 def _time(text: str) -> datetime:
-    """PEP 700's upload time, in UTC; a time without a zone means UTC."""
-    try:  # C, and PEP 700's own form since Python 3.11 (3.10's takes no "Z")
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        moment = _iso_time(text)
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment if moment.tzinfo is timezone.utc else moment.astimezone(timezone.utc)
-
-
-def _iso_time(text: str) -> datetime:
-    """`yyyy-mm-ddThh:mm:ss[.f…][Z|±hh:mm]`, read by hand."""
+    """PEP 700's upload time (`yyyy-mm-ddThh:mm:ss[.f…][Z|±hh:mm]`, nothing else, on every
+    Python), in UTC; a time without a zone means UTC."""
     match = _TIME.fullmatch(text)
     if match is None:
         raise ValueError(f"page validation: upload-time {text[:40]!r}")
+    try:  # C, and the form above since Python 3.11 (3.10's takes no "Z")
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        moment = _iso_time(text, match)
+    try:
+        return (
+            moment.astimezone(timezone.utc)
+            if moment.tzinfo
+            else moment.replace(tzinfo=timezone.utc)
+        )
+    except OverflowError:  # an offset that moves year 1 or 9999 out of range
+        raise ValueError(f"page validation: upload-time {text[:40]!r}") from None
+
+
+def _iso_time(text: str, match: re.Match[str]) -> datetime:
+    """The form `_TIME` matched, read by hand (Python 3.10, or a lower-case "z")."""
     year, month, day, hour, minute, second, fraction, zone = match.groups()
     try:
         moment = datetime(
             int(year), int(month), int(day), int(hour), int(minute), int(second),
             int((fraction or "0")[:6].ljust(6, "0")), tzinfo=timezone.utc,
         )  # fmt: skip
-    except ValueError:
+        if zone and zone not in "Zz":
+            sign = -1 if zone[0] == "-" else 1
+            hours, minutes = int(zone[1:3]), int(zone[-2:])
+            if hours > 23 or minutes > 59:
+                raise ValueError(zone)
+            moment -= sign * timedelta(hours=hours, minutes=minutes)
+    except (ValueError, OverflowError):
         raise ValueError(f"page validation: upload-time {text[:40]!r}") from None
-    if zone and zone != "Z":
-        sign = -1 if zone[0] == "-" else 1
-        hours, minutes = int(zone[1:3]), int(zone[-2:])
-        moment -= sign * timedelta(hours=hours, minutes=minutes)
     return moment
 
 
@@ -258,7 +274,9 @@ def _bounded(text: str) -> str | None:
 
 
 def _resolved(page_url: str, url: str) -> str:
-    """A file URL, resolved against its page's (an absolute one as it is: most are)."""
-    if url.startswith(("https://", "http://")) and "\\" not in url:
+    """A file URL, resolved against its page's: a plain absolute one as it is (most are),
+    anything else (relative, with spaces, controls, brackets or backslashes) by `urljoin`, which
+    cleans what it can and refuses the rest (ValueError)."""
+    if url.startswith(("https://", "http://")) and _PLAIN_URL.fullmatch(url):
         return url
     return urljoin(page_url, url)

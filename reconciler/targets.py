@@ -10,6 +10,7 @@ marker values and the wheel platform tags, most preferred first, as pip computes
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from enum import Enum
@@ -150,8 +151,14 @@ def wheel_tags(filename: str) -> frozenset[tags.Tag]:
     return _parsed_tags("-".join(parts[-3:])) if len(parts) in (5, 6) else frozenset()
 
 
+# The most tags a wheel's compressed tag set may expand to (real ones: a few dozen at most).
+MAX_WHEEL_TAGS = 256
+
+
 @lru_cache(maxsize=1 << 12)
 def _parsed_tags(text: str) -> frozenset[tags.Tag]:
+    if math.prod(len(part.split(".")) for part in text.split("-")) > MAX_WHEEL_TAGS:
+        return frozenset()  # not a wheel any installer would take: fits no target
     try:
         return tags.parse_tag(text)
     except ValueError:  # packaging's InvalidTag: an empty or malformed component
