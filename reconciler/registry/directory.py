@@ -24,8 +24,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock, Timeout
-
 from reconciler import jsondata
 from reconciler.clock import Clock, system_clock
 from reconciler.errors import LockHeldError, UserError
@@ -204,6 +202,9 @@ class DirectoryRegistry(Registry):
     @contextlib.contextmanager
     def lock(self, owner: str) -> Iterator[LockInfo]:
         """An OS file lock (released by the kernel if the holder dies) plus who holds it."""
+        # Imported here: filelock brings asyncio, 0.06 s of every command's start.
+        from filelock import FileLock, Timeout
+
         self.state.mkdir(parents=True, exist_ok=True)
         file_lock = FileLock(self.state / "lock", timeout=0)
         try:
