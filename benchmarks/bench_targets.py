@@ -3,12 +3,14 @@
 A synthetic graph on the fake upstream, shaped like a web/data team's: N applications, each
 needing a few of M libraries; a numpy-like library whose newest release needs Python 3.12 (and
 has native wheels per Python and platform), a library only Windows needs, a backport only old
-Pythons need. For `mirror plan` with one target (`3.12 linux`) and with the default 15, cold
-(empty HTTP cache) and warm (ETag revalidation), it prints wall time, CPU time and peak RSS,
-beside `uv pip compile --universal` on the same requirements and index (uv's resolution forks
-by markers, the nearest peer to a per-target plan).
+Pythons need, and `botolike`, which every application needs, with a PEP 691 page the size of
+botocore's (2,000 versions, `--big-page N`). For `mirror plan` with one target (`3.12 linux`)
+and with the default 15, cold (empty HTTP cache) and warm (ETag revalidation), it prints wall
+time, CPU time and peak RSS, beside `uv pip compile --universal` on the same requirements and
+index (uv's resolution forks by markers, the nearest peer to a per-target plan).
 
-Run from the repository root: `python benchmarks/bench_targets.py [--apps N] [--libraries N]`.
+Run from the repository root:
+`python benchmarks/bench_targets.py [--apps N] [--libraries N] [--big-page N]`.
 """
 
 from __future__ import annotations
@@ -34,8 +36,13 @@ def native(*pythons: str) -> tuple[str, ...]:
     return tuple(f"cp{p}-cp{p}-{platform}" for p in pythons for platform in PLATFORMS)
 
 
-def build(upstream: FakeUpstream, apps: int, libraries: int) -> str:
-    """The upstream graph; returns the requirements text."""
+def build(upstream: FakeUpstream, apps: int, libraries: int, big: int) -> str:
+    """The upstream graph; returns the requirements text. `big`: the versions of `botolike`,
+    a project every application needs whose page is the size of botocore's (a wheel and an
+    sdist per version, one a day)."""
+    for day in range(big):
+        uploaded = NOW - timedelta(days=big + 3 - day)
+        upstream.add_release("botolike", f"1.{day // 100}.{day % 100}", uploaded, sdist=True)
     every = native("310", "311", "312", "313", "314")
     upstream.add_release("numlike", "2.4.6", NOW - timedelta(days=90), wheel_tags=every)
     newer = native("312", "313", "314")
@@ -52,6 +59,7 @@ def build(upstream: FakeUpstream, apps: int, libraries: int) -> str:
     for index in range(apps):
         needs = [f"lib-{(index * 7 + k) % libraries:03d}>=1.1" for k in range(4)]
         needs += [
+            *(["botolike"] if big else []),
             "numlike>=2",
             'winonly; sys_platform == "win32"',
             'backport; python_version < "3.11"',
@@ -66,6 +74,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--apps", type=int, default=30)
     parser.add_argument("--libraries", type=int, default=60)
+    parser.add_argument("--big-page", type=int, default=2000, help="versions of botolike")
     parser.add_argument("--latency", type=float, default=0.02, help="seconds per request")
     args = parser.parse_args()
     with (
@@ -74,9 +83,9 @@ def main() -> None:
         FakeOsv(latency=args.latency) as osv,
     ):
         root = Path(tmp)
-        requirements = build(upstream, args.apps, args.libraries)
-        print(f"{args.apps} applications, {args.libraries + 3} libraries, "
-              f"{args.latency * 1000:.0f} ms per request")  # fmt: skip
+        requirements = build(upstream, args.apps, args.libraries, args.big_page)
+        print(f"{args.apps} applications, {args.libraries + 3} libraries, a page of "
+              f"{args.big_page} versions, {args.latency * 1000:.0f} ms per request")  # fmt: skip
         for label, policy in (("1 target (3.12 linux)", ONE_TARGET), ("15 default targets", "")):
             desired = write_state(root / label.split()[0], upstream, osv, requirements, policy)
             env = clean_env(root / label.split()[0] / "cache")
