@@ -17,7 +17,13 @@ from packaging.tags import Tag
 from packaging.utils import canonicalize_name, canonicalize_version
 from packaging.version import InvalidVersion, Version
 
-from reconciler.targets import Platform, TargetEnvironment, parse_platform, wheel_tags
+from reconciler.targets import (
+    Platform,
+    TargetEnvironment,
+    parse_platform,
+    wheel_parts,
+    wheel_tags,
+)
 
 # The one set of a desired state whose config names none: its requirements.txt.
 DEFAULT_SET = "requirements"
@@ -315,7 +321,8 @@ class UpstreamFile:
     metadata_sha256: str | None = None
 
     def __hash__(self) -> int:
-        # Files key caches by the thousand: two strings' cached hashes, not eleven fields.
+        # Files are set members by the thousand (a round's missing files, wheel choices): two
+        # strings' cached hashes, not eleven fields.
         return hash((self.filename, self.sha256))
 
 
@@ -582,8 +589,8 @@ def parse_distribution_filename(filename: str) -> tuple[str, str] | None:
     if len(filename) > 255:  # no filesystem takes the name (nor do the caches below)
         return None
     if filename.endswith(".whl"):
-        parts = filename[:-4].split("-")
-        if len(parts) not in (5, 6) or not _wheel_name(parts[0]):
+        parts = wheel_parts(filename)
+        if not parts or not _wheel_name(parts[0]):
             return None
         if len(parts) == 6 and _BUILD_TAG.fullmatch(parts[2]) is None:
             return None

@@ -143,12 +143,19 @@ def platform_names() -> list[str]:
     return list(_NAMED)
 
 
-def wheel_tags(filename: str) -> frozenset[tags.Tag]:
-    """The tags a wheel's file name declares (PEP 427: its last three dash-separated parts),
-    none when it is not shaped like a wheel's; each distinct tag text read once per plan (a
-    project's thousands of wheels repeat a few dozen)."""
+def wheel_parts(filename: str) -> list[str]:
+    """A wheel file name's dash-separated parts (PEP 427: name, version, optional build tag,
+    python, abi, platform), or none when it is not shaped like a wheel's."""
     parts = filename[:-4].split("-") if filename.endswith(".whl") else []
-    return _parsed_tags("-".join(parts[-3:])) if len(parts) in (5, 6) else frozenset()
+    return parts if len(parts) in (5, 6) else []
+
+
+def wheel_tags(filename: str) -> frozenset[tags.Tag]:
+    """The tags a wheel's file name declares (its last three parts), none when it is not
+    shaped like a wheel's; each distinct tag text read once per plan (a project's thousands
+    of wheels repeat a few dozen)."""
+    parts = wheel_parts(filename)
+    return _parsed_tags("-".join(parts[-3:])) if parts else frozenset()
 
 
 # The most tags a wheel's compressed tag set may expand to (real ones: a few dozen at most).
@@ -217,9 +224,8 @@ class TargetEnvironment:
         return frozenset(self._tag_ranks)
 
     def installs(self, filename: str) -> bool:
-        """Whether this target can install a wheel (of any tag it supports): asked of every
-        wheel of every release judged, so a set test rather than a ranking."""
-        return not wheel_tags(filename).isdisjoint(self._tags)
+        """Whether this target can install a wheel (of any tag it supports)."""
+        return self.installs_any(wheel_tags(filename))
 
     def installs_any(self, wheel_tags: frozenset[tags.Tag]) -> bool:
         """Whether this target supports any of these tags (of one or more wheels)."""
