@@ -218,7 +218,7 @@ class Provider(AbstractProvider[Need, Candidate, str]):
         and most of a project's history is never looked at."""
         built: policy.Verdict | None = None
         for verdict in _verdicts(self, name):
-            if not all(s.contains(verdict.version, prereleases=True) for s in specifiers):
+            if not _meets(verdict.version, specifiers):
                 continue
             how = self.installs(verdict)
             if how is _Install.WHEEL:
@@ -233,9 +233,7 @@ class Provider(AbstractProvider[Need, Candidate, str]):
         key = (self.facts.target, self.requirement_for(name), specifiers)
         if key not in self.memo.meeting:
             self.memo.meeting[key] = [
-                verdict
-                for verdict in self.admissible(name)
-                if all(s.contains(verdict.version, prereleases=True) for s in specifiers)
+                verdict for verdict in self.admissible(name) if _meets(verdict.version, specifiers)
             ]
         return self.memo.meeting[key]
 
@@ -416,6 +414,12 @@ def _fitting_sdists(
     return (
         f for f in files if not f.filename.endswith(".whl") and target.allows(f.requires_python)
     )
+
+
+def _meets(version: Version, specifiers: Iterable[SpecifierSet]) -> bool:
+    """Whether a version meets every specifier (pre-releases as candidates: the policy chose
+    the candidates)."""
+    return all(s.contains(version, prereleases=True) for s in specifiers)
 
 
 def _wheel_fits(target: TargetEnvironment, groups: WheelTagGroups) -> bool:
@@ -961,9 +965,7 @@ def _admitted(
     newer = itertools.takewhile(
         lambda v: v.version > candidate.version, judged if isinstance(judged, list) else []
     )
-    verdicts = [
-        v for v in newer if all(n.specifier.contains(v.version, prereleases=True) for n in needs)
-    ]
+    verdicts = [v for v in newer if _meets(v.version, [n.specifier for n in needs])]
     return policy.admit(provider.requirement_for(candidate.name), candidate.verdict, verdicts)
 
 

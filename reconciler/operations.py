@@ -66,7 +66,7 @@ def make_plan(
 
     prejudged: policy.Prejudgements = {}  # each version judged once (policy.PolicyContext)
     foresight = planner.Foresight(desired, now, prejudged)
-    spare = [FETCH_AHEAD_PAGES]  # guessed pages this plan may still fetch
+    spare = FETCH_AHEAD_PAGES  # guessed pages this plan may still fetch
 
     def fetch_ahead(names: set[str]) -> None:
         """These pages, and a few levels of what they lead to, ahead of the resolver: each
@@ -74,6 +74,7 @@ def make_plan(
         it names as soon as it is; then all that came in is audited in one batch. A guess
         that upstream cannot answer is dropped (the resolver asks again if it needs it); a
         page the resolver asked for that upstream cannot answer stops the plan."""
+        nonlocal spare
 
         def visit(name: str) -> tuple[_Visit, set[str]]:
             try:
@@ -92,9 +93,9 @@ def make_plan(
             return _Visit(project, {chosen.sha256: found}), foresight.dependencies(found)
 
         crawled = crawl(
-            names, visit, upstream.workers, FETCH_AHEAD, known=projects.keys(), spare=spare[0]
+            names, visit, upstream.workers, FETCH_AHEAD, known=projects.keys(), spare=spare
         )
-        spare[0] -= len(crawled.keys() - names)
+        spare -= len(crawled.keys() - names)
         fetched = {name: seen.project for name, seen in crawled.items() if seen.fetched}
         projects.update(fetched)
         for visited in crawled.values():
