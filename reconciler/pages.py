@@ -140,7 +140,11 @@ def _file(name: str, entry: Any, page_url: str) -> UpstreamFile | None:
     if not isinstance(entry, dict):
         raise ValueError("page validation: a file is not an object")
     filename, url = entry.get("filename"), entry.get("url")
-    if not (isinstance(filename, str) and isinstance(url, str) and _strings(entry.get("hashes"))):
+    # PEP 691's hashes (and PEP 714's metadata digests) are objects of strings; only the
+    # sha256 one is read, and checked where it is.
+    if not (
+        isinstance(filename, str) and isinstance(url, str) and isinstance(entry.get("hashes"), dict)
+    ):
         raise ValueError("page validation: a file without filename, url and hashes")
     hashes: Mapping[str, str] = entry["hashes"]
     requires_python = _optional(entry, "requires-python", str)
@@ -148,7 +152,7 @@ def _file(name: str, entry: Any, page_url: str) -> UpstreamFile | None:
     if not isinstance(yanked, (bool, str)):
         raise ValueError(f"page validation: {filename[:80]}: 'yanked'")
     metadata = entry.get("core-metadata")  # PEP 714's key; the older one is not read
-    if not (metadata is None or isinstance(metadata, bool) or _strings(metadata)):
+    if not (metadata is None or isinstance(metadata, (bool, dict))):
         raise ValueError(f"page validation: {filename[:80]}: 'core-metadata'")
     uploaded = _optional(entry, "upload-time", str)
     return _upstream_file(
@@ -211,12 +215,6 @@ def _optional(entry: Mapping[str, Any], key: str, kind: type) -> Any:
     if type(value) is not kind:
         raise ValueError(f"page validation: {str(entry['filename'])[:80]}: {key!r}")
     return value
-
-
-def _strings(value: Any) -> bool:
-    """A JSON object (PEP 691's hashes, PEP 714's metadata digests: of strings, though only
-    the sha256 one is read, and checked where it is)."""
-    return isinstance(value, dict)
 
 
 def _time(text: str) -> datetime:
