@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,7 @@ from reconciler import operations
 from reconciler.http import make_session
 from reconciler.model import ActualState, Advisory, RegistryFile
 from reconciler.upstream import UpstreamIndex
-from reconciler.vulns import OsvService, PypiService, SafetyService, ServiceError
+from reconciler.vulns import OsvService, PypiService, SafetyService, ServiceError, safety_db
 from tests.conftest import FROZEN_NOW, days_ago, make_desired
 from tests.servers.base import FakeServer, QuietHandler
 from tests.servers.osv import FakeOsv
@@ -151,6 +153,33 @@ def test_safety_free_database_gives_fixes_links_dates_and_whole_words(tmp_path: 
 def test_safety_missing_database_fails_closed(tmp_path: Path) -> None:
     with pytest.raises(ServiceError, match="safety database in .* could not be read"):
         SafetyService.from_directory(tmp_path / "absent").query([("foo", "1.0")])
+
+
+def test_safety_directory_is_read_without_the_safety_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An offline directory is one JSON file: no safety import (half a second of a plan)."""
+    monkeypatch.setitem(sys.modules, "safety", None)  # `import safety` raises ImportError
+    shutil.copy(SAFETY_DB / "insecure_full.json", tmp_path)
+    answer = SafetyService.from_directory(tmp_path).query([("foo-bar", "1.1.5")])
+    assert answer.findings[("foo-bar", "1.1.5")] and answer.database
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (b"[1, 2]", "not a JSON object"),
+        (b"[" * 100_000, "nested too deeply"),
+        (b"{}" + b" " * 100, "over 64 bytes"),
+    ],
+)
+def test_safety_database_that_is_not_one_fails_closed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: bytes, why: str
+) -> None:
+    monkeypatch.setattr(safety_db, "MAX_DATABASE_BYTES", 64 if why.startswith("over") else 1 << 20)
+    (tmp_path / "insecure_full.json").write_bytes(content)
+    with pytest.raises(ServiceError, match=f"could not be read: .*{why}"):
+        SafetyService.from_directory(tmp_path).query([("foo", "1.0")])
 
 
 class _SafetyApi(QuietHandler):
