@@ -163,6 +163,7 @@ class Provider(AbstractProvider[Need, Candidate, str]):
         self.unfetched: set[str] = set()  # projects left out because the budget was spent
         self.unfetched_now: set[str] = set()  # the same, in the resolution under way
         self.memo = memo  # shared by every target's provider: each version judged once
+        self.fits = memo.fits.setdefault(facts.target, {})
 
     def with_listed(self, listed: Mapping[str, Requirement]) -> Provider:
         """A provider for other listed requirements, on the same target and judgements."""
@@ -205,7 +206,13 @@ class Provider(AbstractProvider[Need, Candidate, str]):
         from its sdist; None when it cannot (or the policy refused the release)."""
         if verdict.problem is not None:
             return None
-        if _wheel_fits(self.facts.target, verdict.wheel_tag_groups):
+        # Asked of every admitted release for every target, and a project's releases repeat a
+        # few tag sets: each set is matched against the target once.
+        groups = verdict.wheel_tag_groups
+        fits = self.fits.get(groups)
+        if fits is None:
+            fits = self.fits[groups] = _wheel_fits(self.facts.target, groups)
+        if fits:
             return _Install.WHEEL
         return _Install.SDIST if _sdist_fits(self.facts.target, verdict.files) else None
 
@@ -232,9 +239,12 @@ class Provider(AbstractProvider[Need, Candidate, str]):
         specifiers checked once per target: the resolver asks again on every pin)."""
         key = (self.facts.target, self.requirement_for(name), specifiers)
         if key not in self.memo.meeting:
-            self.memo.meeting[key] = [
-                verdict for verdict in self.admissible(name) if _meets(verdict.version, specifiers)
-            ]
+            bounds = [s for s in specifiers if s]  # an empty set (a bare name) meets all
+            self.memo.meeting[key] = (
+                [verdict for verdict in self.admissible(name) if _meets(verdict.version, bounds)]
+                if bounds
+                else self.admissible(name)
+            )
         return self.memo.meeting[key]
 
     def identify(self, requirement_or_candidate: Item) -> str:
@@ -571,6 +581,7 @@ class Memo:
         tuple[TargetEnvironment, Requirement, frozenset[SpecifierSet]], list[policy.Verdict]
     ] = field(default_factory=dict)
     outcomes: dict[tuple[str, TargetEnvironment], _TargetClosure] = field(default_factory=dict)
+    fits: dict[TargetEnvironment, dict[WheelTagGroups, bool]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

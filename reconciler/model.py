@@ -590,12 +590,9 @@ def parse_distribution_filename(filename: str) -> tuple[str, str] | None:
         return None
     if filename.endswith(".whl"):
         parts = wheel_parts(filename)
-        if not parts or not _wheel_name(parts[0]):
+        if not parts or not _wheel_name(parts[0]) or not _tags_shaped("-".join(parts[-3:])):
             return None
         if len(parts) == 6 and _BUILD_TAG.fullmatch(parts[2]) is None:
-            return None
-        components = [component.split(".") for component in parts[-3:]]
-        if any("" in c for c in components) or not all(i.isidentifier() for i in components[0]):
             return None
         name, version = parts[0], parts[1]
     elif filename.endswith((".tar.gz", ".zip")):
@@ -616,8 +613,18 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 _canonical_name = lru_cache(maxsize=1024)(canonicalize_name)
 
 
+# A page's thousands of wheels repeat one name and a few dozen tag texts: each checked once.
+@lru_cache(maxsize=1024)
 def _wheel_name(text: str) -> bool:
     return "__" not in text and _WHEEL_NAME.fullmatch(text) is not None
+
+
+@lru_cache(maxsize=1 << 12)
+def _tags_shaped(text: str) -> bool:
+    """Three dot-separated tag sets (python-abi-platform), none empty, interpreters
+    identifiers."""
+    components = [component.split(".") for component in text.split("-")]
+    return all("" not in c for c in components) and all(i.isidentifier() for i in components[0])
 
 
 @lru_cache(maxsize=1 << 14)
