@@ -12,8 +12,11 @@ def store(path: Path, data: bytes) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         descriptor, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    except OSError:
+        return
+    try:
         with os.fdopen(descriptor, "wb") as stream:
             stream.write(data)
         os.replace(temp, path)
-    except OSError:
-        pass
+    except OSError:  # a full disk: no half-written entry is left behind either
+        Path(temp).unlink(missing_ok=True)

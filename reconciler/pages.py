@@ -12,6 +12,7 @@ and an absurd size says nothing.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from email.message import Message
@@ -200,7 +201,8 @@ def _upstream_file(
         yanked=yanked is not False,
         yanked_reason=_bounded(yanked) if isinstance(yanked, str) else None,
         size=size if type(size) is int and size >= 0 else None,  # PEP 700: bytes
-        requires_python=requires_python or None,  # "" says nothing
+        # "" says nothing; a project's files repeat a few, each kept once.
+        requires_python=sys.intern(requires_python) if requires_python else None,
         # PEP 658/714: the core metadata is served beside the file, with its digest.
         has_metadata=metadata is not None and metadata is not False,
         metadata_sha256=_sha256(metadata) if isinstance(metadata, Mapping) else None,

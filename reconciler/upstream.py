@@ -25,6 +25,7 @@ from reconciler.model import (
     UpstreamFile,
     UpstreamProject,
 )
+from reconciler.pagecache import PageCache, page_key
 from reconciler.pages import read_page
 
 # PEP 691's preference: the JSON page, else HTML (pypi_simple's ACCEPT_JSON_PREFERRED).
@@ -73,7 +74,7 @@ class UpstreamIndex:
         download_session: requests.Session | None = None,
         workers: int = 16,
         timeout: float = 30.0,
-        metadata_cache: Path | None = None,
+        cache_dir: Path | None = None,
         page_bytes: int = MAX_PAGE,
         page_seconds: float = PAGE_SECONDS,
     ) -> None:
@@ -85,8 +86,9 @@ class UpstreamIndex:
         self.download_session = download_session or session
         self.workers = workers
         self.timeout = timeout
-        self.metadata = MetadataReader(self.download_session, metadata_cache, workers, timeout)
-        self.builds = BuildRequirementsReader(self._download_sdist, metadata_cache)
+        self.metadata = MetadataReader(self.download_session, cache_dir, workers, timeout)
+        self.builds = BuildRequirementsReader(self._download_sdist, cache_dir)
+        self.pages = PageCache(cache_dir / "pages" if cache_dir else None)
         # Pages are fetched concurrently but read one at a time: reading holds the GIL anyway,
         # and a large page's decoded JSON (several times its size) is then alive once at most.
         self._reading = threading.Lock()
@@ -134,7 +136,7 @@ class UpstreamIndex:
                 body = read_body(response, self.page_bytes, self.page_seconds)
                 content_type = response.headers.get("Content-Type", "text/html")
                 with self._reading:
-                    return read_page(name, body, content_type, response.url)
+                    return self._read(name, body, content_type, response.url)
             except requests.RequestException as error:
                 raise UpstreamError(f"cannot read upstream page for {name}: {error}") from error
             except (
@@ -144,6 +146,15 @@ class UpstreamIndex:
             ) as error:
                 why = str(error).splitlines()[0] if str(error) else type(error).__name__
                 return UpstreamProject(name, (), unreadable=why[:200])
+
+    def _read(self, name: str, body: bytes, content_type: str, url: str) -> UpstreamProject:
+        """The page read, or taken as read the last time its bytes were these."""
+        key = page_key(body, content_type, url)
+        project = self.pages.get(name, key)
+        if project is None:
+            project = read_page(name, body, content_type, url)
+            self.pages.put(name, key, project)
+        return project
 
     @contextmanager
     def open_file(

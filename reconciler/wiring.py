@@ -49,7 +49,7 @@ def make_upstream(desired: DesiredState, cache_dir: Path | None, runtime: Runtim
         session=make_session(cache_dir, WORKERS, runtime.retry_policy()),
         download_session=make_session(None, WORKERS, runtime.retry_policy()),
         workers=WORKERS,
-        metadata_cache=cache_dir,
+        cache_dir=cache_dir,
     )
 
 

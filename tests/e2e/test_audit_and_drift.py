@@ -313,10 +313,11 @@ def test_safety_configured_but_not_installed_is_a_clear_error(
     import sys
 
     monkeypatch.setitem(sys.modules, "safety", None)  # import safety -> ImportError
+    monkeypatch.setenv("SAFETY_API_KEY", "key")
     seed(workspace)
-    workspace.config(
+    workspace.config(  # downloading with a key needs safety's library (a directory does not)
         policy="  vulnerabilities:\n    services: [safety]\n"
-        f"    safety:\n      database: {SAFETY_DB}\n"
+        "    safety:\n      api_key_env: SAFETY_API_KEY\n"
     )
     result = workspace.mirror("plan")
     assert result.exit_code == 1

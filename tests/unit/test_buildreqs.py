@@ -105,7 +105,7 @@ def test_an_sdist_whose_bytes_are_not_what_the_index_says_is_unavailable_and_not
     upstream: FakeUpstream, tmp_path: Path
 ) -> None:
     good = upstream.add_file("built", FakeFile("built-1.0.tar.gz", days_ago(30), size=1000))
-    index = UpstreamIndex(upstream.index_url, make_session(None, 4), metadata_cache=tmp_path)
+    index = UpstreamIndex(upstream.index_url, make_session(None, 4), cache_dir=tmp_path)
     url = f"{upstream.url}/files/{good.filename}"
     lying = UpstreamFile(good.filename, url, "1.0", "0" * 64, days_ago(30), size=1000)
     (why,) = index.build_requirements([lying]).values()
