@@ -24,6 +24,8 @@ from reconciler.model import UpstreamFile, UpstreamProject
 
 # Bumped whenever pages.py reads a page differently: an entry of another format is a miss.
 FORMAT = 1
+# A smaller page (a hundred files or so) is read faster than an entry is written and read.
+MIN_CACHED_PAGE = 64 * 1024
 # A canonical project name (PEP 503), the only kind an entry's file is named after.
 _CANONICAL = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _FIELDS = 11  # UpstreamFile's, in order

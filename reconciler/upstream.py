@@ -25,7 +25,7 @@ from reconciler.model import (
     UpstreamFile,
     UpstreamProject,
 )
-from reconciler.pagecache import PageCache, page_key
+from reconciler.pagecache import MIN_CACHED_PAGE, PageCache, page_key
 from reconciler.pages import read_page
 
 # PEP 691's preference: the JSON page, else HTML (pypi_simple's ACCEPT_JSON_PREFERRED).
@@ -149,6 +149,8 @@ class UpstreamIndex:
 
     def _read(self, name: str, body: bytes, content_type: str, url: str) -> UpstreamProject:
         """The page read, or taken as read the last time its bytes were these."""
+        if len(body) < MIN_CACHED_PAGE:
+            return read_page(name, body, content_type, url)
         key = page_key(body, content_type, url)
         project = self.pages.get(name, key)
         if project is None:

@@ -13,7 +13,7 @@ import requests_mock
 
 from reconciler import upstream
 from reconciler.model import UpstreamProject
-from reconciler.pagecache import FORMAT, PageCache, page_key
+from reconciler.pagecache import FORMAT, MIN_CACHED_PAGE, PageCache, page_key
 from reconciler.upstream import UpstreamIndex
 from tests.unit.test_upstream import INDEX, JSON_PAGE, JSON_TYPE
 
@@ -32,6 +32,12 @@ PAGE: dict[str, Any] = {
         {"filename": "foo-0.9.tar.gz", "url": "/files/foo-0.9.tar.gz", "hashes": {}},
     ],
 }
+
+
+@pytest.fixture(autouse=True)
+def every_page_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pages here are small; real pages worth keeping are not."""
+    monkeypatch.setattr(upstream, "MIN_CACHED_PAGE", 0)
 
 
 class Counted:
@@ -121,3 +127,12 @@ def test_the_key_is_the_bytes_their_type_and_the_url_files_resolve_against() -> 
         page_key(b"{}", JSON_TYPE, "https://b/simple/foo/"),
     }
     assert len(keys) == 4
+
+
+def test_a_small_page_is_read_each_time_not_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(upstream, "MIN_CACHED_PAGE", MIN_CACHED_PAGE)
+    reads = Counted(monkeypatch)
+    assert fetch(tmp_path, PAGE) == fetch(tmp_path, PAGE)
+    assert reads.calls == 2 and not (tmp_path / "pages").exists()
