@@ -701,6 +701,25 @@ class ActionKind(str, Enum):
     DELETE = "delete"
 
 
+class Change(str, Enum):
+    """What an action does, in a word."""
+
+    QUARANTINE = "quarantine"
+    RETAIN = "retain"
+    UPLOAD = "upload"
+    DELETE = "delete"
+
+
+class Section(str, Enum):
+    """Where a change stands in a plan's reading order: what needs a decision first, then what
+    the listed requirements change, then what they pull in, then what leaves."""
+
+    DECISION = "decision"  # quarantines
+    REQUIREMENTS = "requirements"  # listed requirements and lockfile entries
+    DEPENDENCIES = "dependencies"  # what those pull in
+    REMOVALS = "removals"  # no longer desired: deleted, or kept yanked until it is pruned
+
+
 @dataclass(frozen=True)
 class Action:
     """One change to the registry: upload or delete files of one version, with its reason.
@@ -720,6 +739,30 @@ class Action:
     required_by: tuple[str, ...] = ()  # for a dependency: the releases that need it
     targets: tuple[str, ...] = ()  # for an upload: the targets that install this version
     sets: tuple[str, ...] = ()  # for an upload: the requirement sets that need this version
+    pulled_by: tuple[str, ...] = ()  # for a dependency: the listed projects that bring it in
+
+    @property
+    def change(self) -> Change:
+        """What it does, in a word."""
+        if self.quarantine:
+            return Change.QUARANTINE
+        if self.cause is Cause.RETAINED:
+            return Change.RETAIN
+        return Change.UPLOAD if self.kind is ActionKind.UPLOAD else Change.DELETE
+
+    @property
+    def id(self) -> str:
+        """`upload-django-5.2.19`: the same in the plan file and every report of it."""
+        return f"{self.change.value}-{self.name}-{self.version}"
+
+    @property
+    def section(self) -> Section:
+        """Where the reports show it."""
+        if self.quarantine:
+            return Section.DECISION
+        if self.kind is ActionKind.DELETE or self.cause is Cause.RETAINED:
+            return Section.REMOVALS
+        return Section.DEPENDENCIES if self.pulled_by else Section.REQUIREMENTS
 
 
 @dataclass(frozen=True)
@@ -765,6 +808,7 @@ class Plan:
     sets: tuple[SetSummary, ...] = ()  # the requirement sets of the desired state
     retained: tuple[Retained, ...] = ()  # held, yanked, until pruned: no longer desired
     desired_commit: str | None = None  # the git commit of the desired state planned from
+    min_age_days: int | None = None  # the policy's maturity period, which `waiting` waits out
 
     def advisory(self, advisory_id: str) -> Advisory | None:
         """The details of an advisory the plan names."""

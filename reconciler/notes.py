@@ -15,7 +15,6 @@ from typing import Any
 from reconciler.gitlab import Again, Credential, GitLabClient
 from reconciler.model import Plan
 from reconciler.report.markdown import MarkdownFormat
-from reconciler.report.text import change_verb
 
 MARKER = "<!-- pypi-delayed-mirror:plan -->"
 APPLIED_MARKER = "<!-- pypi-delayed-mirror:applied -->"
@@ -42,7 +41,7 @@ def note_body(plan: Plan, limit: int = NOTE_LIMIT, marker: str = MARKER, head: s
 
 def changes(plan: Plan) -> list[str]:
     """`upload foo 1.1`, `quarantine bar 2.0`, ...: each change a plan makes, in a line."""
-    return [f"{change_verb(a)} {a.name} {a.version}" for a in plan.actions]
+    return [f"{a.change.value} {a.name} {a.version}" for a in plan.actions]
 
 
 def applied_body(plan: Plan, reviewed: str | None, commit: str | None) -> str:

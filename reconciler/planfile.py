@@ -189,6 +189,7 @@ def to_json(plan: Plan) -> str:
             for x in plan.sets
         ],
         "desired_commit": plan.desired_commit,
+        "min_age_days": plan.min_age_days,
         "retained": [
             {"name": r.name, "version": r.version, "until": r.until.isoformat()}
             for r in plan.retained
@@ -305,6 +306,7 @@ def read_plan(path: Path) -> Plan:
                 for x in document.get("sets", [])
             ),
             desired_commit=_optional_text(document.get("desired_commit")),
+            min_age_days=_optional_count(document.get("min_age_days")),
             retained=tuple(
                 Retained(_text(r["name"]), _text(r["version"]), date.fromisoformat(r["until"]))
                 for r in document.get("retained", [])
@@ -317,6 +319,8 @@ def read_plan(path: Path) -> Plan:
 def action_json(action: Action) -> dict[str, Any]:
     """One action as the plan file writes it."""
     data: dict[str, Any] = {
+        "id": action.id,  # what the reports call it; derived, not read back
+        "section": action.section.value,
         "action": action.kind.value,
         "name": action.name,
         "version": action.version,
@@ -331,6 +335,8 @@ def action_json(action: Action) -> dict[str, Any]:
         data["targets"] = list(action.targets)
     if action.sets:
         data["sets"] = list(action.sets)
+    if action.pulled_by:
+        data["pulled_by"] = list(action.pulled_by)
     if action.quarantine:
         data["quarantine"] = True
         data["advisories"] = list(action.advisories)
@@ -386,6 +392,7 @@ def _read_action(data: dict[str, Any]) -> Action:
         required_by=_texts(data.get("required_by", [])),
         targets=_texts(data.get("targets", [])),
         sets=_texts(data.get("sets", [])),
+        pulled_by=_texts(data.get("pulled_by", [])),
     )
 
 

@@ -207,6 +207,7 @@ def plan(inputs: PlanInputs) -> Plan:
         ),
         retained=tuple(review.retained),
         desired_commit=desired.commit,
+        min_age_days=desired.config.policy.min_age_days,
     )
 
 
@@ -275,6 +276,23 @@ class _Decisions:
     def blocked_names(self) -> set[str]:
         """The projects some set's requirement on which is blocked."""
         return {name for _, name, _ in self.blocked}
+
+    def pulled_by(self, name: str) -> tuple[str, ...]:
+        """The listed projects whose dependencies bring `name` in, up the chain of releases
+        that need it (`required_by`: `kombu 5.7.0`); none for a listed project."""
+        if name in self.requirements:
+            return ()
+        roots: set[str] = set()
+        seen, queue = {name}, [name]
+        while queue:
+            for release in self.required_by.get(queue.pop(), ()):
+                parent = release.split(" ", 1)[0]
+                if parent in self.requirements:
+                    roots.add(parent)
+                elif parent not in seen:
+                    seen.add(parent)
+                    queue.append(parent)
+        return tuple(sorted(roots))
 
     def requirement_pinning(self, name: str, version: Version | None) -> Requirement | None:
         """The line on a project that pins this version, else its first line (if listed)."""
@@ -880,6 +898,7 @@ def _upload(
         required_by=required_by.get(name, ()),
         targets=decisions.targets.get((name, version_key(version)), ()),
         sets=decisions.sets.get((name, version_key(version)), ()),
+        pulled_by=decisions.pulled_by(name),
     )
 
 

@@ -438,14 +438,17 @@ def judge_candidates(
 
 def admit(requirement: Requirement, chosen: Verdict, verdicts: Sequence[Verdict]) -> Admitted:
     """Admit a passing version, noting why the newer ones were not chosen (`verdicts`: the
-    versions the requirement would otherwise take) and which of them wait to mature."""
+    versions the requirement would otherwise take), but for those that only wait to mature:
+    those are its `waiting`, which the reports list in one place."""
     skipped = [v for v in verdicts if v.version > chosen.version and v.problem is not None]
-    notes = (*chosen.notes, *(f"{v.version}: {v.detail}" for v in skipped[:3]))
     waiting = tuple(
         Waiting(requirement.name, str(v.version), v.eligible_at)
         for v in sorted(skipped, key=lambda v: v.version)
         if v.problem is Problem.IMMATURE and v.eligible_at is not None
     )
+    waits = {w.version for w in waiting}
+    refused = [v for v in skipped if str(v.version) not in waits]
+    notes = (*chosen.notes, *(f"{v.version}: {v.detail}" for v in refused[:3]))
     return Admitted(requirement, chosen.version, chosen.files, notes, waiting)
 
 

@@ -1,27 +1,39 @@
-"""Markdown for merge-request notes and CI summaries."""
+"""Markdown for merge-request notes and CI summaries, in the order a reviewer decides.
+
+A summary paragraph first (what changes, what is blocked, bytes, targets); then what needs a
+decision (repairs, quarantines, blocked requirements); then what the listed requirements and
+lockfile entries change; then their dependencies, folded and grouped by the listed project that
+pulls them in; then what the next plans will do on their own (versions maturing, one line), what
+leaves, advisories and warnings. Each version has one row; each waiting version is named once.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from reconciler.model import ActionKind, Advisory, Cause, Plan
+from reconciler.model import Action, Advisory, Plan, Section
 from reconciler.report.interface import PlanFormat
 from reconciler.report.text import (
     action_line,
     advisory_line,
     blocked_line,
     blocked_requirement,
-    footer_lines,
-    headline,
+    later_lines,
+    pulled_in_by,
+    size,
     sources_line,
+    summary_lines,
 )
+
+_CHANGE_HEADER = "| package | version | files | size | why |"
 
 
 class MarkdownFormat(PlanFormat):
-    """A plan as a markdown note: summary, changes, quarantines, blocked, warnings.
+    """A plan as a markdown note.
 
-    `fold_after`: a section with more rows goes inside `<details>` (long plans stay readable).
-    `max_rows`: rows past this are cut, with a line saying how many (notes have a size limit).
+    `fold_after`: a section (but what needs a decision) with more rows goes inside `<details>`;
+    dependencies are always folded. `max_rows`: rows past this are cut, with a line saying how
+    many (notes have a size limit).
     """
 
     def __init__(self, fold_after: int | None = None, max_rows: int | None = None) -> None:
@@ -30,42 +42,24 @@ class MarkdownFormat(PlanFormat):
 
     def render(self, plan: Plan) -> str:
         """Markdown text."""
-        lines = ["### Mirror plan", "", f"**{headline(plan)}**", ""]
-        for line in footer_lines(plan):
+        first, *rest = summary_lines(plan)
+        lines = ["### Mirror plan", "", " ".join([f"**{first}**", *map(cell, rest)]), ""]
+        lines += self._decisions(plan)
+        in_section = {
+            section: [a for a in plan.actions if a.section is section] for section in Section
+        }
+        lines += self._section(
+            f"Requirements ({len(in_section[Section.REQUIREMENTS])})",
+            _CHANGE_HEADER,
+            [_change_row(a, plan) for a in in_section[Section.REQUIREMENTS]],
+        )
+        lines += self._dependencies(in_section[Section.DEPENDENCIES], plan)
+        for line in later_lines(plan):
             lines += [cell(line), ""]
         lines += self._section(
-            f"Repair ({len(plan.repairs)})",
-            "| registry out of line |",
-            [f"| {cell(repair)} |" for repair in plan.repairs],
-        )
-        quarantines = [a for a in plan.actions if a.quarantine]
-        retains = [a for a in plan.actions if a.cause is Cause.RETAINED]
-        uploads = [a for a in plan.actions if a.kind is ActionKind.UPLOAD and a not in retains]
-        deletes = [a for a in plan.actions if a.kind is ActionKind.DELETE and not a.quarantine]
-        for title, actions in (
-            ("Quarantine", quarantines),
-            ("Upload", uploads),
-            ("Retain, yanked, until removed", retains),
-            ("Delete", deletes),
-        ):
-            lines += self._section(
-                f"{title} ({len(actions)})",
-                "| package | version | files | reason |",
-                [
-                    f"| {cell(a.name)} | {cell(a.version)} | {len(a.files)} | "
-                    f"{cell(action_line(a, plan))} |"
-                    for a in actions
-                ],
-            )
-        lines += self._section(
-            f"Blocked ({len(plan.blocked)})",
-            "| requirement | reason | detail | eligible |",
-            [
-                f"| {cell(blocked_requirement(b, plan))} | {cell(b.reason.value)} "
-                f"| {cell(blocked_line(b))} "
-                f"| {f'{b.eligible_at:%Y-%m-%d}' if b.eligible_at else ''} |"
-                for b in plan.blocked
-            ],
+            f"Removals ({len(in_section[Section.REMOVALS])})",
+            _CHANGE_HEADER,
+            [_change_row(a, plan) for a in in_section[Section.REMOVALS]],
         )
         lines += advisory_section(plan.advisories)
         if plan.warnings:
@@ -76,10 +70,52 @@ class MarkdownFormat(PlanFormat):
         )
         return "\n".join(lines) + "\n"
 
+    def _decisions(self, plan: Plan) -> list[str]:
+        """Repairs, quarantines and blocked requirements: never folded, never cut short."""
+        quarantines = [a for a in plan.actions if a.section is Section.DECISION]
+        rows = [f"| repair | {cell(repair)} | |" for repair in plan.repairs]
+        rows += [
+            f"| quarantine **{cell(a.name)} {cell(a.version)}** "
+            f"| {_linked(action_line(a, plan), plan)} | |"
+            for a in quarantines
+        ]
+        rows += [
+            f"| blocked **{cell(blocked_requirement(b, plan))}** "
+            f"| {_linked(blocked_line(b), plan)} "
+            f"| {f'{b.eligible_at:%Y-%m-%d}' if b.eligible_at else ''} |"
+            for b in plan.blocked
+        ]
+        if not rows:
+            return []
+        head = f"#### Needs a decision ({len(rows)})"
+        return [head, "", "| what | why | eligible |", "| --- | --- | --- |", *rows, ""]
+
+    def _dependencies(self, actions: Sequence[Action], plan: Plan) -> list[str]:
+        """The dependencies' changes, folded, grouped by the listed projects that pull them
+        in (the group named on its first row)."""
+        if not actions:
+            return []
+        rows = []
+        previous: tuple[str, ...] = ()
+        for action in sorted(actions, key=lambda a: (a.pulled_by, a.name)):
+            group = pulled_in_by(action.pulled_by) if action.pulled_by != previous else ""
+            previous = action.pulled_by
+            rows.append(f"| {cell(group)} |{_change_row(action, plan)[1:]}")
+        table = self._table("| pulled in by " + _CHANGE_HEADER, rows)
+        title = f"Dependencies ({len(actions)}), by the listed requirement that pulls them in"
+        return [f"<details><summary>{title}</summary>", "", *table, "", "</details>", ""]
+
     def _section(self, title: str, header: str, rows: list[str]) -> list[str]:
         """A titled table, folded and cut as configured; nothing for no rows."""
         if not rows:
             return []
+        table = self._table(header, rows)
+        if self.fold_after is not None and len(rows) > self.fold_after:
+            return [f"<details><summary>{title}</summary>", "", *table, "", "</details>", ""]
+        return [f"#### {title}", "", *table, ""]
+
+    def _table(self, header: str, rows: list[str]) -> list[str]:
+        """A table with its header, cut at `max_rows` with a line saying how many are left."""
         columns = header.count("|") - 1
         shown = rows if self.max_rows is None else rows[: self.max_rows]
         table = [header, "|" + " --- |" * columns, *shown]
@@ -88,9 +124,30 @@ class MarkdownFormat(PlanFormat):
                 f"\n_{len(rows) - len(shown)} more not shown here; the full plan is the "
                 "job's plan.json artifact (`mirror show plan.json`)._"
             )
-        if self.fold_after is not None and len(rows) > self.fold_after:
-            return [f"<details><summary>{title}</summary>", "", *table, "", "</details>", ""]
-        return [f"#### {title}", "", *table, ""]
+        return table
+
+
+def _change_row(action: Action, plan: Plan) -> str:
+    """`| django | 5.2.19 | 2 | 8.1 MB | new requirement django>=4.2 |`"""
+    bytes_ = sum(f.size or 0 for f in action.files if f.url is not None)
+    return (
+        f"| {cell(action.name)} | {cell(action.version)} | {len(action.files)} "
+        f"| {size(bytes_) if bytes_ else ''} | {_linked(action_line(action, plan), plan)} |"
+    )
+
+
+def _linked(text: str, plan: Plan) -> str:
+    """Cell text with each advisory the plan names linked where it is first named."""
+    text = cell(text)
+    for advisory in plan.advisories:
+        text = _link(text, advisory)
+    return text
+
+
+def _link(text: str, advisory: Advisory) -> str:
+    if advisory.id not in text or not advisory.link.startswith(("https://", "http://")):
+        return text
+    return text.replace(advisory.id, f"[{advisory.id}]({advisory.link})", 1)
 
 
 def advisory_section(advisories: Sequence[Advisory]) -> list[str]:
@@ -98,11 +155,7 @@ def advisory_section(advisories: Sequence[Advisory]) -> list[str]:
     if not advisories:
         return []
     lines = [f"#### Advisories ({len(advisories)})", ""]
-    for advisory in advisories:
-        text = cell(advisory_line(advisory))
-        if advisory.link.startswith(("https://", "http://")):
-            text = text.replace(advisory.id, f"[{advisory.id}]({advisory.link})", 1)
-        lines.append(f"- {text}")
+    lines += [f"- {_link(cell(advisory_line(a)), a)}" for a in advisories]
     return [*lines, ""]
 
 

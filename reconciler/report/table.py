@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from reconciler.model import ActionKind, Plan
+from reconciler.model import Action, ActionKind, Plan, Section
 from reconciler.report.interface import PlanFormat
 from reconciler.report.text import (
     action_line,
@@ -23,9 +23,10 @@ from reconciler.report.text import (
     blocked_line,
     blocked_requirement,
     change_heading,
-    footer_lines,
-    headline,
+    later_lines,
+    pulled_in_by,
     sources_line,
+    summary_lines,
 )
 
 # Below this many columns a five-column table splits words: wrapped lines instead.
@@ -59,39 +60,68 @@ class TableFormat(PlanFormat):
         console = Console(
             file=buffer, force_terminal=self.color, no_color=not self.color, width=width
         )
+        first, *rest = summary_lines(plan)
+        console.print(Text(first, style="bold"), highlight=False)
+        for line in rest:
+            console.print(escape(line), highlight=False)
         for table in _tables(plan, width):
+            console.print(table)
+        for line in later_lines(plan):
+            console.print(escape(line), highlight=False)
+        for table in _tables(plan, width, later=True):
             console.print(table)
         for warning in plan.warnings:
             console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
-        for line in (headline(plan), *footer_lines(plan), _sources(plan)):
-            if line:
-                console.print(escape(line), highlight=False)
+        if sources := _sources(plan):
+            console.print(escape(sources), highlight=False)
         return buffer.getvalue()
 
 
-def _tables(plan: Plan, width: int) -> Iterator[Table]:
-    """Changes, blocked requirements and advisories, each a table when there are any."""
-    if plan.repairs:
-        repairs = [(Text("~ repair", "yellow"), Text(repair)) for repair in plan.repairs]
-        yield _table("Repairs", width, ("", "registry out of line"), repairs)
-    if plan.actions:
-        changes = [
-            (
-                Text(change_heading(a), "bold red" if a.quarantine else _STYLES[a.kind]),
-                Text(action_line(a, plan)),
-            )
-            for a in plan.actions
+def _tables(plan: Plan, width: int, later: bool = False) -> Iterator[Table]:
+    """In reading order, each a table when there are any: what needs a decision (repairs,
+    quarantines, blocked requirements), the listed requirements' changes, their dependencies'
+    by the listed projects that pull them in; `later`: removals and advisories."""
+    if later:
+        yield from _changes("Removals", width, _in(plan, Section.REMOVALS), plan)
+        if plan.advisories:
+            advisories = [(Text(advisory_line(a)), Text(a.link)) for a in plan.advisories]
+            yield _table("Advisories", width, ("advisory", "link"), advisories)
+        return
+    decisions = [(Text("~ repair", "yellow"), Text(repair)) for repair in plan.repairs]
+    decisions += [
+        (Text(change_heading(a), "bold red"), Text(action_line(a, plan)))
+        for a in _in(plan, Section.DECISION)
+    ]
+    decisions += [
+        (Text(f"x blocked {blocked_requirement(b, plan)}", "red"), Text(blocked_line(b)))
+        for b in plan.blocked
+    ]
+    if decisions:
+        yield _table("Needs a decision", width, ("what", "why"), decisions)
+    yield from _changes("Requirements", width, _in(plan, Section.REQUIREMENTS), plan)
+    for pulled_by, actions in _by_pulled_by(_in(plan, Section.DEPENDENCIES)):
+        title = f"Dependencies of {pulled_in_by(pulled_by)}"
+        yield from _changes(title, width, actions, plan)
+
+
+def _changes(title: str, width: int, actions: Sequence[Action], plan: Plan) -> Iterator[Table]:
+    if actions:
+        rows = [
+            (Text(change_heading(a), _STYLES[a.kind]), Text(action_line(a, plan))) for a in actions
         ]
-        yield _table("Changes", width, ("change", "reason"), changes)
-    if plan.blocked:
-        blocked = [
-            (Text(blocked_requirement(b, plan)), Text(b.reason.value), Text(blocked_line(b)))
-            for b in plan.blocked
-        ]
-        yield _table("Blocked", width, ("requirement", "reason", "detail"), blocked)
-    if plan.advisories:
-        advisories = [(Text(advisory_line(a)), Text(a.link)) for a in plan.advisories]
-        yield _table("Advisories", width, ("advisory", "link"), advisories)
+        yield _table(title, width, ("change", "why"), rows)
+
+
+def _in(plan: Plan, section: Section) -> list[Action]:
+    return [a for a in plan.actions if a.section is section]
+
+
+def _by_pulled_by(actions: Sequence[Action]) -> list[tuple[tuple[str, ...], list[Action]]]:
+    """Dependencies grouped by the listed projects that pull them in, in name order."""
+    groups: dict[tuple[str, ...], list[Action]] = {}
+    for action in sorted(actions, key=lambda a: (a.pulled_by, a.name)):
+        groups.setdefault(action.pulled_by, []).append(action)
+    return list(groups.items())
 
 
 def _table(
@@ -127,24 +157,37 @@ def _shares(wanted: list[int], room: int) -> list[int]:
 
 def _plain_lines(plan: Plan) -> Iterator[tuple[str, str]]:
     """(line, indent for its continuation lines), in the order the tables show them."""
+    first, *rest = summary_lines(plan)
+    yield first, ""
+    for line in rest:
+        yield line, _INDENT
     for repair in plan.repairs:
         yield f"~ repair {repair}", _INDENT
-    for action in plan.actions:
-        yield change_heading(action), _INDENT
-        yield _INDENT + action_line(action, plan), _INDENT
+    yield from _plain_changes(_in(plan, Section.DECISION), plan)
     for blocked in plan.blocked:
         yield f"x blocked {blocked_requirement(blocked, plan)} ({blocked.reason.value})", _INDENT
         yield _INDENT + blocked_line(blocked), _INDENT
+    yield from _plain_changes(_in(plan, Section.REQUIREMENTS), plan)
+    for pulled_by, actions in _by_pulled_by(_in(plan, Section.DEPENDENCIES)):
+        yield f"dependencies of {pulled_in_by(pulled_by)}:", _INDENT
+        yield from _plain_changes(actions, plan)
+    for line in later_lines(plan):
+        yield line, _INDENT
+    yield from _plain_changes(_in(plan, Section.REMOVALS), plan)
     for advisory in plan.advisories:
         yield f"advisory {advisory_line(advisory)}", _INDENT
         if advisory.link:
             yield _INDENT + advisory.link, _INDENT
     for warning in plan.warnings:
         yield f"warning: {warning}", _INDENT
-    yield headline(plan), ""
-    for line in (*footer_lines(plan), _sources(plan)):
-        if line:
-            yield line, _INDENT
+    if sources := _sources(plan):
+        yield sources, _INDENT
+
+
+def _plain_changes(actions: Sequence[Action], plan: Plan) -> Iterator[tuple[str, str]]:
+    for action in actions:
+        yield change_heading(action), _INDENT
+        yield _INDENT + action_line(action, plan), _INDENT
 
 
 def _sources(plan: Plan) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from reconciler.model import (
     Action,
@@ -11,8 +12,10 @@ from reconciler.model import (
     AdvisorySource,
     Blocked,
     Cause,
+    Change,
     Coverage,
     Plan,
+    Waiting,
 )
 
 
@@ -48,24 +51,42 @@ def headline(plan: Plan) -> str:
 
 
 def waiting_line(plan: Plan) -> str | None:
-    """`Waiting to mature: boto3 1.44.6 (2026-12-02), ...`: what the next plans will take."""
+    """`Waiting to mature (policy.min_age_days: 14): boto3 1.44.6 (Dec 2), 1.44.7 (Dec 3);
+    fastapi 0.163.0 (Nov 28)`: what the next plans will take, each version once, the rule once."""
     if not plan.waiting:
         return None
-    return "Waiting to mature: " + ", ".join(
-        f"{w.name} {w.version} ({w.eligible_at:%Y-%m-%d})" for w in plan.waiting
+    by_name: dict[str, list[Waiting]] = {}
+    for waiting in sorted(plan.waiting, key=lambda w: w.name):  # stable: by eligibility within
+        by_name.setdefault(waiting.name, []).append(waiting)
+    rule = f" (policy.min_age_days: {plan.min_age_days})" if plan.min_age_days is not None else ""
+    return f"Waiting to mature{rule}: " + "; ".join(
+        f"{name} " + ", ".join(f"{w.version} ({day(w.eligible_at)})" for w in versions)
+        for name, versions in by_name.items()
     )
 
 
-def footer_lines(plan: Plan) -> list[str]:
-    """What follows a plan's headline: sizes, sets, targets, what waits to mature, what is
-    kept (yanked) until it goes."""
-    lines = (
-        sizes_line(plan),
-        sets_line(plan),
-        targets_line(plan),
-        waiting_line(plan),
-        retained_line(plan),
-    )
+def day(moment: datetime) -> str:
+    """`Dec 2`: a day within the next weeks, as people say it."""
+    return f"{moment:%b} {moment.day}"
+
+
+def pulled_in_by(names: Sequence[str]) -> str:
+    """`celery`, `black, celery, django and 9 more`: the listed projects a dependency serves."""
+    if len(names) <= 4:
+        return ", ".join(names)
+    return f"{', '.join(names[:3])} and {len(names) - 3} more"
+
+
+def summary_lines(plan: Plan) -> list[str]:
+    """What a reader needs first: the headline, then sizes, sets and targets."""
+    lines = (headline(plan), sizes_line(plan), sets_line(plan), targets_line(plan))
+    return [line for line in lines if line is not None]
+
+
+def later_lines(plan: Plan) -> list[str]:
+    """What the next plans will do on their own: versions maturing, versions kept (yanked)
+    until they go."""
+    lines = (waiting_line(plan), retained_line(plan))
     return [line for line in lines if line is not None]
 
 
@@ -86,11 +107,14 @@ def sets_line(plan: Plan) -> str | None:
 
 def retained_line(plan: Plan) -> str | None:
     """`Kept, yanked, until removed: requests 2.32.3 (2027-01-05), ...`: no longer desired,
-    still installable by exact pins and lockfiles."""
-    if not plan.retained:
+    still installable by exact pins and lockfiles (those this plan starts to keep are its
+    retain changes, and said there)."""
+    starting = {(a.name, a.version) for a in plan.actions if a.change is Change.RETAIN}
+    kept = [r for r in plan.retained if (r.name, r.version) not in starting]
+    if not kept:
         return None
     return "Kept, yanked, until removed: " + ", ".join(
-        f"{r.name} {r.version} ({r.until:%Y-%m-%d})" for r in plan.retained
+        f"{r.name} {r.version} ({r.until:%Y-%m-%d})" for r in kept
     )
 
 
@@ -127,17 +151,17 @@ def sizes_line(plan: Plan) -> str | None:
     plan changes nothing)"""
     said = []
     if plan.download_bytes:
-        said.append(f"Downloads {_size(plan.download_bytes)}")
+        said.append(f"Downloads {size(plan.download_bytes)}")
     if plan.held_bytes is not None:
         after = " after" if plan.has_changes else ""
-        said.append(f"the registry holds {_size(plan.held_bytes)}{after}")
+        said.append(f"the registry holds {size(plan.held_bytes)}{after}")
     if not said:
         return None
     text = "; ".join(said)
     return f"{text[0].upper()}{text[1:]}."
 
 
-def _size(count: int) -> str:
+def size(count: int) -> str:
     """Bytes as people read them (decimal units, as PyPI shows sizes)."""
     for unit, scale in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
         if count >= scale:
@@ -147,18 +171,11 @@ def _size(count: int) -> str:
 
 def change_heading(action: Action) -> str:
     """`+ upload foo 1.1 (2 files)`, `- delete ...`, `! quarantine ...`, `~ retain ...`."""
-    verb = change_verb(action)
-    sign = {"quarantine": "!", "retain": "~", "upload": "+"}.get(verb, "-")
-    return f"{sign} {verb} {action.name} {action.version} ({plural(len(action.files), 'file')})"
+    files = plural(len(action.files), "file")
+    return f"{_SIGNS[action.change]} {action.change.value} {action.name} {action.version} ({files})"
 
 
-def change_verb(action: Action) -> str:
-    """What an action does, in a word: quarantine, retain, upload or delete."""
-    if action.quarantine:
-        return "quarantine"
-    if action.cause is Cause.RETAINED:
-        return "retain"
-    return "upload" if action.kind is ActionKind.UPLOAD else "delete"
+_SIGNS = {Change.QUARANTINE: "!", Change.RETAIN: "~", Change.UPLOAD: "+", Change.DELETE: "-"}
 
 
 def action_line(action: Action, plan: Plan) -> str:

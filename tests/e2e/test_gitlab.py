@@ -414,7 +414,7 @@ def test_a_long_plan_is_folded_and_cut_to_fit_the_note_limit() -> None:
     plan = Plan(FROZEN_NOW, FROZEN_NOW, "d", "a", actions, ())
     body = note_body(plan, limit=20_000)
     assert len(body) <= 20_000 and body.startswith(MARKER)
-    assert "<details><summary>Upload (400)</summary>" in body
+    assert "<details><summary>Requirements (400)</summary>" in body
     assert "more not shown here; the full plan is the job's plan.json artifact" in body
     small = note_body(Plan(FROZEN_NOW, FROZEN_NOW, "d", "a", actions[:3], ()))
     assert "<details>" not in small and "more not shown" not in small

@@ -38,7 +38,8 @@ def test_plan_apply_then_pip_installs_from_file_and_http(workspace: Workspace) -
     seed(workspace)
     planned = workspace.mirror("plan", "--out", "plan.json")
     assert planned.exit_code == 0, planned.output
-    assert "foo-bar" in planned.stdout and "1.2: 3 days old, eligible" in planned.stdout
+    assert "+ upload foo-bar 1.1" in planned.stdout
+    assert "Waiting to mature (policy.min_age_days: 14): foo-bar 1.2 (Dec 5)" in planned.stdout
     assert not workspace.registry.exists(), "plan must not touch the registry"
 
     applied = workspace.mirror("apply", "plan.json")
@@ -77,7 +78,7 @@ def test_detailed_exitcode_and_formats(workspace: Workspace) -> None:
     assert document["summary"] == {"upload": 2, "delete": 0, "blocked": 0}
     assert document["advisory_sources"][0]["service"] == "osv"
     markdown = workspace.mirror("plan", "--format", "markdown", "--out", "plan.json")
-    assert "#### Upload (2)" in markdown.stdout
+    assert "#### Requirements (2)" in markdown.stdout
     shown = workspace.mirror("show", "plan.json", "--format", "markdown")
     assert shown.exit_code == 0 and shown.stdout == markdown.stdout
 

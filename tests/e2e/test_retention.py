@@ -38,7 +38,8 @@ def test_a_superseded_version_stays_yanked_for_pins_and_locks_then_goes(
     table = workspace.mirror("plan").stdout
     assert "~ retain pkg 1.0" in table and "1 to retain" in table
     note = workspace.mirror("plan", "--format", "markdown").stdout
-    assert "Retain, yanked, until removed (1)" in note and "Delete" not in note
+    assert "#### Removals (1)" in note and "Kept, yanked" not in note  # pkg 1.0 said once:
+    assert "| pkg | 1.0 | 1 |  | retained, yanked, until 2027-01-03: superseded" in note
     # Planned on a merge request, applied on main from the saved plan.
     assert workspace.mirror("plan", "--out", "plan.json").exit_code == 0
     applied = workspace.mirror("apply", "plan.json")
