@@ -64,11 +64,11 @@ class TableFormat(PlanFormat):
         console.print(Text(first, style="bold"), highlight=False)
         for line in rest:
             console.print(escape(line), highlight=False)
-        for table in _tables(plan, width):
+        for table in _decision_tables(plan, width):
             console.print(table)
         for line in later_lines(plan):
             console.print(escape(line), highlight=False)
-        for table in _tables(plan, width, later=True):
+        for table in _later_tables(plan, width):
             console.print(table)
         for warning in plan.warnings:
             console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
@@ -77,16 +77,10 @@ class TableFormat(PlanFormat):
         return buffer.getvalue()
 
 
-def _tables(plan: Plan, width: int, later: bool = False) -> Iterator[Table]:
-    """In reading order, each a table when there are any: what needs a decision (repairs,
-    quarantines, blocked requirements), the listed requirements' changes, their dependencies'
-    by the listed projects that pull them in; `later`: removals and advisories."""
-    if later:
-        yield from _changes("Removals", width, _in(plan, Section.REMOVALS), plan)
-        if plan.advisories:
-            advisories = [(Text(advisory_line(a)), Text(a.link)) for a in plan.advisories]
-            yield _table("Advisories", width, ("advisory", "link"), advisories)
-        return
+def _decision_tables(plan: Plan, width: int) -> Iterator[Table]:
+    """What needs a decision (repairs, quarantines, blocked requirements), the listed
+    requirements' changes, then their dependencies' by the listed projects that pull them in;
+    each a table when there are any."""
     decisions = [(Text("~ repair", "yellow"), Text(repair)) for repair in plan.repairs]
     decisions += [
         (Text(change_heading(a), "bold red"), Text(action_line(a, plan)))
@@ -99,17 +93,32 @@ def _tables(plan: Plan, width: int, later: bool = False) -> Iterator[Table]:
     if decisions:
         yield _table("Needs a decision", width, ("what", "why"), decisions)
     yield from _changes("Requirements", width, _in(plan, Section.REQUIREMENTS), plan)
-    for pulled_by, actions in _by_pulled_by(_in(plan, Section.DEPENDENCIES)):
-        title = f"Dependencies of {pulled_in_by(pulled_by)}"
-        yield from _changes(title, width, actions, plan)
+    dependencies = [
+        (Text(pulled_in_by(pulled_by) if index == 0 else ""), *_change_cells(action, plan))
+        for pulled_by, actions in _by_pulled_by(_in(plan, Section.DEPENDENCIES))
+        for index, action in enumerate(actions)
+    ]
+    if dependencies:
+        header = ("pulled in by", "change", "why")
+        yield _table("Dependencies", width, header, dependencies)
+
+
+def _later_tables(plan: Plan, width: int) -> Iterator[Table]:
+    """What leaves the registry, and the advisories the plan names."""
+    yield from _changes("Removals", width, _in(plan, Section.REMOVALS), plan)
+    if plan.advisories:
+        advisories = [(Text(advisory_line(a)), Text(a.link)) for a in plan.advisories]
+        yield _table("Advisories", width, ("advisory", "link"), advisories)
 
 
 def _changes(title: str, width: int, actions: Sequence[Action], plan: Plan) -> Iterator[Table]:
     if actions:
-        rows = [
-            (Text(change_heading(a), _STYLES[a.kind]), Text(action_line(a, plan))) for a in actions
-        ]
+        rows = [_change_cells(a, plan) for a in actions]
         yield _table(title, width, ("change", "why"), rows)
+
+
+def _change_cells(action: Action, plan: Plan) -> tuple[Text, Text]:
+    return Text(change_heading(action), _STYLES[action.kind]), Text(action_line(action, plan))
 
 
 def _in(plan: Plan, section: Section) -> list[Action]:
