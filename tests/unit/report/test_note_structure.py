@@ -1,0 +1,212 @@
+"""The merge-request note as GitLab shows it: rendered with a CommonMark + GFM-tables renderer
+(markdown-it-py, as GitLab's own renderer reads tables and raw HTML), its structure checked."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from html.parser import HTMLParser
+
+from markdown_it import MarkdownIt
+
+from reconciler.model import (
+    Action,
+    ActionKind,
+    Advisory,
+    Blocked,
+    Cause,
+    Plan,
+    PlannedFile,
+    Problem,
+    Waiting,
+)
+from reconciler.notes import note_body
+from tests.conftest import FROZEN_NOW
+
+LISTED = [f"app-{i:02d}" for i in range(20)]
+
+
+def _upload(name: str, version: str, pulled_by: tuple[str, ...] = ()) -> Action:
+    files = tuple(
+        PlannedFile(f"{name}-{version}-{tag}.whl", "a" * 64, url=f"https://f/{name}", size=10_000)
+        for tag in ("py3-none-any", "cp312-cp312-win_amd64")
+    )
+    cause = Cause.NEW_DEPENDENCY if pulled_by else Cause.NEW_REQUIREMENT
+    parent = f"{pulled_by[0]} 1.0" if pulled_by else ""
+    reason = f"new dependency of {parent}" if pulled_by else f"new requirement {name}>=1"
+    return Action(ActionKind.UPLOAD, name, version, reason, files, cause=cause, pulled_by=pulled_by)
+
+
+def realistic_plan() -> Plan:
+    """~80 packages: 20 listed requirements, 60 dependencies (some shared), a quarantine, two
+    blocked requirements, versions waiting to mature, a removal."""
+    listed = [_upload(name, "1.0") for name in LISTED]
+    dependencies = [
+        _upload(f"lib-{i:02d}", "2.0", (LISTED[i % 20],) if i % 7 else (LISTED[0], LISTED[i % 20]))
+        for i in range(60)
+    ]
+    quarantine = Action(
+        ActionKind.DELETE,
+        "evil",
+        "0.9",
+        "has GHSA-aaaa-bbbb-cccc",
+        (PlannedFile("evil-0.9.tar.gz", None, before_sha256="b" * 64),),
+        quarantine=True,
+        advisories=("GHSA-aaaa-bbbb-cccc",),
+        cause=Cause.ADVISORY,
+    )
+    removal = Action(
+        ActionKind.DELETE,
+        "old",
+        "1.0",
+        "not desired",
+        (PlannedFile("old-1.0.tar.gz", None, before_sha256="c" * 64),),
+        cause=Cause.NOT_DESIRED,
+    )
+    later = FROZEN_NOW + timedelta(days=5)
+    return Plan(
+        created_at=FROZEN_NOW,
+        evaluated_at=FROZEN_NOW,
+        desired_digest="d",
+        actual_digest="a",
+        actions=(quarantine, *listed, *dependencies, removal),
+        blocked=(
+            Blocked("young", "young>=2", Problem.IMMATURE, "2.0: 3 days old", later),
+            Blocked(
+                "bad",
+                "bad==1.0",
+                Problem.VULNERABLE,
+                "1.0: has GHSA-dddd-eeee-ffff",
+                None,
+                advisories=("GHSA-dddd-eeee-ffff",),
+            ),  # fmt: skip
+        ),
+        advisories=(
+            Advisory("GHSA-aaaa-bbbb-cccc", link="https://osv.dev/GHSA-aaaa-bbbb-cccc"),
+            Advisory("GHSA-dddd-eeee-ffff", link="https://osv.dev/GHSA-dddd-eeee-ffff"),
+        ),
+        waiting=tuple(
+            Waiting(name, version, later + timedelta(days=day))
+            for day, (name, version) in enumerate(
+                [("app-01", "1.1"), ("app-01", "1.2"), ("lib-03", "2.1"), ("app-01", "1.3")]
+            )
+        ),
+        download_bytes=80 * 20_000,
+        held_bytes=80 * 20_000,
+        min_age_days=14,
+    )
+
+
+@dataclass
+class Element:
+    """An HTML element as rendered: its tag, and its text and child elements in order."""
+
+    tag: str
+    parts: list[str | Element] = field(default_factory=list)
+
+    @property
+    def children(self) -> list[Element]:
+        return [part for part in self.parts if isinstance(part, Element)]
+
+    def all_text(self) -> str:
+        return "".join(p if isinstance(p, str) else p.all_text() for p in self.parts)
+
+    def find(self, tag: str) -> list[Element]:
+        found = [self] if self.tag == tag else []
+        return found + [e for child in self.children for e in child.find(tag)]
+
+
+class _Tree(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.root = Element("root")
+        self.stack = [self.root]
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        element = Element(tag)
+        self.stack[-1].parts.append(element)
+        if tag not in ("br", "hr", "img"):
+            self.stack.append(element)
+
+    def handle_endtag(self, tag: str) -> None:
+        while len(self.stack) > 1 and self.stack.pop().tag != tag:
+            pass
+
+    def handle_data(self, data: str) -> None:
+        self.stack[-1].parts.append(data)
+
+
+def rendered(markdown: str) -> Element:
+    """The note as HTML (CommonMark with GFM tables and raw HTML, as GitLab renders notes),
+    parsed back into a tree."""
+    html = MarkdownIt("commonmark", {"html": True}).enable("table").render(markdown)
+    tree = _Tree()
+    tree.feed(html)
+    return tree.root
+
+
+def test_the_note_leads_with_its_summary_then_what_needs_a_decision() -> None:
+    root = rendered(note_body(realistic_plan()))
+    top = [e for e in root.children if e.tag not in ("p",) or e.all_text().strip()]
+    assert [e.tag for e in top[:3]] == ["h3", "p", "h4"]
+    summary = top[1].all_text()
+    assert summary.startswith("Plan: 80 to upload, 2 to delete (1 quarantine), 2 blocked.")
+    assert "Downloads 1.6 MB; the registry holds 1.6 MB after." in summary
+    headings = [e.all_text() for e in root.children if e.tag == "h4"]
+    assert headings[:2] == ["Needs a decision (3)", "Requirements (20)"]
+    decision_rows = [r.all_text() for r in top[3].find("tr")[1:]]
+    assert [row.split()[:2] for row in decision_rows] == [
+        ["quarantine", "evil"],
+        ["blocked", "young>=2"],
+        ["blocked", "bad==1.0"],
+    ]
+    assert "2026-11-29" in decision_rows[1]  # when the blocked one becomes eligible
+    links = {a.all_text() for table in top[3].find("table") for a in table.find("a")}
+    assert links == {"GHSA-aaaa-bbbb-cccc", "GHSA-dddd-eeee-ffff"}
+
+
+def test_dependencies_are_folded_and_grouped_by_the_requirement_that_pulls_them_in() -> None:
+    root = rendered(note_body(realistic_plan()))
+    (details,) = root.find("details")
+    assert details.find("summary")[0].all_text().startswith("Dependencies (60)")
+    rows = [[c.all_text() for c in tr.find("td")] for tr in details.find("tr")[1:]]
+    assert len(rows) == 60 and all(row[1].startswith("lib-") for row in rows)
+    groups = [row[0] for row in rows if row[0]]
+    assert groups == sorted(set(groups)) and "app-00" in groups and "app-00, app-07" in groups
+    outside = [tr for e in root.children if e.tag != "details" for tr in e.find("tr")]
+    assert not any("lib-" in tr.all_text() for tr in outside)
+
+
+def test_each_version_is_named_once_and_the_policy_once() -> None:
+    plan = realistic_plan()
+    root = rendered(note_body(plan))
+    text = root.all_text()
+    rows = [[td.all_text() for td in tr.find("td")] for tr in root.find("tr")]
+    for action in plan.actions:  # a package and a version cell side by side, or "verb name version"
+        pair, said = [action.name, action.version], f"{action.name} {action.version}"
+        named = [
+            row
+            for row in rows
+            if any(row[i : i + 2] == pair for i in range(len(row)))
+            or (row and row[0].endswith(f" {said}"))
+        ]
+        assert len(named) == 1, action.id
+    for waiting in plan.waiting:  # its versions appear nowhere else in this plan
+        assert len(re.findall(rf"(?<![\w.]){re.escape(waiting.version)}(?![\w.])", text)) == 1
+    waiting_line = next(p.all_text() for p in root.find("p") if "Waiting" in p.all_text())
+    assert waiting_line == (
+        "Waiting to mature (policy.min_age_days: 14): "
+        "app-01 1.1 (Nov 29), 1.2 (Nov 30), 1.3 (Dec 2); lib-03 2.1 (Dec 1)"
+    )
+    assert text.count("min_age_days") == 1
+
+
+def test_a_plan_with_nothing_to_decide_starts_with_its_requirements() -> None:
+    plan = replace(
+        realistic_plan(),
+        actions=tuple(a for a in realistic_plan().actions if not a.quarantine),
+        blocked=(),
+    )
+    headings = [e.all_text() for e in rendered(note_body(plan)).children if e.tag == "h4"]
+    assert headings[0] == "Requirements (20)" and "Needs a decision" not in " ".join(headings)
