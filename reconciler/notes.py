@@ -19,7 +19,7 @@ from reconciler.report.markdown import MarkdownFormat
 MARKER = "<!-- pypi-delayed-mirror:plan -->"
 APPLIED_MARKER = "<!-- pypi-delayed-mirror:applied -->"
 NOTE_LIMIT = 1_000_000  # GitLab refuses longer note bodies
-FOLD_AFTER = 20  # rows; a longer section is folded into <details>
+FOLD_AFTER = 50  # rows; a longer section is folded (dependencies always are)
 # The reviewed plan's changes, as data, hidden in its note: what the applied plan is compared to.
 _CHANGES = re.compile(r"<!-- pypi-delayed-mirror:changes (\[.*?\]) -->")
 

@@ -26,6 +26,7 @@ from reconciler.report.text import (
 )
 
 _CHANGE_HEADER = "| package | version | files | size | why |"
+NBSP = "\u00a0"  # `29.0 MB` stays on one line in a narrow column
 
 
 class MarkdownFormat(PlanFormat):
@@ -132,7 +133,8 @@ def _change_row(action: Action, plan: Plan) -> str:
     bytes_ = sum(f.size or 0 for f in action.files if f.url is not None)
     return (
         f"| {cell(action.name)} | {cell(action.version)} | {len(action.files)} "
-        f"| {size(bytes_) if bytes_ else ''} | {_linked(action_line(action, plan), plan)} |"
+        f"| {size(bytes_).replace(' ', NBSP) if bytes_ else ''} "
+        f"| {_linked(action_line(action, plan), plan)} |"
     )
 
 
