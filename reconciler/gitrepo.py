@@ -12,6 +12,8 @@ import re
 import subprocess
 from pathlib import Path
 
+from reconciler.errors import UserError
+
 _SHA = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
 _TIMEOUT = 30
 
@@ -44,16 +46,54 @@ def is_ancestor(directory: Path, older: str, newer: str) -> bool | None:
     return {0: True, 1: False}.get(done.returncode)
 
 
+def export(directory: Path, ref: str, into: Path) -> Path | None:
+    """`directory` as it is in commit `ref`, its files written under `into`; None when `ref`
+    has no such directory. UserError when `ref` is not a commit of the repository holding
+    `directory`. Only regular files are written, at paths git itself keeps (no links)."""
+    prefix = _git(directory, "rev-parse", "--show-prefix")
+    # A ref is never an option to git ("--output=…"), whatever a pipeline variable holds.
+    verify = ("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+    commit = None if ref.startswith("-") else _git(directory, *verify)
+    if prefix is None or not commit:
+        raise UserError(
+            f"--against {ref}: not a commit of the git repository holding {directory} (a "
+            "shallow clone may lack it: fetch it, or clone with GIT_DEPTH: 0)"
+        )
+    paths = [prefix] if prefix else []  # "": the repository's root is the desired state
+    listing = _git_bytes(directory, "ls-tree", "-r", "-z", "--full-tree", commit, "--", *paths)
+    entries = [entry.split(b"\t", 1) for entry in (listing or b"").split(b"\0") if entry]
+    files = [
+        (meta.split()[2].decode(), path.decode())
+        for meta, path in entries
+        if meta.split()[0] in (b"100644", b"100755")  # regular files; links and submodules not
+    ]
+    if not files:
+        return None
+    for blob, path in files:
+        content = _git_bytes(directory, "cat-file", "blob", blob)
+        target = into / path
+        if content is None or ".." in Path(path).parts or Path(path).is_absolute():
+            raise UserError(f"--against {ref}: cannot read {path} from git")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+    return into / prefix
+
+
 def _git(directory: Path, *args: str) -> str | None:
-    """A git command's output, or None when it fails (no git, not a repository)."""
+    """A git command's output, stripped, or None when it fails (no git, not a repository)."""
+    output = _git_bytes(directory, *args)
+    return output.decode(errors="replace").strip() if output is not None else None
+
+
+def _git_bytes(directory: Path, *args: str) -> bytes | None:
+    """A git command's output as it is, or None when it fails."""
     try:
         done = subprocess.run(
             ["git", "-C", str(directory), *args],
             capture_output=True,
-            text=True,
             timeout=_TIMEOUT,
             check=False,
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return done.stdout.strip() if done.returncode == 0 else None
+    return done.stdout if done.returncode == 0 else None

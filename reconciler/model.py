@@ -670,6 +670,16 @@ class Retained:
 
 
 @dataclass(frozen=True)
+class Baseline:
+    """What the target branch's desired state plans against the same registry (`mirror plan
+    --against REF`): of a merge request's plan, the changes that are not the merge's own (versions
+    maturing, upstream yanks) and that the reports mention in one line."""
+
+    ref: str
+    planned: frozenset[str]  # ids (`Action.id`) of the actions both plans make
+
+
+@dataclass(frozen=True)
 class Waiting:
     """A newer version a range would take once it matures, and when it becomes eligible."""
 
@@ -809,6 +819,14 @@ class Plan:
     retained: tuple[Retained, ...] = ()  # held, yanked, until pruned: no longer desired
     desired_commit: str | None = None  # the git commit of the desired state planned from
     min_age_days: int | None = None  # the policy's maturity period, which `waiting` waits out
+    baseline: Baseline | None = None  # a merge request's plan: what its target plans anyway
+
+    def own(self) -> tuple[Action, ...]:
+        """The actions that are this desired state's own: all of them, unless a baseline says
+        which of them its target branch plans anyway."""
+        if self.baseline is None:
+            return self.actions
+        return tuple(a for a in self.actions if a.id not in self.baseline.planned)
 
     def advisory(self, advisory_id: str) -> Advisory | None:
         """The details of an advisory the plan names."""

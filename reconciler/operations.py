@@ -5,14 +5,17 @@ from __future__ import annotations
 import getpass
 import os
 import socket
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from pathlib import Path
 
-from reconciler import applier, closure, planfile, planner, policy
+from reconciler import applier, closure, gitrepo, planfile, planner, policy
 from reconciler.cancel import Cancellation
 from reconciler.clock import Clock
 from reconciler.concurrency import crawl
+from reconciler.desired import load_desired_state
 from reconciler.errors import MassDeleteError, OlderStateError, UpstreamError, UserError
 from reconciler.metadata import CoreMetadata
 from reconciler.model import (
@@ -146,6 +149,35 @@ class _Visit:
     project: UpstreamProject | None = None
     metadata: dict[str, CoreMetadata] = field(default_factory=dict)
     fetched: bool = True
+
+
+def compared_with(
+    plan: Plan,
+    directory: Path,
+    ref: str,
+    actual: ActualState,
+    upstream: UpstreamIndex,
+    services: Sequence[VulnerabilityService],
+    now: datetime,
+    clock: Clock,
+) -> Plan:
+    """`plan` with what its target branch plans anyway marked (`Plan.baseline`): the desired
+    state in `directory` as it is at commit `ref`, planned against the same registry, upstream
+    and advisory services at the same moment. A target without a desired state plans nothing;
+    one whose desired state cannot be read leaves the plan uncompared, with a warning (a merge
+    request may be the fix)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        exported = gitrepo.export(directory, ref, Path(scratch))
+        if exported is None:
+            return planner.with_baseline(plan, (), ref)
+        try:
+            base_desired = load_desired_state(exported)
+        except UserError as error:
+            said = str(error).replace(str(exported), f"{ref}:{directory.name}")
+            warning = f"--against {ref}: its desired state cannot be read ({said}); not compared"
+            return replace(plan, warnings=(*plan.warnings, warning))
+        base = make_plan(base_desired, actual, upstream, services, now, clock)
+    return planner.with_baseline(plan, base.actions, ref)
 
 
 class _Audit:

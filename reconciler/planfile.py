@@ -20,6 +20,7 @@ from reconciler.model import (
     ActualState,
     Advisory,
     AdvisorySource,
+    Baseline,
     Blocked,
     Cause,
     Coverage,
@@ -190,6 +191,11 @@ def to_json(plan: Plan) -> str:
         ],
         "desired_commit": plan.desired_commit,
         "min_age_days": plan.min_age_days,
+        "baseline": (
+            {"ref": plan.baseline.ref, "planned": sorted(plan.baseline.planned)}
+            if plan.baseline
+            else None
+        ),
         "retained": [
             {"name": r.name, "version": r.version, "until": r.until.isoformat()}
             for r in plan.retained
@@ -307,6 +313,7 @@ def read_plan(path: Path) -> Plan:
             ),
             desired_commit=_optional_text(document.get("desired_commit")),
             min_age_days=_optional_count(document.get("min_age_days")),
+            baseline=_baseline(document.get("baseline")),
             retained=tuple(
                 Retained(_text(r["name"]), _text(r["version"]), date.fromisoformat(r["until"]))
                 for r in document.get("retained", [])
@@ -394,6 +401,12 @@ def _read_action(data: dict[str, Any]) -> Action:
         sets=_texts(data.get("sets", [])),
         pulled_by=_texts(data.get("pulled_by", [])),
     )
+
+
+def _baseline(value: Any) -> Baseline | None:
+    if value is None:
+        return None
+    return Baseline(_text(value["ref"]), frozenset(_texts(value["planned"])))
 
 
 def _text(value: object) -> str:

@@ -22,6 +22,7 @@ from reconciler.model import (
     ActualState,
     Advisory,
     AdvisorySource,
+    Baseline,
     Blocked,
     Cause,
     Coverage,
@@ -1029,3 +1030,10 @@ def _delete(
         advisories=advisories,
         cause=cause,
     )
+
+
+def with_baseline(plan: Plan, base: Iterable[Action], ref: str) -> Plan:
+    """`plan`, a merge request's, with the changes its target branch's plan (`base`, at `ref`)
+    makes as well marked as not the merge's own (`Plan.baseline`)."""
+    both = {a.id for a in plan.actions} & {a.id for a in base}
+    return replace(plan, baseline=Baseline(ref, frozenset(both)))

@@ -68,6 +68,14 @@ def plan(
         bool, typer.Option("--detailed-exitcode", help="Exit 2 when there are changes.")
     ] = False,
     allow_mass_delete: AllowMassDeleteOption = False,
+    against: Annotated[
+        str | None,
+        typer.Option(
+            "--against",
+            help="A merge request's target commit (CI_MERGE_REQUEST_DIFF_BASE_SHA): what its "
+            "desired state plans anyway is reported apart, in one line.",
+        ),
+    ] = None,
     desired_state: DesiredStateOption = Path("desired-state"),
     registry: RegistryOption = None,
     now: NowOption = None,
@@ -78,16 +86,16 @@ def plan(
 
     def body() -> int:
         desired = common.desired()
-        the_plan = operations.make_plan(
-            desired,
-            # A plan reads the registry's record of its files (GitLab: the listing's pages,
-            # not one request per package); applies and drifts list every file again.
-            common.make_registry(desired).list_actual(recorded=True),
-            common.make_upstream(desired),
-            common.make_services(desired),
-            common.now(),
-            common.runtime.clock,
-        )
+        # A plan reads the registry's record of its files (GitLab: the listing's pages, not
+        # one request per package); applies and drifts list every file again.
+        actual = common.make_registry(desired).list_actual(recorded=True)
+        upstream, services = common.make_upstream(desired), common.make_services(desired)
+        now, clock = common.now(), common.runtime.clock
+        the_plan = operations.make_plan(desired, actual, upstream, services, now, clock)
+        if against is not None:
+            the_plan = operations.compared_with(
+                the_plan, desired_state, against, actual, upstream, services, now, clock
+            )
         if out is not None:
             _write_plan(out, the_plan)
         typer.echo(

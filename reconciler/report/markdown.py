@@ -47,7 +47,7 @@ class MarkdownFormat(PlanFormat):
         lines = ["### Mirror plan", "", " ".join([f"**{first}**", *map(cell, rest)]), ""]
         lines += self._decisions(plan)
         in_section = {
-            section: [a for a in plan.actions if a.section is section] for section in Section
+            section: [a for a in plan.own() if a.section is section] for section in Section
         }
         lines += self._section(
             f"Requirements ({len(in_section[Section.REQUIREMENTS])})",
@@ -73,7 +73,7 @@ class MarkdownFormat(PlanFormat):
 
     def _decisions(self, plan: Plan) -> list[str]:
         """Repairs, quarantines and blocked requirements: never folded, never cut short."""
-        quarantines = [a for a in plan.actions if a.section is Section.DECISION]
+        quarantines = [a for a in plan.own() if a.section is Section.DECISION]
         rows = [f"| repair | {cell(repair)} | |" for repair in plan.repairs]
         rows += [
             f"| quarantine **{cell(a.name)} {cell(a.version)}** "

@@ -122,7 +122,9 @@ def _change_cells(action: Action, plan: Plan) -> tuple[Text, Text]:
 
 
 def _in(plan: Plan, section: Section) -> list[Action]:
-    return [a for a in plan.actions if a.section is section]
+    """The plan's own actions (a merge request's: not what its target plans anyway) shown in
+    a section."""
+    return [a for a in plan.own() if a.section is section]
 
 
 def _by_pulled_by(actions: Sequence[Action]) -> list[tuple[tuple[str, ...], list[Action]]]:

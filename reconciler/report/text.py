@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
+from string import hexdigits
 
 from reconciler.model import (
     Action,
@@ -42,7 +44,13 @@ def plural(count: int, noun: str) -> str:
 
 def headline(plan: Plan) -> str:
     """What the plan changes, in a line; a plan that only blocks says so instead of
-    claiming the registry matches the desired state."""
+    claiming the registry matches the desired state. Of a merge request's plan (compared with
+    its target's), what the merge changes, and how many more changes the target makes anyway."""
+    if plan.baseline is not None:
+        own = replace(plan, actions=plan.own(), baseline=None)
+        anyway = len(plan.actions) - len(own.actions)
+        more = f" {plural(anyway, 'more change')}: the target branch's own." if anyway else ""
+        return headline(own) + more
     if plan.has_changes:
         return summary_line(plan)
     if plan.blocked:
@@ -84,10 +92,28 @@ def summary_lines(plan: Plan) -> list[str]:
 
 
 def later_lines(plan: Plan) -> list[str]:
-    """What the next plans will do on their own: versions maturing, versions kept (yanked)
-    until they go."""
-    lines = (waiting_line(plan), retained_line(plan))
+    """What happens without this plan's reviewer: what the target branch plans anyway (of a
+    merge request's plan), versions maturing, versions kept (yanked) until they go."""
+    lines = (anyway_line(plan), waiting_line(plan), retained_line(plan))
     return [line for line in lines if line is not None]
+
+
+def anyway_line(plan: Plan) -> str | None:
+    """`The target branch (1a2b3c4d5e6f) plans these anyway: upload boto3 1.44.4, botocore
+    1.44.4; quarantine evil 0.9`: a merge request's plan's changes that are not its own."""
+    if plan.baseline is None:
+        return None
+    by_change: dict[Change, list[str]] = {}
+    for action in plan.actions:
+        if action.id in plan.baseline.planned:
+            by_change.setdefault(action.change, []).append(f"{action.name} {action.version}")
+    if not by_change:
+        return None
+    ref = plan.baseline.ref
+    ref = ref[:12] if len(ref) >= 40 and all(c in hexdigits for c in ref) else ref
+    return f"The target branch ({ref}) plans these anyway: " + "; ".join(
+        f"{change.value} {', '.join(versions)}" for change, versions in by_change.items()
+    )
 
 
 def sets_line(plan: Plan) -> str | None:
