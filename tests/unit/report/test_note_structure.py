@@ -22,6 +22,7 @@ from reconciler.model import (
     Waiting,
 )
 from reconciler.notes import note_body
+from reconciler.report import TableFormat
 from tests.conftest import FROZEN_NOW
 
 LISTED = [f"app-{i:02d}" for i in range(20)]
@@ -210,3 +211,25 @@ def test_a_plan_with_nothing_to_decide_starts_with_its_requirements() -> None:
     )
     headings = [e.all_text() for e in rendered(note_body(plan)).children if e.tag == "h4"]
     assert headings[0] == "Requirements (20)" and "Needs a decision" not in " ".join(headings)
+
+
+def test_the_terminal_shows_the_same_order_and_fits_its_width() -> None:
+    plan = realistic_plan()
+    for width in (100, 120, 200):
+        text = TableFormat(width=width).render(plan)
+        assert max(map(len, text.splitlines())) <= width
+        titles = ("Needs a decision", "Requirements", "Dependencies", "Removals")
+        assert [text.index(t) for t in titles] == sorted(text.index(t) for t in titles)
+        assert text.startswith("Plan: 80 to upload")
+        assert text.index("Waiting to mature") < text.index("Removals")
+    lines = TableFormat().render(plan).splitlines()  # a CI log: plain lines
+    order = [
+        lines.index("Plan: 80 to upload, 2 to delete (1 quarantine), 2 blocked."),
+        lines.index("! quarantine evil 0.9 (1 file)"),
+        lines.index("x blocked young>=2 (immature)"),
+        lines.index("+ upload app-00 1.0 (2 files)"),
+        lines.index("dependencies of app-00:"),
+        next(i for i, line in enumerate(lines) if line.startswith("Waiting to mature")),
+        lines.index("- delete old 1.0 (1 file)"),
+    ]
+    assert order == sorted(order)
