@@ -16,7 +16,6 @@ from reconciler.report.interface import PlanFormat
 from reconciler.report.text import (
     action_line,
     advisory_line,
-    blocked_line,
     blocked_requirement,
     later_lines,
     pulled_in_by,
@@ -82,7 +81,7 @@ class MarkdownFormat(PlanFormat):
         ]
         rows += [
             f"| blocked **{cell(blocked_requirement(b, plan))}** "
-            f"| {_linked(blocked_line(b), plan)} "
+            f"| {_linked(b.detail, plan)} "  # when it becomes eligible: its own column
             f"| {f'{b.eligible_at:%Y-%m-%d}' if b.eligible_at else ''} |"
             for b in plan.blocked
         ]
