@@ -152,20 +152,13 @@ class _Visit:
 
 
 def compared_with(
-    plan: Plan,
-    directory: Path,
-    ref: str,
-    actual: ActualState,
-    upstream: UpstreamIndex,
-    services: Sequence[VulnerabilityService],
-    now: datetime,
-    clock: Clock,
+    plan: Plan, directory: Path, ref: str, plan_for: Callable[[DesiredState], Plan]
 ) -> Plan:
     """`plan` with what its target branch plans anyway marked (`Plan.baseline`): the desired
-    state in `directory` as it is at commit `ref`, planned against the same registry, upstream
-    and advisory services at the same moment. A target without a desired state plans nothing;
-    one whose desired state cannot be read leaves the plan uncompared, with a warning (a merge
-    request may be the fix)."""
+    state in `directory` as it is at commit `ref`, planned by `plan_for` (against the same
+    registry, upstream and advisory services, at the same moment). A target without a desired
+    state plans nothing; one whose desired state cannot be read leaves the plan uncompared,
+    with a warning (a merge request may be the fix)."""
     with tempfile.TemporaryDirectory() as scratch:
         exported = gitrepo.export(directory, ref, Path(scratch))
         if exported is None:
@@ -176,7 +169,7 @@ def compared_with(
             said = str(error).replace(str(exported), f"{ref}:{directory.name}")
             warning = f"--against {ref}: its desired state cannot be read ({said}); not compared"
             return replace(plan, warnings=(*plan.warnings, warning))
-        base = make_plan(base_desired, actual, upstream, services, now, clock)
+        base = plan_for(base_desired)
     return planner.with_baseline(plan, base.actions, ref)
 
 

@@ -31,7 +31,7 @@ from reconciler.cli.options import (
 )
 from reconciler.desired.starter import write_starter
 from reconciler.errors import MassDeleteError, UserError
-from reconciler.model import Plan
+from reconciler.model import DesiredState, Plan
 from reconciler.registry import DirectoryRegistry
 from reconciler.serve import make_server
 
@@ -91,11 +91,13 @@ def plan(
         actual = common.make_registry(desired).list_actual(recorded=True)
         upstream, services = common.make_upstream(desired), common.make_services(desired)
         now, clock = common.now(), common.runtime.clock
-        the_plan = operations.make_plan(desired, actual, upstream, services, now, clock)
+
+        def plan_for(desired: DesiredState) -> Plan:
+            return operations.make_plan(desired, actual, upstream, services, now, clock)
+
+        the_plan = plan_for(desired)
         if against is not None:
-            the_plan = operations.compared_with(
-                the_plan, desired_state, against, actual, upstream, services, now, clock
-            )
+            the_plan = operations.compared_with(the_plan, desired_state, against, plan_for)
         if out is not None:
             _write_plan(out, the_plan)
         typer.echo(

@@ -39,6 +39,11 @@ def _upload(name: str, version: str, pulled_by: tuple[str, ...] = ()) -> Action:
     return Action(ActionKind.UPLOAD, name, version, reason, files, cause=cause, pulled_by=pulled_by)
 
 
+def _delete(name: str, version: str, reason: str, cause: Cause) -> Action:
+    files = (PlannedFile(f"{name}-{version}.tar.gz", None, before_sha256="b" * 64),)
+    return Action(ActionKind.DELETE, name, version, reason, files, cause=cause)
+
+
 def realistic_plan() -> Plan:
     """~80 packages: 20 listed requirements, 60 dependencies (some shared), a quarantine, two
     blocked requirements, versions waiting to mature, a removal."""
@@ -47,24 +52,9 @@ def realistic_plan() -> Plan:
         _upload(f"lib-{i:02d}", "2.0", (LISTED[i % 20],) if i % 7 else (LISTED[0], LISTED[i % 20]))
         for i in range(60)
     ]
-    quarantine = Action(
-        ActionKind.DELETE,
-        "evil",
-        "0.9",
-        "has GHSA-aaaa-bbbb-cccc",
-        (PlannedFile("evil-0.9.tar.gz", None, before_sha256="b" * 64),),
-        quarantine=True,
-        advisories=("GHSA-aaaa-bbbb-cccc",),
-        cause=Cause.ADVISORY,
-    )
-    removal = Action(
-        ActionKind.DELETE,
-        "old",
-        "1.0",
-        "not desired",
-        (PlannedFile("old-1.0.tar.gz", None, before_sha256="c" * 64),),
-        cause=Cause.NOT_DESIRED,
-    )
+    quarantine = _delete("evil", "0.9", "has GHSA-aaaa-bbbb-cccc", Cause.ADVISORY)
+    quarantine = replace(quarantine, quarantine=True, advisories=("GHSA-aaaa-bbbb-cccc",))
+    removal = _delete("old", "1.0", "not desired", Cause.NOT_DESIRED)
     later = FROZEN_NOW + timedelta(days=5)
     return Plan(
         created_at=FROZEN_NOW,
