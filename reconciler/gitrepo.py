@@ -46,10 +46,11 @@ def is_ancestor(directory: Path, older: str, newer: str) -> bool | None:
     return {0: True, 1: False}.get(done.returncode)
 
 
-def export(directory: Path, ref: str, into: Path) -> Path | None:
-    """`directory` as it is in commit `ref`, its files written under `into`; None when `ref`
-    has no such directory. UserError when `ref` is not a commit of the repository holding
-    `directory`. Only regular files are written, at paths git itself keeps (no links)."""
+def export(directory: Path, ref: str, into: Path) -> tuple[str, Path | None]:
+    """The commit `ref` names, and `directory` as it is in it, its files written under `into`
+    (None when that commit has no such directory). UserError when `ref` is not a commit of the
+    repository holding `directory`. Only regular files are written, at paths git itself keeps
+    (no links)."""
     prefix = _git(directory, "rev-parse", "--show-prefix")
     # A ref is never an option to git ("--output=…"), whatever a pipeline variable holds.
     verify = ("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
@@ -68,7 +69,7 @@ def export(directory: Path, ref: str, into: Path) -> Path | None:
         if meta.split()[0] in (b"100644", b"100755")  # regular files; links and submodules not
     ]
     if not files:
-        return None
+        return commit, None
     for blob, path in files:
         content = _git_bytes(directory, "cat-file", "blob", blob)
         target = into / path
@@ -76,7 +77,7 @@ def export(directory: Path, ref: str, into: Path) -> Path | None:
             raise UserError(f"--against {ref}: cannot read {path} from git")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(content)
-    return into / prefix
+    return commit, into / prefix
 
 
 def _git(directory: Path, *args: str) -> str | None:

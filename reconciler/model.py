@@ -822,11 +822,12 @@ class Plan:
     baseline: Baseline | None = None  # a merge request's plan: what its target plans anyway
 
     def own(self) -> tuple[Action, ...]:
-        """The actions that are this desired state's own: all of them, unless a baseline says
-        which of them its target branch plans anyway."""
+        """The actions a reviewer of this plan decides on: all of them, unless a baseline says
+        which its target branch plans anyway; a quarantine always (it needs eyes either way)."""
         if self.baseline is None:
             return self.actions
-        return tuple(a for a in self.actions if a.id not in self.baseline.planned)
+        planned = self.baseline.planned
+        return tuple(a for a in self.actions if a.quarantine or a.id not in planned)
 
     def advisory(self, advisory_id: str) -> Advisory | None:
         """The details of an advisory the plan names."""

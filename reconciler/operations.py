@@ -16,7 +16,13 @@ from reconciler.cancel import Cancellation
 from reconciler.clock import Clock
 from reconciler.concurrency import crawl
 from reconciler.desired import load_desired_state
-from reconciler.errors import MassDeleteError, OlderStateError, UpstreamError, UserError
+from reconciler.errors import (
+    MassDeleteError,
+    OlderStateError,
+    ReconcilerError,
+    UpstreamError,
+    UserError,
+)
 from reconciler.metadata import CoreMetadata
 from reconciler.model import (
     ActionKind,
@@ -157,20 +163,23 @@ def compared_with(
     """`plan` with what its target branch plans anyway marked (`Plan.baseline`): the desired
     state in `directory` as it is at commit `ref`, planned by `plan_for` (against the same
     registry, upstream and advisory services, at the same moment). A target without a desired
-    state plans nothing; one whose desired state cannot be read leaves the plan uncompared,
-    with a warning (a merge request may be the fix)."""
+    state plans nothing; one whose desired state cannot be read or planned (invalid, or a
+    project only it wants is unreachable) leaves this plan uncompared, with a warning: the
+    merge request may be the fix."""
     with tempfile.TemporaryDirectory() as scratch:
-        exported = gitrepo.export(directory, ref, Path(scratch))
+        commit, exported = gitrepo.export(directory, ref, Path(scratch))
         if exported is None:
-            return planner.with_baseline(plan, (), ref)
+            return planner.with_baseline(plan, (), commit)
         try:
-            base_desired = load_desired_state(exported)
-        except UserError as error:
+            base = plan_for(load_desired_state(exported))
+        except ReconcilerError as error:
             said = str(error).replace(str(exported), f"{ref}:{directory.name}")
-            warning = f"--against {ref}: its desired state cannot be read ({said}); not compared"
+            warning = (
+                f"--against {ref}: the target's desired state could not be planned ({said}); "
+                "this plan is not compared with it"
+            )
             return replace(plan, warnings=(*plan.warnings, warning))
-        base = plan_for(base_desired)
-    return planner.with_baseline(plan, base.actions, ref)
+    return planner.with_baseline(plan, base.actions, commit)
 
 
 class _Audit:

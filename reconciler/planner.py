@@ -1033,7 +1033,13 @@ def _delete(
 
 
 def with_baseline(plan: Plan, base: Iterable[Action], ref: str) -> Plan:
-    """`plan`, a merge request's, with the changes its target branch's plan (`base`, at `ref`)
-    makes as well marked as not the merge's own (`Plan.baseline`)."""
-    both = {a.id for a in plan.actions} & {a.id for a in base}
+    """`plan`, a merge request's, with the changes its target branch's plan (`base`, at commit
+    `ref`) makes too, file for file, marked as not the merge's own (`Plan.baseline`): an upload
+    of the same version with a wheel more (a target the merge adds) is the merge's."""
+    made = {_content(a) for a in base}
+    both = {a.id for a in plan.actions if _content(a) in made}
     return replace(plan, baseline=Baseline(ref, frozenset(both)))
+
+
+def _content(action: Action) -> tuple[str, frozenset[tuple[str, str | None]]]:
+    return action.id, frozenset((f.filename, f.sha256) for f in action.files)

@@ -9,7 +9,9 @@ leaves, advisories and warnings. Each version has one row; each waiting version 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from urllib.parse import quote
 
 from reconciler.model import Action, Advisory, Plan, Section
 from reconciler.report.interface import PlanFormat
@@ -25,6 +27,10 @@ from reconciler.report.text import (
 )
 
 _CHANGE_HEADER = "| package | version | files | size | why |"
+# Markdown's own punctuation, backslash-escaped in text from outside (CommonMark 2.4).
+_MARKUP = re.compile(r"[\\`*_\[\]|~#!]")
+# What a link target keeps as it is: none of the characters that end it or a table cell.
+_URL_SAFE = ":/?#@!$&'*+,;=%~.-_"
 NBSP = "\u00a0"  # `29.0 MB` stays on one line in a narrow column
 
 
@@ -71,7 +77,8 @@ class MarkdownFormat(PlanFormat):
         return "\n".join(lines) + "\n"
 
     def _decisions(self, plan: Plan) -> list[str]:
-        """Repairs, quarantines and blocked requirements: never folded, never cut short."""
+        """Repairs, quarantines and blocked requirements: never folded (cut, as every table,
+        to fit a note)."""
         quarantines = [a for a in plan.own() if a.section is Section.DECISION]
         rows = [f"| repair | {cell(repair)} | |" for repair in plan.repairs]
         rows += [
@@ -80,15 +87,15 @@ class MarkdownFormat(PlanFormat):
             for a in quarantines
         ]
         rows += [
-            f"| blocked **{cell(blocked_requirement(b, plan))}** "
+            f"| blocked {cell(blocked_requirement(b, plan))} "
             f"| {_linked(b.detail, plan)} "  # when it becomes eligible: its own column
             f"| {f'{b.eligible_at:%Y-%m-%d}' if b.eligible_at else ''} |"
             for b in plan.blocked
         ]
         if not rows:
             return []
-        head = f"#### Needs a decision ({len(rows)})"
-        return [head, "", "| what | why | eligible |", "| --- | --- | --- |", *rows, ""]
+        table = self._table("| what | why | eligible |", rows)
+        return [f"#### Needs a decision ({len(rows)})", "", *table, ""]
 
     def _dependencies(self, actions: Sequence[Action], plan: Plan) -> list[str]:
         """The dependencies' changes, folded, grouped by the listed projects that pull them
@@ -138,17 +145,22 @@ def _change_row(action: Action, plan: Plan) -> str:
 
 
 def _linked(text: str, plan: Plan) -> str:
-    """Cell text with each advisory the plan names linked where it is first named."""
-    text = cell(text)
-    for advisory in plan.advisories:
-        text = _link(text, advisory)
-    return text
+    """Cell text with each advisory the plan names linked where it is named, as a whole id
+    (`PYSEC-2024-1` is not inside `PYSEC-2024-12`)."""
+    return _with_links(text, plan.advisories)
 
 
-def _link(text: str, advisory: Advisory) -> str:
-    if advisory.id not in text or not advisory.link.startswith(("https://", "http://")):
-        return text
-    return text.replace(advisory.id, f"[{advisory.id}]({advisory.link})", 1)
+def _with_links(text: str, advisories: Sequence[Advisory]) -> str:
+    links = {a.id: a.link for a in advisories if a.link.startswith(("https://", "http://"))}
+    if not links:
+        return cell(text)
+    ids = "|".join(map(re.escape, sorted(links, key=len, reverse=True)))
+    parts, done = [], 0
+    for found in re.finditer(rf"(?<![\w.-])({ids})(?![\w-])", text):
+        url = quote(links[found[1]], safe=_URL_SAFE)  # nothing that ends the link or the cell
+        parts += [cell(text[done : found.start()]), f"[{cell(found[1])}]({url})"]
+        done = found.end()
+    return "".join([*parts, cell(text[done:])])
 
 
 def advisory_section(advisories: Sequence[Advisory]) -> list[str]:
@@ -156,10 +168,14 @@ def advisory_section(advisories: Sequence[Advisory]) -> list[str]:
     if not advisories:
         return []
     lines = [f"#### Advisories ({len(advisories)})", ""]
-    lines += [f"- {_link(cell(advisory_line(a)), a)}" for a in advisories]
+    lines += [f"- {_with_links(advisory_line(a), [a])}" for a in advisories]
     return [*lines, ""]
 
 
 def cell(text: str) -> str:
-    """Text safe inside a markdown table cell."""
-    return text.replace("|", "\\|").replace("\n", " ")
+    """Text from outside (a yank reason, a requirement's marker, an advisory's summary) as
+    literal text in a table cell: no HTML (it could close the table or a `<details>` and
+    hide what follows), no emphasis or code, no line break, no cell break."""
+    text = text.replace("\r", " ").replace("\n", " ")
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MARKUP.sub(r"\\\g<0>", text)

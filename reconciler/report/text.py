@@ -46,11 +46,14 @@ def headline(plan: Plan) -> str:
     """What the plan changes, in a line; a plan that only blocks says so instead of
     claiming the registry matches the desired state. Of a merge request's plan (compared with
     its target's), what the merge changes, and how many more changes the target makes anyway."""
-    if plan.baseline is not None:
+    anyway = len(plan.actions) - len(plan.own())
+    if anyway:
         own = replace(plan, actions=plan.own(), baseline=None)
-        anyway = len(plan.actions) - len(own.actions)
-        more = f" {plural(anyway, 'more change')}: the target branch's own." if anyway else ""
-        return headline(own) + more
+        besides = f"{plural(anyway, 'change')} the target branch plans anyway"
+        if own.has_changes:
+            return f"{summary_line(own)} Besides, {besides}."
+        blocked = f"{plural(len(plan.blocked), 'requirement')} blocked; " if plan.blocked else ""
+        return f"No changes of this merge's own; {blocked}{besides}."
     if plan.has_changes:
         return summary_line(plan)
     if plan.blocked:

@@ -34,8 +34,8 @@ def test_a_merge_request_plan_shows_its_own_changes_and_names_the_rest_once(
     note = planned.stdout
     assert [note.count(v) for v in ("foo-bar 1.0", "foo-bar 1.1", "| baz | 2.0 |")] == [1, 1, 1]
     assert (
-        "**Plan: 1 to upload, 0 to delete, 0 blocked. 2 more changes: the target branch's own."
-        in note
+        "**Plan: 1 to upload, 0 to delete, 0 blocked. Besides, 2 changes the target branch "
+        "plans anyway.**" in note
     )
     assert "| baz | 2.0 |" in note
     anyway = "plans these anyway: upload foo-bar 1.1; delete foo-bar 1.0"
@@ -77,8 +77,51 @@ def test_a_target_whose_desired_state_cannot_be_read_leaves_the_plan_uncompared(
     git(workspace.root, "checkout", "-q", head)
     planned = workspace.mirror("plan", "--against", broken)
     assert planned.exit_code == 0, planned.output
-    assert f"--against {broken}: its desired state cannot be read (" in planned.stdout
+    assert (
+        f"--against {broken}: the target's desired state could not be planned (" in planned.stdout
+    )
+    assert "this plan is not compared with it" in planned.stdout
     assert "+ upload foo-bar 1.1" in planned.stdout and "+ upload baz 2.0" in planned.stdout
+
+
+def test_a_target_that_cannot_be_planned_leaves_the_plan_uncompared(
+    workspace: Workspace, branches: tuple[str, str]
+) -> None:
+    """A project only the target wants is unreachable: the merge request (which may drop it)
+    still gets its plan, and says it is not compared."""
+    main, head = branches
+    git(workspace.root, "checkout", "-q", main)
+    workspace.upstream.add_release("never", "1.0", days_ago(90))
+    wants_never = commit(workspace, "foo-bar>=1\nnever\n")
+    git(workspace.root, "checkout", "-q", head)
+    workspace.upstream.failure = (500, "0")
+    workspace.upstream.fail_next["/simple/never/"] = 1000
+    planned = workspace.mirror("plan", "--against", wants_never)
+    assert planned.exit_code == 0, planned.output
+    assert "the target's desired state could not be planned (" in planned.stdout
+    assert "+ upload baz 2.0" in planned.stdout and "+ upload foo-bar 1.1" in planned.stdout
+
+
+def test_a_version_the_merge_adds_files_to_is_the_merge_s_change(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The merge adds a Windows target: the same version's upload gains a wheel; that upload
+    is the merge's own, not something the target plans anyway."""
+    monkeypatch.delenv("CI_COMMIT_SHA", raising=False)
+    tags = ("cp312-cp312-manylinux_2_28_x86_64", "cp312-cp312-win_amd64")
+    workspace.upstream.add_release("foo-bar", "1.1", days_ago(20), wheel_tags=tags)
+    linux = '    - {python: "3.12", platform: x86_64-manylinux_2_28}\n'
+    workspace.config(policy=f"  environments:\n{linux}")
+    git(workspace.root, "init", "-q")
+    main = commit(workspace, "foo-bar>=1\n")
+    workspace.config(
+        policy=f'  environments:\n{linux}    - {{python: "3.12", platform: windows}}\n'
+    )
+    commit(workspace, "foo-bar>=1\n")
+    planned = workspace.mirror("plan", "--against", main)
+    assert planned.exit_code == 0, planned.output
+    assert planned.stdout.startswith("Plan: 1 to upload, 0 to delete, 0 blocked.\n")
+    assert "+ upload foo-bar 1.1 (2 files)" in planned.stdout and "anyway" not in planned.stdout
 
 
 @pytest.mark.parametrize("ref", ["no-such-branch", "0" * 40, "--help"])

@@ -165,10 +165,9 @@ def test_plan_publishes_the_merge_request_reports_always() -> None:
     assert "--format terraform > plan.tfreport.json" in script
     assert "--format junit > plan.junit.xml" in script
     assert "mirror comment plan.json" in script
-    # The note shows the merge's own changes against its target branch's, whose commit the
-    # full clone holds.
-    assert '--against "$CI_MERGE_REQUEST_DIFF_BASE_SHA" --out plan.json' in script
-    assert JOBS["plan"]["variables"]["GIT_DEPTH"] == "0"
+    # The note shows the merge's own changes against its target branch's head, fetched.
+    fetch = 'git fetch --quiet --depth=1 origin "$CI_MERGE_REQUEST_TARGET_BRANCH_NAME"'
+    assert script.index(fetch) < script.index("--against FETCH_HEAD --out plan.json")
 
 
 def test_apply_applies_the_plan_it_just_made_and_keeps_it() -> None:

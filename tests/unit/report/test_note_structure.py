@@ -95,6 +95,7 @@ class Element:
 
     tag: str
     parts: list[str | Element] = field(default_factory=list)
+    attrs: list[tuple[str, str | None]] = field(default_factory=list)
 
     @property
     def children(self) -> list[Element]:
@@ -115,7 +116,7 @@ class _Tree(HTMLParser):
         self.stack = [self.root]
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        element = Element(tag)
+        element = Element(tag, attrs=attrs)
         self.stack[-1].parts.append(element)
         if tag not in ("br", "hr", "img"):
             self.stack.append(element)
@@ -223,3 +224,47 @@ def test_the_terminal_shows_the_same_order_and_fits_its_width() -> None:
         lines.index("- delete old 1.0 (1 file)"),
     ]
     assert order == sorted(order)
+
+
+def test_text_from_outside_cannot_change_the_note_s_structure() -> None:
+    """A yank reason (any project owner's) or a requirement's marker that closes the table and
+    opens a fold of its own stays text: the sections after it are where they were."""
+    hostile = "bad</td></tr></table></details><details><summary>nothing to review *here*"
+    plan = realistic_plan()
+    actions = (replace(plan.actions[0], reason=f"yanked upstream: {hostile}\r| x |"),)
+    root = rendered(note_body(replace(plan, actions=actions + plan.actions[1:])))
+    headings = [e.all_text() for e in root.children if e.tag == "h4"]
+    assert headings[:2] == ["Needs a decision (3)", "Requirements (20)"]
+    (details,) = root.find("details")
+    assert details.find("summary")[0].all_text().startswith("Dependencies (60)")
+    first_row = [td.all_text() for td in root.find("tr")[1].find("td")]
+    assert first_row[1].startswith(f"yanked upstream: {hostile} | x |")  # as it was written
+
+
+def test_advisories_are_linked_by_whole_id() -> None:
+    plan = realistic_plan()
+    advisories = (
+        Advisory("PYSEC-2024-1", link="https://osv.dev/PYSEC-2024-1"),
+        Advisory("PYSEC-2024-12", link="https://osv.dev/a(b)|c"),
+    )
+    quarantine = replace(plan.actions[0], reason="has PYSEC-2024-12 and PYSEC-2024-1")
+    plan = replace(plan, actions=(quarantine,), advisories=advisories, blocked=())
+    root = rendered(note_body(plan))
+    links = [(a.all_text(), dict(a.attrs)["href"]) for a in root.find("tr")[1].find("a")]
+    assert links == [
+        ("PYSEC-2024-12", "https://osv.dev/a%28b%29%7Cc"),
+        ("PYSEC-2024-1", "https://osv.dev/PYSEC-2024-1"),
+    ]
+
+
+def test_a_note_past_its_limit_cuts_rows_of_every_table_not_the_sections_after() -> None:
+    plan = realistic_plan()
+    many = tuple(
+        Blocked(f"pkg-{i}", f"pkg-{i}>=1", Problem.VULNERABLE, "has an advisory " * 12)
+        for i in range(6000)
+    )
+    body = note_body(replace(plan, blocked=many), limit=200_000)
+    assert len(body) <= 200_000 and "Truncated" not in body
+    headings = [e.all_text() for e in rendered(body).children if e.tag == "h4"]
+    assert headings[:2] == ["Needs a decision (6001)", "Requirements (20)"]
+    assert "more not shown here" in body and "Waiting to mature" in body
