@@ -711,6 +711,18 @@ class ActionKind(str, Enum):
     DELETE = "delete"
 
 
+def download_size(actions: Iterable[Action]) -> int:
+    """What the uploads among `actions` fetch from upstream (the sizes it gives): each file
+    whose bytes the registry does not hold already."""
+    return sum(
+        f.size or 0
+        for a in actions
+        if a.kind is ActionKind.UPLOAD
+        for f in a.files
+        if f.before_sha256 != f.sha256
+    )
+
+
 class Change(str, Enum):
     """What an action does, in a word."""
 

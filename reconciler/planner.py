@@ -36,6 +36,7 @@ from reconciler.model import (
     SetSummary,
     UpstreamFile,
     UpstreamProject,
+    download_size,
     parse_version,
     version_key,
     version_sort_key,
@@ -187,9 +188,7 @@ def plan(inputs: PlanInputs) -> Plan:
         advisories=_named_advisories(inputs.advisories, actions, blocked),
         repairs=actual.repairs,
         coverage=decisions.coverage,
-        download_bytes=sum(
-            f.size or 0 for a in uploads for f in a.files if f.before_sha256 != f.sha256
-        ),
+        download_bytes=download_size(uploads),
         held_bytes=_held_after(actual, actions),
         waiting=tuple(
             sorted(

@@ -18,6 +18,7 @@ from reconciler.model import (
     Coverage,
     Plan,
     Waiting,
+    download_size,
 )
 
 
@@ -181,6 +182,8 @@ def sizes_line(plan: Plan) -> str | None:
     said = []
     if plan.download_bytes:
         said.append(f"Downloads {size(plan.download_bytes)}")
+        if len(own := plan.own()) < len(plan.actions):  # a merge request's, with a baseline
+            said[-1] += f" ({size(download_size(own))} for this merge's own changes)"
     if plan.held_bytes is not None:
         after = " after" if plan.has_changes else ""
         said.append(f"the registry holds {size(plan.held_bytes)}{after}")

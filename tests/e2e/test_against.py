@@ -4,6 +4,7 @@ target branch's desired state plans anyway (versions maturing, yanks) is one lin
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -38,6 +39,8 @@ def test_a_merge_request_plan_shows_its_own_changes_and_names_the_rest_once(
         "plans anyway.**" in note
     )
     assert "| baz | 2.0 |" in note
+    sizes = re.search(r"Downloads ([\d.]+ \w+) \(([\d.]+ \w+) for this merge's own changes\)", note)
+    assert sizes is not None and sizes[1] != sizes[2]
     anyway = "plans these anyway: upload foo-bar 1.1; delete foo-bar 1.0"
     assert f"The target branch ({main[:12]}) {anyway}" in note
     document = json.loads((workspace.root / "p.json").read_text())
