@@ -1220,7 +1220,7 @@ def _explain(provider: Provider, need: Need) -> str:
     rejected = [v for v in matching if v.problem is not None]
     if not rejected:
         return f"{path}: conflicts with another requirement on {need.name}"
-    return f"{path}: " + "; ".join(f"{v.version}: {v.detail}" for v in rejected[:3])
+    return f"{path}: {policy.reasons(rejected[:3])}"
 
 
 def _raise_if_missing(provider: Provider) -> None:

@@ -167,6 +167,7 @@ class Verdict:
     eligible_at: datetime | None = None
     notes: tuple[str, ...] = ()
     advisories: tuple[Advisory, ...] = ()
+    rule: str | None = None  # the setting that refused it (`policy.min_age_days: 14`), if one
 
     @cached_property
     def wheel_tag_groups(self) -> WheelTagGroups:
@@ -355,6 +356,14 @@ def _advisory_verdict(
     return None
 
 
+def reasons(verdicts: Sequence[Verdict]) -> str:
+    """`1.2: 3 days old, eligible …; 1.1: 5 days old, eligible … (policy.min_age_days: 14)`:
+    why each version was refused, the rules they share named once, at the end."""
+    said = "; ".join(f"{v.version}: {v.detail}" for v in verdicts)
+    rules = list(dict.fromkeys(v.rule for v in verdicts if v.rule))
+    return f"{said} ({'; '.join(rules)})" if rules else said
+
+
 def candidates(requirement: Requirement, project: UpstreamProject) -> list[Version]:
     """Versions matching the specifier, newest first (pre-releases as pip treats them)."""
     releases = project.releases()
@@ -448,7 +457,7 @@ def admit(requirement: Requirement, chosen: Verdict, verdicts: Sequence[Verdict]
     )
     waits = {w.version for w in waiting}
     refused = [v for v in skipped if str(v.version) not in waits]
-    notes = (*chosen.notes, *(f"{v.version}: {v.detail}" for v in refused[:3]))
+    notes = (*chosen.notes, *([reasons(refused[:3])] if refused else []))
     return Admitted(requirement, chosen.version, chosen.files, notes, waiting)
 
 
@@ -459,7 +468,7 @@ def blocked_by(requirement: Requirement, rejected: Sequence[Verdict]) -> Blocked
         name=requirement.name,
         requirement=requirement.text,
         reason=next((v.problem for v in rejected if v.problem), Problem.NO_MATCHING_VERSION),
-        detail="; ".join(f"{v.version}: {v.detail}" for v in rejected[:5]),
+        detail=reasons(rejected[:5]),
         eligible_at=min(waiting) if waiting else None,
         advisories=tuple(dict.fromkeys(a.id for v in rejected[:5] for a in v.advisories)),
     )
@@ -617,9 +626,9 @@ def _immature(
     return Verdict(
         version,
         problem=Problem.IMMATURE,
-        detail=f"{age_days} days old, eligible {eligible:%Y-%m-%d %H:%M} UTC "
-        f"(policy.{'fix_' if min_age != context.min_age else ''}min_age_days: {min_age.days})",
+        detail=f"{age_days} days old, eligible {eligible:%Y-%m-%d %H:%M} UTC",
         eligible_at=eligible,
+        rule=f"policy.{'fix_' if min_age != context.min_age else ''}min_age_days: {min_age.days}",
     )
 
 

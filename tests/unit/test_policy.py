@@ -94,6 +94,10 @@ def test_range_with_nothing_mature_reports_earliest_eligibility() -> None:
     decision = decide("foo", project)
     assert isinstance(decision, Blocked)
     assert decision.eligible_at == days_ago(10) + timedelta(days=14)
+    assert decision.detail == (  # each version's age, the rule once
+        "1.1: 2 days old, eligible 2026-12-06 12:00 UTC; "
+        "1.0: 10 days old, eligible 2026-11-28 12:00 UTC (policy.min_age_days: 14)"
+    )
 
 
 def test_prereleases_only_when_asked() -> None:
