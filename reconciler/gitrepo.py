@@ -43,6 +43,8 @@ def is_ancestor(directory: Path, older: str, newer: str) -> bool | None:
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
+    if done.returncode == 1 and _git(directory, "rev-parse", "--is-shallow-repository") != "false":
+        return None  # a shallow history may just not reach back far enough to say
     return {0: True, 1: False}.get(done.returncode)
 
 
@@ -51,7 +53,8 @@ def export(directory: Path, ref: str, into: Path) -> tuple[str, Path | None]:
     (None when that commit has no such directory). UserError when `ref` is not a commit of the
     repository holding `directory`. Only regular files are written, at paths git itself keeps
     (no links)."""
-    prefix = _git(directory, "rev-parse", "--show-prefix")
+    shown = _git_bytes(directory, "rev-parse", "--show-prefix")  # kept whole: " dir/" is a name
+    prefix = shown.decode().removesuffix("\n") if shown is not None else None
     # A ref is never an option to git ("--output=…"), whatever a pipeline variable holds.
     verify = ("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
     commit = None if ref.startswith("-") else _git(directory, *verify)
@@ -94,6 +97,8 @@ def _git_bytes(directory: Path, *args: str) -> bytes | None:
             capture_output=True,
             timeout=_TIMEOUT,
             check=False,
+            # A path is a path, never a pathspec magic such as ":(exclude)".
+            env={**os.environ, "GIT_LITERAL_PATHSPECS": "1"},
         )
     except (OSError, subprocess.TimeoutExpired):
         return None

@@ -26,17 +26,22 @@ _CHANGES = re.compile(r"<!-- pypi-delayed-mirror:changes (\[.*?\]) -->")
 
 def note_body(plan: Plan, limit: int = NOTE_LIMIT, marker: str = MARKER, head: str = "") -> str:
     """The note's markdown: the marker, the plan's changes as hidden data, `head`, then the
-    plan, folded and cut until it fits."""
-    top = f"{marker}\n<!-- pypi-delayed-mirror:changes {json.dumps(changes(plan))} -->\n{head}"
-    body = f"{top}{MarkdownFormat(fold_after=FOLD_AFTER).render(plan)}"
-    max_rows = max(len(plan.actions), len(plan.blocked))
-    while len(body) > limit and max_rows > 0:
+    plan, folded and cut until it fits (the hidden data counted: a cut inside that comment
+    would hide the whole note)."""
+    data = f"<!-- pypi-delayed-mirror:changes {json.dumps(changes(plan))} -->\n"
+    if len(data) > limit // 4:  # tens of thousands of changes: left out, not the plan
+        data = ""
+    top = f"{marker}\n{data}{head}"
+    room = limit - len(top)
+    body = MarkdownFormat(fold_after=FOLD_AFTER).render(plan)
+    max_rows = max(len(plan.actions), len(plan.blocked), len(plan.advisories), len(plan.warnings))
+    while len(body) > room and max_rows > 0:
         max_rows //= 2
-        body = f"{top}{MarkdownFormat(fold_after=FOLD_AFTER, max_rows=max_rows).render(plan)}"
-    if len(body) > limit:  # only the summary left and still too long: cut it with a clear line
+        body = MarkdownFormat(fold_after=FOLD_AFTER, max_rows=max_rows).render(plan)
+    if len(body) > room:  # only the summary left and still too long: cut it with a clear line
         cut = "\n\n_Truncated: the note limit was reached; see the plan.json artifact._\n"
-        body = body[: limit - len(cut)] + cut
-    return body
+        body = body[: room - len(cut)] + cut
+    return top + body
 
 
 def changes(plan: Plan) -> list[str]:

@@ -175,8 +175,8 @@ def compared_with(
         except ReconcilerError as error:
             said = str(error).replace(str(exported), f"{ref}:{directory.name}")
             warning = (
-                f"--against {ref}: the target's desired state could not be planned ({said}); "
-                "this plan is not compared with it"
+                f"--against {ref} ({commit[:12]}): the target's desired state could not be "
+                f"planned ({said}); this plan is not compared with it"
             )
             return replace(plan, warnings=(*plan.warnings, warning))
     return planner.with_baseline(plan, base.actions, commit)

@@ -72,8 +72,8 @@ def plan(
         str | None,
         typer.Option(
             "--against",
-            help="A merge request's target commit (CI_MERGE_REQUEST_DIFF_BASE_SHA): what its "
-            "desired state plans anyway is reported apart, in one line.",
+            help="A merge request's target branch head (fetched): what its desired state "
+            "plans anyway is reported apart, in one line.",
         ),
     ] = None,
     desired_state: DesiredStateOption = Path("desired-state"),

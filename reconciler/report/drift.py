@@ -21,7 +21,7 @@ from reconciler.planfile import (
     json_time,
     source_json,
 )
-from reconciler.report.markdown import advisory_section, cell
+from reconciler.report.markdown import advisory_section, cell, link
 from reconciler.report.text import blocked_line, blocked_requirement, sources_line
 
 
@@ -187,7 +187,7 @@ class DriftReport:
         if plan.blocked:
             lines += [f"#### Blocked requirements ({len(plan.blocked)})", ""]
             lines += [
-                f"- `{cell(blocked_requirement(b, plan))}`: {cell(blocked_line(b))}"
+                f"- {cell(blocked_requirement(b, plan))}: {cell(blocked_line(b))}"
                 for b in plan.blocked
             ]
             lines.append("")
@@ -232,5 +232,5 @@ def _advisories(plan: Plan, action: Action) -> list[Advisory]:
 def _linked(advisory: Advisory) -> str:
     fixed = f" (fixed in {', '.join(advisory.fixed_in)})" if advisory.fixed_in else ""
     if advisory.link.startswith(("https://", "http://")):
-        return f"[{cell(advisory.id)}]({advisory.link}){cell(fixed)}"
+        return f"{link(advisory.id, advisory.link)}{cell(fixed)}"
     return cell(advisory.id + fixed)

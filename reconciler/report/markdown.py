@@ -27,8 +27,10 @@ from reconciler.report.text import (
 )
 
 _CHANGE_HEADER = "| package | version | files | size | why |"
-# Markdown's own punctuation, backslash-escaped in text from outside (CommonMark 2.4).
-_MARKUP = re.compile(r"[\\`*_\[\]|~#!]")
+# Backslash-escaped in text from outside (CommonMark 2.4: any ASCII punctuation may be): markdown's
+# own, HTML's `<` and `&`, and GitLab's reference sigils (@user, #issue, !MR, ~label, %milestone,
+# $snippet, &epic), which GitLab leaves alone once escaped.
+_MARKUP = re.compile(r"[\\`*_\[\]|~#!<>&@%$]")
 # What a link target keeps as it is: none of the characters that end it or a table cell.
 _URL_SAFE = ":/?#@!$&'*+,;=%~.-_"
 NBSP = "\u00a0"  # `29.0 MB` stays on one line in a narrow column
@@ -67,9 +69,10 @@ class MarkdownFormat(PlanFormat):
             _CHANGE_HEADER,
             [_change_row(a, plan) for a in in_section[Section.REMOVALS]],
         )
-        lines += advisory_section(plan.advisories)
+        lines += advisory_section(plan.advisories, self.max_rows)
         if plan.warnings:
-            lines += ["#### Warnings", ""] + [f"- {cell(w)}" for w in plan.warnings] + [""]
+            warnings = [f"- {cell(w)}" for w in plan.warnings]
+            lines += ["#### Warnings", "", *_cut(warnings, self.max_rows), ""]
         lines.append(
             f"<sub>Evaluated at {plan.evaluated_at:%Y-%m-%d %H:%M} UTC; "
             f"{cell(sources_line(plan.advisory_sources))}</sub>"
@@ -77,25 +80,25 @@ class MarkdownFormat(PlanFormat):
         return "\n".join(lines) + "\n"
 
     def _decisions(self, plan: Plan) -> list[str]:
-        """Repairs, quarantines and blocked requirements: never folded (cut, as every table,
-        to fit a note)."""
+        """Repairs, quarantines and blocked requirements: never folded; repairs and
+        quarantines never cut (blocked rows are, as every table's, to fit a note)."""
         quarantines = [a for a in plan.own() if a.section is Section.DECISION]
-        rows = [f"| repair | {cell(repair)} | |" for repair in plan.repairs]
-        rows += [
+        kept = [f"| repair | {cell(repair)} | |" for repair in plan.repairs]
+        kept += [
             f"| quarantine **{cell(a.name)} {cell(a.version)}** "
             f"| {_linked(action_line(a, plan), plan)} | |"
             for a in quarantines
         ]
-        rows += [
+        rows = [
             f"| blocked {cell(blocked_requirement(b, plan))} "
             f"| {_linked(b.detail, plan)} "  # when it becomes eligible: its own column
             f"| {f'{b.eligible_at:%Y-%m-%d}' if b.eligible_at else ''} |"
             for b in plan.blocked
         ]
-        if not rows:
+        if not kept and not rows:
             return []
-        table = self._table("| what | why | eligible |", rows)
-        return [f"#### Needs a decision ({len(rows)})", "", *table, ""]
+        table = self._table("| what | why | eligible |", rows, kept)
+        return [f"#### Needs a decision ({len(kept) + len(rows)})", "", *table, ""]
 
     def _dependencies(self, actions: Sequence[Action], plan: Plan) -> list[str]:
         """The dependencies' changes, folded, grouped by the listed projects that pull them
@@ -121,17 +124,22 @@ class MarkdownFormat(PlanFormat):
             return [f"<details><summary>{title}</summary>", "", *table, "", "</details>", ""]
         return [f"#### {title}", "", *table, ""]
 
-    def _table(self, header: str, rows: list[str]) -> list[str]:
-        """A table with its header, cut at `max_rows` with a line saying how many are left."""
+    def _table(self, header: str, rows: list[str], kept: Sequence[str] = ()) -> list[str]:
+        """A table with its header: the `kept` rows, then `rows` cut at `max_rows` with a line
+        saying how many are left."""
         columns = header.count("|") - 1
-        shown = rows if self.max_rows is None else rows[: self.max_rows]
-        table = [header, "|" + " --- |" * columns, *shown]
-        if len(shown) < len(rows):
-            table.append(
-                f"\n_{len(rows) - len(shown)} more not shown here; the full plan is the "
-                "job's plan.json artifact (`mirror show plan.json`)._"
-            )
-        return table
+        return [header, "|" + " --- |" * columns, *kept, *_cut(rows, self.max_rows)]
+
+
+def _cut(lines: Sequence[str], max_rows: int | None) -> list[str]:
+    """The first `max_rows` lines, and a line saying how many more there are."""
+    if max_rows is None or len(lines) <= max_rows:
+        return list(lines)
+    return [
+        *lines[:max_rows],
+        f"\n_{len(lines) - max_rows} more not shown here; the full plan is the job's plan.json "
+        "artifact (`mirror show plan.json`)._",
+    ]
 
 
 def _change_row(action: Action, plan: Plan) -> str:
@@ -151,31 +159,34 @@ def _linked(text: str, plan: Plan) -> str:
 
 
 def _with_links(text: str, advisories: Sequence[Advisory]) -> str:
-    links = {a.id: a.link for a in advisories if a.link.startswith(("https://", "http://"))}
+    links = {
+        a.id: a.link for a in advisories if a.id and a.link.startswith(("https://", "http://"))
+    }
     if not links:
         return cell(text)
     ids = "|".join(map(re.escape, sorted(links, key=len, reverse=True)))
     parts, done = [], 0
-    for found in re.finditer(rf"(?<![\w.-])({ids})(?![\w-])", text):
-        url = quote(links[found[1]], safe=_URL_SAFE)  # nothing that ends the link or the cell
-        parts += [cell(text[done : found.start()]), f"[{cell(found[1])}]({url})"]
+    for found in re.finditer(rf"(?<![\w./-])({ids})(?![\w-])", text):  # not inside a URL
+        parts += [cell(text[done : found.start()]), link(found[1], links[found[1]])]
         done = found.end()
     return "".join([*parts, cell(text[done:])])
 
 
-def advisory_section(advisories: Sequence[Advisory]) -> list[str]:
+def link(text: str, url: str) -> str:
+    """`[text](url)`, the URL quoted so that nothing in it ends the link or a table cell."""
+    return f"[{cell(text)}]({quote(url, safe=_URL_SAFE)})"
+
+
+def advisory_section(advisories: Sequence[Advisory], max_rows: int | None = None) -> list[str]:
     """Markdown lines listing advisories, each linked, with aliases, summary and fix."""
     if not advisories:
         return []
-    lines = [f"#### Advisories ({len(advisories)})", ""]
-    lines += [f"- {_with_links(advisory_line(a), [a])}" for a in advisories]
-    return [*lines, ""]
+    listed = [f"- {_with_links(advisory_line(a), [a])}" for a in advisories]
+    return [f"#### Advisories ({len(advisories)})", "", *_cut(listed, max_rows), ""]
 
 
 def cell(text: str) -> str:
     """Text from outside (a yank reason, a requirement's marker, an advisory's summary) as
     literal text in a table cell: no HTML (it could close the table or a `<details>` and
     hide what follows), no emphasis or code, no line break, no cell break."""
-    text = text.replace("\r", " ").replace("\n", " ")
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return _MARKUP.sub(r"\\\g<0>", text)
+    return _MARKUP.sub(r"\\\g<0>", text.replace("\r", " ").replace("\n", " "))

@@ -107,9 +107,10 @@ def anyway_line(plan: Plan) -> str | None:
     1.44.4; quarantine evil 0.9`: a merge request's plan's changes that are not its own."""
     if plan.baseline is None:
         return None
+    own = {a.id for a in plan.own()}  # a quarantine both make is shown with the merge's
     by_change: dict[Change, list[str]] = {}
     for action in plan.actions:
-        if action.id in plan.baseline.planned:
+        if action.id not in own:
             by_change.setdefault(action.change, []).append(f"{action.name} {action.version}")
     if not by_change:
         return None

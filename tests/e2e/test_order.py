@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from reconciler import gitrepo
 from reconciler.model import ActualState, Plan
 from reconciler.operations import History, check_order
 from tests.conftest import FROZEN_NOW, Workspace, days_ago
@@ -87,3 +88,28 @@ def test_order_is_checked_against_the_commit_last_applied(
         check_order(plan_at(new), actual, History(history.is_ancestor, allow_older=True))
     else:
         check_order(plan_at(new), actual, history)
+
+
+def test_a_history_made_shallow_cannot_say_a_commit_is_not_an_ancestor(tmp_path: Path) -> None:
+    """A full clone that a `git fetch --depth=1` made shallow still holds the older commits,
+    but its history stops at the new boundary: "not an ancestor" is then unknown (None), and
+    check_order fails closed, never open."""
+    origin = tmp_path / "origin"
+    origin.mkdir()
+    git(origin, "init", "-q", "-b", "main")
+    commits = []
+    for number in range(3):
+        (origin / "f").write_text(str(number))
+        git(origin, "add", "f")
+        git(origin, "commit", "-q", "-m", str(number))
+        commits.append(git(origin, "rev-parse", "HEAD"))
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", f"file://{origin}", str(clone))
+    assert gitrepo.is_ancestor(clone, commits[0], commits[2]) is True
+    (origin / "f").write_text("3")
+    git(origin, "commit", "-q", "-am", "3")
+    git(clone, "fetch", "-q", "--depth=1", "origin", "main")
+    assert git(clone, "rev-parse", "--is-shallow-repository") == "true"
+    newest = git(clone, "rev-parse", "FETCH_HEAD")  # the boundary: its parents are cut off
+    assert gitrepo.is_ancestor(clone, commits[2], newest) is None  # git itself says "no"
+    assert gitrepo.is_ancestor(clone, commits[1], commits[2]) is True

@@ -166,7 +166,7 @@ def test_plan_publishes_the_merge_request_reports_always() -> None:
     assert "--format junit > plan.junit.xml" in script
     assert "mirror comment plan.json" in script
     # The note shows the merge's own changes against its target branch's head, fetched.
-    fetch = 'git fetch --quiet --depth=1 origin "$CI_MERGE_REQUEST_TARGET_BRANCH_NAME"'
+    fetch = 'git fetch --quiet $depth origin "$CI_MERGE_REQUEST_TARGET_BRANCH_NAME"'
     assert script.index(fetch) < script.index("--against FETCH_HEAD --out plan.json")
 
 

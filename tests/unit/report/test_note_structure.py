@@ -14,6 +14,7 @@ from reconciler.model import (
     Action,
     ActionKind,
     Advisory,
+    Baseline,
     Blocked,
     Cause,
     Plan,
@@ -23,6 +24,7 @@ from reconciler.model import (
 )
 from reconciler.notes import note_body
 from reconciler.report import TableFormat
+from reconciler.report.markdown import cell
 from tests.conftest import FROZEN_NOW
 
 LISTED = [f"app-{i:02d}" for i in range(20)]
@@ -268,3 +270,39 @@ def test_a_note_past_its_limit_cuts_rows_of_every_table_not_the_sections_after()
     headings = [e.all_text() for e in rendered(body).children if e.tag == "h4"]
     assert headings[:2] == ["Needs a decision (6001)", "Requirements (20)"]
     assert "more not shown here" in body and "Waiting to mature" in body
+
+
+def test_the_hidden_changes_never_hide_the_note_and_a_quarantine_is_never_cut() -> None:
+    plan = realistic_plan()
+    many = tuple(_upload(f"dep-{i:05d}", "1.0", ("app-00",)) for i in range(5000))
+    noisy = tuple(Advisory(f"GHSA-{i:04d}", summary="x" * 80) for i in range(2000))
+    for big in (replace(plan, actions=plan.actions + many), replace(plan, advisories=noisy)):
+        body = note_body(big, limit=100_000)
+        assert len(body) <= 100_000 and "Truncated" not in body
+        root = rendered(body)
+        assert root.find("h3")[0].all_text() == "Mirror plan"  # not swallowed by a comment
+        decisions = root.find("table")[0].all_text()
+        assert "quarantine evil 0.9" in decisions
+    assert "pypi-delayed-mirror:changes" not in note_body(
+        replace(plan, actions=plan.actions + many), limit=100_000
+    )  # 5,000 changes of hidden data: left out rather than cut
+
+
+def test_what_both_plans_make_is_said_once_a_quarantine_with_the_merge_s() -> None:
+    plan = realistic_plan()
+    quarantine, first, second = plan.actions[0], plan.actions[1], plan.actions[2]
+    compared = replace(
+        plan, baseline=Baseline("a" * 40, frozenset({quarantine.id, first.id})), blocked=()
+    )
+    root = rendered(note_body(compared))
+    assert "Besides, 1 change the target branch plans anyway." in root.all_text()
+    (anyway,) = [p.all_text() for p in root.find("p") if "anyway:" in p.all_text()]
+    assert anyway == "The target branch (aaaaaaaaaaaa) plans these anyway: upload app-00 1.0"
+    assert root.all_text().count("evil 0.9") == 1  # with the merge's, in Needs a decision
+    assert f"| {second.name} | {second.version} |" in note_body(compared)
+
+
+def test_gitlab_references_in_outside_text_stay_text() -> None:
+    assert cell("ask @all about #12, !3, ~bug, %2.0, $4 & &5 <b>") == (
+        "ask \\@all about \\#12, \\!3, \\~bug, \\%2.0, \\$4 \\& \\&5 \\<b\\>"
+    )
