@@ -102,22 +102,32 @@ def later_lines(plan: Plan) -> list[str]:
     return [line for line in lines if line is not None]
 
 
+# The changes a merge request's target plans anyway that its plan names, one line's worth.
+ANYWAY_NAMED = 30
+
+
 def anyway_line(plan: Plan) -> str | None:
     """`The target branch (1a2b3c4d5e6f) plans these anyway: upload boto3 1.44.4, botocore
-    1.44.4; quarantine evil 0.9`: a merge request's plan's changes that are not its own."""
+    1.44.4; delete evil 0.9`: a merge request's plan's changes that are not its own, the first
+    `ANYWAY_NAMED` of them named (a first mirror of a whole catalogue is one line too)."""
     if plan.baseline is None:
         return None
     own = {a.id for a in plan.own()}  # a quarantine both make is shown with the merge's
-    by_change: dict[Change, list[str]] = {}
-    for action in plan.actions:
-        if action.id not in own:
-            by_change.setdefault(action.change, []).append(f"{action.name} {action.version}")
-    if not by_change:
+    anyway = [a for a in plan.actions if a.id not in own]
+    if not anyway:
         return None
+    by_change: dict[Change, list[str]] = {}
+    for action in anyway[:ANYWAY_NAMED]:
+        by_change.setdefault(action.change, []).append(f"{action.name} {action.version}")
+    more = f"; and {len(anyway) - ANYWAY_NAMED} more" if len(anyway) > ANYWAY_NAMED else ""
     ref = plan.baseline.ref
     ref = ref[:12] if len(ref) >= 40 and all(c in hexdigits for c in ref) else ref
-    return f"The target branch ({ref}) plans these anyway: " + "; ".join(
-        f"{change.value} {', '.join(versions)}" for change, versions in by_change.items()
+    return (
+        f"The target branch ({ref}) plans these anyway: "
+        + "; ".join(
+            f"{change.value} {', '.join(versions)}" for change, versions in by_change.items()
+        )
+        + more
     )
 
 

@@ -306,3 +306,12 @@ def test_gitlab_references_in_outside_text_stay_text() -> None:
     assert cell("ask @all about #12, !3, ~bug, %2.0, $4 & &5 <b>") == (
         "ask \\@all about \\#12, \\!3, \\~bug, \\%2.0, \\$4 \\& \\&5 \\<b\\>"
     )
+
+
+def test_a_catalogue_the_target_plans_anyway_is_one_short_line() -> None:
+    plan = realistic_plan()
+    background = frozenset(a.id for a in plan.actions[1:61])
+    text = rendered(note_body(replace(plan, baseline=Baseline("main", background)))).all_text()
+    (anyway,) = [line for line in text.splitlines() if "plans these anyway" in line]
+    assert anyway.startswith("The target branch (main) plans these anyway: upload app-00 1.0,")
+    assert anyway.endswith("; and 30 more") and anyway.count(" 1.0") + anyway.count(" 2.0") == 30
