@@ -7,7 +7,9 @@ matching rule wins, `when: never` excludes, a job with rules and no match does n
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -168,6 +170,34 @@ def test_plan_publishes_the_merge_request_reports_always() -> None:
     # The note shows the merge's own changes against its target branch's head, fetched.
     fetch = 'git fetch --quiet $depth origin "$CI_MERGE_REQUEST_TARGET_BRANCH_NAME"'
     assert script.index(fetch) < script.index("--against FETCH_HEAD --out plan.json")
+
+
+@pytest.mark.parametrize("shallow", [False, True])
+def test_the_plan_job_fetches_its_target_under_sh_e_and_keeps_a_whole_clone_whole(
+    tmp_path: Path, shallow: bool
+) -> None:
+    """GitLab runs each script line under `sh -e`: the fetch lines, as the job has them, in a
+    whole clone (which must stay whole: applies place commits in it) and a shallow one."""
+    identity = ["-c", "user.email=ci@example.invalid", "-c", "user.name=CI"]
+    origin = tmp_path / "origin"
+    subprocess.run(["git", "init", "-q", "-b", "main", str(origin)], check=True)
+    for message in ("one", "two"):
+        subprocess.run(
+            ["git", "-C", str(origin), *identity, "commit", "-q", "--allow-empty", "-m", message],
+            check=True,
+        )
+    clone = tmp_path / "clone"
+    depth = ["--depth=1"] if shallow else []
+    subprocess.run(["git", "clone", "-q", *depth, f"file://{origin}", str(clone)], check=True)
+    lines = [line for line in JOBS["plan"]["script"] if "shallow" in line or "git fetch" in line]
+    env = {**os.environ, "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main"}
+    done = subprocess.run(
+        ["sh", "-ec", "\n".join([*lines, "git rev-parse --is-shallow-repository FETCH_HEAD"])],
+        cwd=clone, env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    answer, fetched = done.stdout.split()
+    assert answer == ("true" if shallow else "false") and len(fetched) == 40
 
 
 def test_apply_applies_the_plan_it_just_made_and_keeps_it() -> None:
