@@ -34,6 +34,16 @@ def is_ancestor(directory: Path, older: str, newer: str) -> bool | None:
     for commit in (older, newer):
         if _git(directory, "cat-file", "-e", f"{commit}^{{commit}}") is None:
             return None
+    answer = _reaches(directory, older, newer)
+    if answer is False and _shallow(directory):
+        # A shallow history may stop short of `older`: its "no" holds only when the walk the
+        # other way finds `newer` (history has no cycles), as in a forward apply.
+        return False if _reaches(directory, newer, older) else None
+    return answer
+
+
+def _reaches(directory: Path, older: str, newer: str) -> bool | None:
+    """git's own answer: whether `newer`'s history reaches `older`; None if git cannot say."""
     try:
         done = subprocess.run(
             ["git", "-C", str(directory), "merge-base", "--is-ancestor", older, newer],
@@ -43,9 +53,13 @@ def is_ancestor(directory: Path, older: str, newer: str) -> bool | None:
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
-    if done.returncode == 1 and _git(directory, "rev-parse", "--is-shallow-repository") != "false":
-        return None  # a shallow history may just not reach back far enough to say
     return {0: True, 1: False}.get(done.returncode)
+
+
+def _shallow(directory: Path) -> bool:
+    """Whether the clone's history is cut off (`.git/shallow`, which any git version keeps)."""
+    git_dir = _git(directory, "rev-parse", "--git-dir")
+    return git_dir is None or (directory / git_dir / "shallow").exists()
 
 
 def export(directory: Path, ref: str, into: Path) -> tuple[str, Path | None]:

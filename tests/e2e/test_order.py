@@ -113,3 +113,18 @@ def test_a_history_made_shallow_cannot_say_a_commit_is_not_an_ancestor(tmp_path:
     newest = git(clone, "rev-parse", "FETCH_HEAD")  # the boundary: its parents are cut off
     assert gitrepo.is_ancestor(clone, commits[2], newest) is None  # git itself says "no"
     assert gitrepo.is_ancestor(clone, commits[1], commits[2]) is True
+
+
+def test_a_shallow_clone_places_a_forward_apply(tmp_path: Path) -> None:
+    """A default-depth clone (GIT_DEPTH 20) holds both commits of a forward apply: git's "not
+    an ancestor" is believed once the walk the other way finds the last applied commit."""
+    origin = tmp_path / "origin"
+    origin.mkdir()
+    git(origin, "init", "-q", "-b", "main")
+    for number in range(5):
+        git(origin, "commit", "-q", "--allow-empty", "-m", str(number))
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", "--depth=3", f"file://{origin}", str(clone))
+    last, new = git(clone, "rev-parse", "HEAD~1"), git(clone, "rev-parse", "HEAD")
+    assert gitrepo.is_ancestor(clone, new, last) is False  # forward: allowed
+    assert gitrepo.is_ancestor(clone, last, new) is True  # backward: refused

@@ -228,6 +228,8 @@ def test_common_image_and_caches() -> None:
     assert CI["variables"]["MIRROR_CACHE_DIR"] in cached
     assert CI["variables"]["PIP_CACHE_DIR"] in cached
     assert default["before_script"] == [
+        # git first: the slim image has none, and the desired state's history is read
+        "apt-get update -qq && apt-get install -y -qq --no-install-recommends git > /dev/null",
         "python -m pip install --require-hashes --no-deps -r ci/requirements.lock",
         "python -m pip install --no-deps --no-build-isolation .",
     ]
