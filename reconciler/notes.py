@@ -14,11 +14,12 @@ from typing import Any
 
 from reconciler.gitlab import Again, Credential, GitLabClient
 from reconciler.model import Plan
-from reconciler.report.markdown import MarkdownFormat
+from reconciler.report.markdown import MarkdownFormat, cell
 
 MARKER = "<!-- pypi-delayed-mirror:plan -->"
 APPLIED_MARKER = "<!-- pypi-delayed-mirror:applied -->"
 NOTE_LIMIT = 1_000_000  # GitLab refuses longer note bodies
+MAX_DIFFERENCES = 200  # lines of an applied note's comparison with the reviewed plan
 FOLD_AFTER = 50  # rows; a longer section is folded (dependencies always are)
 # The reviewed plan's changes, as data, hidden in its note: what the applied plan is compared to.
 _CHANGES = re.compile(r"<!-- pypi-delayed-mirror:changes (\[.*?\]) -->")
@@ -31,17 +32,25 @@ def note_body(plan: Plan, limit: int = NOTE_LIMIT, marker: str = MARKER, head: s
     data = f"<!-- pypi-delayed-mirror:changes {json.dumps(changes(plan))} -->\n"
     if len(data) > limit // 4:  # tens of thousands of changes: left out, not the plan
         data = ""
-    top = f"{marker}\n{data}{head}"
+    top = f"{marker}\n{data}{_cut_text(head, limit // 4)}"
     room = limit - len(top)
     body = MarkdownFormat(fold_after=FOLD_AFTER).render(plan)
     max_rows = max(len(plan.actions), len(plan.blocked), len(plan.advisories), len(plan.warnings))
     while len(body) > room and max_rows > 0:
         max_rows //= 2
         body = MarkdownFormat(fold_after=FOLD_AFTER, max_rows=max_rows).render(plan)
-    if len(body) > room:  # only the summary left and still too long: cut it with a clear line
-        cut = "\n\n_Truncated: the note limit was reached; see the plan.json artifact._\n"
-        body = body[: room - len(cut)] + cut
-    return top + body
+    return top + _cut_text(body, room)
+
+
+def _cut_text(markdown: str, room: int) -> str:
+    """Markdown cut to `room` characters, when it must be, with a line saying so outside any
+    fold it cuts into (a `<details>` left open would hide that line and all after it)."""
+    if len(markdown) <= room:
+        return markdown
+    said = "\n\n_Truncated: the note limit was reached; see the plan.json artifact._\n"
+    kept = markdown[: max(0, room - len(said) - len("\n\n</details>") * 8)]
+    unclosed = max(0, kept.count("<details>") - kept.count("</details>"))
+    return kept + "\n\n</details>" * unclosed + said
 
 
 def changes(plan: Plan) -> list[str]:
@@ -55,14 +64,19 @@ def applied_body(plan: Plan, reviewed: str | None, commit: str | None) -> str:
     body of the mirror's plan note, None when there is none)."""
     where = f" at {commit[:12]}" if commit else ""
     found = _CHANGES.search(reviewed or "")
-    if found is None:
+    if found is None and reviewed is not None and MARKER in reviewed:
+        said = "The reviewed plan's note was too long to carry its changes; not compared."
+    elif found is None:
         said = "No reviewed plan was found on this merge request to compare with."
     else:
         before, after = json.loads(found[1]), changes(plan)
         added = [c for c in after if c not in before]
         dropped = [c for c in before if c not in after]
-        lines = [f"- applied, not in the reviewed plan: {c}" for c in added]
-        lines += [f"- in the reviewed plan, not applied: {c}" for c in dropped]
+        lines = [f"- applied, not in the reviewed plan: {cell(c)}" for c in added]
+        lines += [f"- in the reviewed plan, not applied: {cell(c)}" for c in dropped]
+        if len(lines) > MAX_DIFFERENCES:
+            more = len(lines) - MAX_DIFFERENCES
+            lines = [*lines[:MAX_DIFFERENCES], f"- and {more} more (the jobs' plan.json artifacts)"]
         said = (
             "Differences from the reviewed plan (the apply plans again: versions matured, "
             "advisories appeared, main moved on):\n" + "\n".join(lines)

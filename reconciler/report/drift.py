@@ -150,7 +150,7 @@ class DriftReport:
         """The report for people (`drift-report.md`, a CI summary or an issue)."""
         plan = self.plan
         lines = [f"### Mirror drift, {plan.evaluated_at:%Y-%m-%d %H:%M} UTC", ""]
-        lines += [f"**{self._headline()}**", ""]
+        lines += [f"**{cell(self._headline())}**", ""]
         quarantined = [a for a in plan.actions if a.quarantine]
         if quarantined:
             lines += [

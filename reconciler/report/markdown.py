@@ -31,6 +31,8 @@ _CHANGE_HEADER = "| package | version | files | size | why |"
 # own, HTML's `<` and `&`, and GitLab's reference sigils (@user, #issue, !MR, ~label, %milestone,
 # $snippet, &epic), which GitLab leaves alone once escaped.
 _MARKUP = re.compile(r"[\\`*_\[\]|~#!<>&@%$]")
+_BULLET = re.compile(r"^[-+=]")
+_ORDERED = re.compile(r"^(\d{1,9})([.)])(?=\s|$)")
 # What a link target keeps as it is: none of the characters that end it or a table cell.
 _URL_SAFE = ":/?#@!$&'*+,;=%~.-_"
 NBSP = "\u00a0"  # `29.0 MB` stays on one line in a narrow column
@@ -166,7 +168,7 @@ def _with_links(text: str, advisories: Sequence[Advisory]) -> str:
         return cell(text)
     ids = "|".join(map(re.escape, sorted(links, key=len, reverse=True)))
     parts, done = [], 0
-    for found in re.finditer(rf"(?<![\w./-])({ids})(?![\w-])", text):  # not inside a URL
+    for found in re.finditer(rf"(?<![\w./=#:?&-])({ids})(?![\w-])", text):  # not inside a URL
         parts += [cell(text[done : found.start()]), link(found[1], links[found[1]])]
         done = found.end()
     return "".join([*parts, cell(text[done:])])
@@ -189,4 +191,6 @@ def cell(text: str) -> str:
     """Text from outside (a yank reason, a requirement's marker, an advisory's summary) as
     literal text in a table cell: no HTML (it could close the table or a `<details>` and
     hide what follows), no emphasis or code, no line break, no cell break."""
-    return _MARKUP.sub(r"\\\g<0>", text.replace("\r", " ").replace("\n", " "))
+    text = _MARKUP.sub(r"\\\g<0>", text.replace("\r", " ").replace("\n", " ").lstrip())
+    # Nor a list item, a code block or a rule where it starts a line (`- x`, `1. x`, `---`).
+    return _ORDERED.sub(r"\1\\\2", _BULLET.sub(r"\\\g<0>", text))

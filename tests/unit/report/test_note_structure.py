@@ -22,9 +22,9 @@ from reconciler.model import (
     Problem,
     Waiting,
 )
-from reconciler.notes import note_body
+from reconciler.notes import MAX_DIFFERENCES, applied_body, note_body
 from reconciler.report import TableFormat
-from reconciler.report.markdown import cell
+from reconciler.report.markdown import _linked, cell
 from tests.conftest import FROZEN_NOW
 
 LISTED = [f"app-{i:02d}" for i in range(20)]
@@ -315,3 +315,45 @@ def test_a_catalogue_the_target_plans_anyway_is_one_short_line() -> None:
     (anyway,) = [line for line in text.splitlines() if "plans these anyway" in line]
     assert anyway.startswith("The target branch (main) plans these anyway: upload app-00 1.0,")
     assert anyway.endswith("; and 30 more") and anyway.count(" 1.0") + anyway.count(" 2.0") == 30
+
+
+def test_a_note_cut_to_any_limit_keeps_its_folds_closed_and_says_it_was_cut() -> None:
+    plan = realistic_plan()
+    quarantines = tuple(
+        replace(plan.actions[0], name=f"evil-{i:03d}", reason="has GHSA-aaaa-bbbb-cccc " * 3)
+        for i in range(120)
+    )
+    heavy = replace(plan, actions=quarantines + plan.actions[1:])
+    for limit in range(2_500, 16_000, 409):
+        body = note_body(heavy, limit=limit)
+        assert len(body) <= limit
+        assert body.count("<details>") == body.count("</details>"), limit
+        root = rendered(body)
+        outside = "".join(p.all_text() for p in root.children if p.tag != "details")
+        assert "Truncated" in outside or "Truncated" not in body, limit
+
+
+def test_an_applied_note_names_its_differences_within_bounds() -> None:
+    plan = realistic_plan()
+    plan = replace(plan, actions=(*plan.actions, *(_upload(f"x-{i}", "1.0") for i in range(300))))
+    reviewed = note_body(replace(plan, actions=()))
+    body = applied_body(plan, reviewed, "c" * 40)
+    assert body.count("- applied, not in the reviewed plan:") == MAX_DIFFERENCES
+    assert f"- and {len(plan.actions) - MAX_DIFFERENCES} more" in body
+    without_data = reviewed.replace(reviewed.splitlines()[1], "")
+    assert "too long to carry its changes; not compared" in applied_body(plan, without_data, None)
+
+
+def test_outside_text_never_starts_a_list_a_rule_or_a_code_block() -> None:
+    for text in ("- x", "+ x", "1. x", "2) x", "---", "=== x", "    x"):
+        (item,) = rendered(f"- {cell(text)}\n").find("li")
+        assert item.all_text() == text.strip() and not item.find("ul") and not item.find("ol")
+        assert not item.find("hr") and not item.find("code")
+    assert cell("5.2.19") == "5.2.19" and cell("12.5 MB") == "12.5 MB"
+
+
+def test_an_advisory_id_inside_a_url_is_not_linked() -> None:
+    advisory = Advisory("PYSEC-2024-1", link="https://osv.dev/PYSEC-2024-1")
+    plan = replace(realistic_plan(), advisories=(advisory,))
+    text = "see https://osv.dev/vulnerability?id=PYSEC-2024-1 and https://x/#PYSEC-2024-1"
+    assert "[PYSEC" not in _linked(text, plan)
