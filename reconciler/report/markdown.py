@@ -29,8 +29,8 @@ from reconciler.report.text import (
 _CHANGE_HEADER = "| package | version | files | size | why |"
 # Backslash-escaped in text from outside (CommonMark 2.4: any ASCII punctuation may be): markdown's
 # own, HTML's `<` and `&`, and GitLab's reference sigils (@user, #issue, !MR, ~label, %milestone,
-# $snippet, &epic), which GitLab leaves alone once escaped.
-_MARKUP = re.compile(r"[\\`*_\[\]|~#!<>&@%$]")
+# $snippet, &epic, ^alert), which GitLab leaves alone once escaped.
+_MARKUP = re.compile(r"[\\`*_\[\]|~#!<>&@%$^]")
 _BULLET = re.compile(r"^[-+=]")
 _ORDERED = re.compile(r"^(\d{1,9})([.)])(?=\s|$)")
 # What a link target keeps as it is: none of the characters that end it or a table cell.
