@@ -88,10 +88,11 @@ def export(directory: Path, ref: str, into: Path) -> tuple[str, Path | None]:
     if not files:
         return commit, None
     for blob, path in files:
-        content = _git_bytes(directory, "cat-file", "blob", blob)
-        target = into / path
-        if content is None or ".." in Path(path).parts or Path(path).is_absolute():
+        unsafe = ".." in Path(path).parts or Path(path).is_absolute()
+        content = None if unsafe else _git_bytes(directory, "cat-file", "blob", blob)
+        if content is None:
             raise UserError(f"--against {ref}: cannot read {path} from git")
+        target = into / path
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(content)
     return commit, into / prefix

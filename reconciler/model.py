@@ -780,9 +780,10 @@ class Action:
     @property
     def section(self) -> Section:
         """Where the reports show it."""
-        if self.quarantine:
+        change = self.change
+        if change is Change.QUARANTINE:
             return Section.DECISION
-        if self.kind is ActionKind.DELETE or self.cause is Cause.RETAINED:
+        if change in (Change.DELETE, Change.RETAIN):
             return Section.REMOVALS
         return Section.DEPENDENCIES if self.pulled_by else Section.REQUIREMENTS
 

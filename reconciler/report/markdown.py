@@ -19,6 +19,7 @@ from reconciler.report.text import (
     action_line,
     advisory_line,
     blocked_requirement,
+    by_pulled_by,
     later_lines,
     pulled_in_by,
     size,
@@ -54,10 +55,9 @@ class MarkdownFormat(PlanFormat):
         """Markdown text."""
         first, *rest = summary_lines(plan)
         lines = ["### Mirror plan", "", " ".join([f"**{first}**", *map(cell, rest)]), ""]
-        lines += self._decisions(plan)
-        in_section = {
-            section: [a for a in plan.own() if a.section is section] for section in Section
-        }
+        own = plan.own()  # a merge request's: not what its target plans anyway
+        in_section = {section: [a for a in own if a.section is section] for section in Section}
+        lines += self._decisions(plan, in_section[Section.DECISION])
         lines += self._section(
             f"Requirements ({len(in_section[Section.REQUIREMENTS])})",
             _CHANGE_HEADER,
@@ -81,10 +81,9 @@ class MarkdownFormat(PlanFormat):
         )
         return "\n".join(lines) + "\n"
 
-    def _decisions(self, plan: Plan) -> list[str]:
+    def _decisions(self, plan: Plan, quarantines: Sequence[Action]) -> list[str]:
         """Repairs, quarantines and blocked requirements: never folded; repairs and
         quarantines never cut (blocked rows are, as every table's, to fit a note)."""
-        quarantines = [a for a in plan.own() if a.section is Section.DECISION]
         kept = [f"| repair | {cell(repair)} | |" for repair in plan.repairs]
         kept += [
             f"| quarantine **{cell(a.name)} {cell(a.version)}** "
@@ -107,15 +106,15 @@ class MarkdownFormat(PlanFormat):
         in (the group named on its first row)."""
         if not actions:
             return []
-        rows = []
-        previous: tuple[str, ...] = ()
-        for action in sorted(actions, key=lambda a: (a.pulled_by, a.name)):
-            group = pulled_in_by(action.pulled_by) if action.pulled_by != previous else ""
-            previous = action.pulled_by
-            rows.append(f"| {cell(group)} |{_change_row(action, plan)[1:]}")
+        rows = [
+            f"| {cell(pulled_in_by(pulled_by) if index == 0 else '')} |"
+            f"{_change_row(action, plan)[1:]}"
+            for pulled_by, group in by_pulled_by(actions)
+            for index, action in enumerate(group)
+        ]
         table = self._table("| pulled in by " + _CHANGE_HEADER, rows)
         title = f"Dependencies ({len(actions)}), by the listed requirement that pulls them in"
-        return [f"<details><summary>{title}</summary>", "", *table, "", "</details>", ""]
+        return _folded(title, table)
 
     def _section(self, title: str, header: str, rows: list[str]) -> list[str]:
         """A titled table, folded and cut as configured; nothing for no rows."""
@@ -123,7 +122,7 @@ class MarkdownFormat(PlanFormat):
             return []
         table = self._table(header, rows)
         if self.fold_after is not None and len(rows) > self.fold_after:
-            return [f"<details><summary>{title}</summary>", "", *table, "", "</details>", ""]
+            return _folded(title, table)
         return [f"#### {title}", "", *table, ""]
 
     def _table(self, header: str, rows: list[str], kept: Sequence[str] = ()) -> list[str]:
@@ -131,6 +130,12 @@ class MarkdownFormat(PlanFormat):
         saying how many are left."""
         columns = header.count("|") - 1
         return [header, "|" + " --- |" * columns, *kept, *_cut(rows, self.max_rows)]
+
+
+def _folded(title: str, table: list[str]) -> list[str]:
+    """A table inside `<details>`, its title the summary (blank lines around it: CommonMark
+    reads the table as markdown inside an HTML block only so)."""
+    return [f"<details><summary>{title}</summary>", "", *table, "", "</details>", ""]
 
 
 def _cut(lines: Sequence[str], max_rows: int | None) -> list[str]:

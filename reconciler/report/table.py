@@ -22,6 +22,7 @@ from reconciler.report.text import (
     advisory_line,
     blocked_line,
     blocked_requirement,
+    by_pulled_by,
     change_heading,
     later_lines,
     pulled_in_by,
@@ -95,7 +96,7 @@ def _decision_tables(plan: Plan, width: int) -> Iterator[Table]:
     yield from _changes("Requirements", width, _in(plan, Section.REQUIREMENTS), plan)
     dependencies = [
         (Text(pulled_in_by(pulled_by) if index == 0 else ""), *_change_cells(action, plan))
-        for pulled_by, actions in _by_pulled_by(_in(plan, Section.DEPENDENCIES))
+        for pulled_by, actions in by_pulled_by(_in(plan, Section.DEPENDENCIES))
         for index, action in enumerate(actions)
     ]
     if dependencies:
@@ -125,14 +126,6 @@ def _in(plan: Plan, section: Section) -> list[Action]:
     """The plan's own actions (a merge request's: not what its target plans anyway) shown in
     a section."""
     return [a for a in plan.own() if a.section is section]
-
-
-def _by_pulled_by(actions: Sequence[Action]) -> list[tuple[tuple[str, ...], list[Action]]]:
-    """Dependencies grouped by the listed projects that pull them in, in name order."""
-    groups: dict[tuple[str, ...], list[Action]] = {}
-    for action in sorted(actions, key=lambda a: (a.pulled_by, a.name)):
-        groups.setdefault(action.pulled_by, []).append(action)
-    return list(groups.items())
 
 
 def _table(
@@ -179,7 +172,7 @@ def _plain_lines(plan: Plan) -> Iterator[tuple[str, str]]:
         yield f"x blocked {blocked_requirement(blocked, plan)} ({blocked.reason.value})", _INDENT
         yield _INDENT + blocked_line(blocked), _INDENT
     yield from _plain_changes(_in(plan, Section.REQUIREMENTS), plan)
-    for pulled_by, actions in _by_pulled_by(_in(plan, Section.DEPENDENCIES)):
+    for pulled_by, actions in by_pulled_by(_in(plan, Section.DEPENDENCIES)):
         yield f"dependencies of {pulled_in_by(pulled_by)}:", _INDENT
         yield from _plain_changes(actions, plan)
     for line in later_lines(plan):

@@ -82,6 +82,14 @@ def day(moment: datetime) -> str:
     return f"{moment:%b} {moment.day}"
 
 
+def by_pulled_by(actions: Sequence[Action]) -> list[tuple[tuple[str, ...], list[Action]]]:
+    """Dependencies grouped by the listed projects that pull them in, in name order."""
+    groups: dict[tuple[str, ...], list[Action]] = {}
+    for action in sorted(actions, key=lambda a: (a.pulled_by, a.name)):
+        groups.setdefault(action.pulled_by, []).append(action)
+    return list(groups.items())
+
+
 def pulled_in_by(names: Sequence[str]) -> str:
     """`celery`, `black, celery, django and 9 more`: the listed projects a dependency serves."""
     if len(names) <= 4:
